@@ -1,0 +1,255 @@
+"""The factory every service uses: lifespan (database, broker, outbox relay, consumers, background
+jobs), health and metrics endpoints, the error shape and request observability.
+
+A service declares what it needs (`Service(...)`, `consume(...)`, `every(...)`) in its `app.py`; the
+wiring here is the only place that starts or stops anything, so all services behave alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import ORJSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sandwich.platform.bus.base import EventBus, Subscription, dead_letter_topic
+from sandwich.platform.db import Database
+from sandwich.platform.errors import install_error_handlers
+from sandwich.platform.events import Envelope
+from sandwich.platform.http import ServiceClient
+from sandwich.platform.inbox import EnvelopeHandler, idempotent_consumer
+from sandwich.platform.observability import RequestObservabilityMiddleware, configure_logging, traceparent
+from sandwich.platform.outbox import OutboxRelay, add_event
+from sandwich.platform.settings import Settings, get_settings
+
+log = structlog.get_logger("app")
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ConsumerSpec:
+    topic: str
+    consumer: str
+    handle: EnvelopeHandler
+    max_attempts: int = 5
+
+
+@dataclass
+class PeriodicJob:
+    name: str
+    seconds: float
+    run: Hook
+
+
+class Service:
+    """One service process: its settings, database, broker connection, HTTP client and jobs."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        title: str,
+        description: str = "",
+        migrations: Path | None = None,
+        publishes: bool = False,
+        settings: Settings | None = None,
+    ):
+        self.name = name
+        self.title = title
+        self.description = description
+        self.settings = settings or get_settings()
+        self.migrations = migrations
+        self.db: Database | None = Database(self.settings, name) if migrations else None
+        self.http = ServiceClient(self.settings)
+        self.publishes = publishes
+        self.consumers: list[ConsumerSpec] = []
+        self.jobs: list[PeriodicJob] = []
+        self.startup_hooks: list[Hook] = []
+        self.bus: EventBus | None = None
+        self.relay: OutboxRelay | None = None
+        self._subscriptions: list[Subscription] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- declaration -------------------------------------------------------------------------
+    def consume(self, topic: str, consumer: str, handle: EnvelopeHandler, *, max_attempts: int = 5) -> None:
+        self.consumers.append(ConsumerSpec(topic, consumer, handle, max_attempts))
+
+    def every(self, name: str, seconds: float, run: Hook) -> None:
+        self.jobs.append(PeriodicJob(name, seconds, run))
+
+    def on_startup(self, hook: Hook) -> None:
+        self.startup_hooks.append(hook)
+
+    @property
+    def database(self) -> Database:
+        assert self.db is not None, f"{self.name} has no database"
+        return self.db
+
+    # --- events ------------------------------------------------------------------------------
+    def envelope(self, event_type: str, key: str, payload: dict[str, object], version: int = 1) -> Envelope:
+        return Envelope(
+            type=event_type,
+            producer=self.name,
+            key=key,
+            version=version,
+            trace={"traceparent": traceparent()},
+            payload=payload,
+        )
+
+    async def record_event(self, conn: object, topic: str, envelope: Envelope) -> None:
+        """Add an event to the outbox inside the caller's transaction (see outbox.add_event)."""
+        await add_event(conn, topic, envelope)  # type: ignore[arg-type]
+
+    def events_committed(self) -> None:
+        """Wake the relay after a commit that recorded events."""
+        if self.relay is not None:
+            self.relay.notify()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        configure_logging(self.name, self.settings.log_level)
+        if self.db is not None and self.migrations is not None:
+            await self.db.prepare(self.migrations)
+        needs_bus = self.settings.uses_broker and (self.publishes or self.consumers)
+        if needs_bus:
+            from sandwich.platform.bus.factory import make_bus
+
+            self.bus = make_bus(self.settings, client_name=self.name)
+            await self.bus.start()
+            topics = sorted({c.topic for c in self.consumers})
+            if topics:
+                await self._ensure_topics(topics)
+            if self.publishes and self.db is not None:
+                self.relay = OutboxRelay(self.db, self.bus, self.name)
+                self.relay.start()
+            for spec in self.consumers:
+                self._tasks.append(
+                    asyncio.create_task(self._subscribe(spec), name=f"subscribe-{spec.consumer}")
+                )
+        for hook in self.startup_hooks:
+            await hook()
+        for job in self.jobs:
+            self._tasks.append(asyncio.create_task(self._periodic(job), name=f"job-{job.name}"))
+
+    async def _ensure_topics(self, topics: list[str]) -> None:
+        assert self.bus is not None
+        try:
+            await self.bus.ensure_topics(topics)
+        except Exception as exc:  # the broker may be down at start; consumers retry below
+            log.warning("ensure_topics_failed", error=repr(exc))
+
+    async def _subscribe(self, spec: ConsumerSpec) -> None:
+        """Subscribe, retrying while the broker is away at start-up."""
+        assert self.bus is not None and self.db is not None
+        handler = idempotent_consumer(
+            self.database, self.name, spec.consumer, spec.handle, self.events_committed
+        )
+        delay = 0.2
+        while True:
+            try:
+                await self.bus.ensure_topics([spec.topic, dead_letter_topic(spec.topic)])
+                subscription = await self.bus.subscribe(
+                    spec.topic, spec.consumer, handler, max_attempts=spec.max_attempts
+                )
+                self._subscriptions.append(subscription)
+                return
+            except Exception as exc:
+                log.warning("subscribe_failed", topic=spec.topic, error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
+    async def _periodic(self, job: PeriodicJob) -> None:
+        while True:
+            await asyncio.sleep(job.seconds)
+            try:
+                await job.run()
+            except Exception as exc:
+                log.error("job_failed", job=job.name, error=repr(exc))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for subscription in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.bus is not None:
+            with contextlib.suppress(Exception):
+                await self.bus.close()
+        await self.http.close()
+        if self.db is not None:
+            await self.db.close()
+
+    async def ready(self) -> dict[str, bool]:
+        checks: dict[str, bool] = {}
+        if self.db is not None:
+            checks["database"] = await self.db.healthy()
+        if self.bus is not None:
+            checks["broker"] = await self.bus.healthy()
+        return checks
+
+    # --- the FastAPI app ---------------------------------------------------------------------
+    def create_app(self, *routers: APIRouter) -> FastAPI:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(
+            title=self.title,
+            description=self.description,
+            version="1.0.0",
+            lifespan=lifespan,
+            default_response_class=ORJSONResponse,
+        )
+        app.state.service = self
+        install_error_handlers(app)
+        app.include_router(health_router(self))
+        for router in routers:
+            app.include_router(router)
+        app.add_middleware(RequestObservabilityMiddleware, service=self.name)
+        return app
+
+
+def health_router(service: Service) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health/live")
+    async def live() -> dict[str, str]:
+        return {"status": "live", "service": service.name}
+
+    @router.get("/health/ready")
+    async def ready() -> ORJSONResponse:
+        checks = await service.ready()
+        ok = all(checks.values())
+        body: dict[str, object] = {"status": "ready" if ok else "not_ready", "service": service.name, "checks": checks}
+        if not ok:
+            failing = ", ".join(name for name, good in checks.items() if not good)
+            body["error"] = {"code": "not_ready", "message": f"{service.name} cannot reach: {failing}"}
+        return ORJSONResponse(body, status_code=200 if ok else 503)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def service_of(request: Request) -> Service:
+    """FastAPI dependency: the Service this app belongs to."""
+    service: Service = request.app.state.service
+    return service

@@ -1,0 +1,121 @@
+"""PostgreSQL access: one database per service on one server, migrations applied at start.
+
+Services use SQLAlchemy Core over asyncpg (no ORM session: every query is explicit and cheap). The
+database name is `<prefix>_<service>`, so that one server can hold every service's data while no
+service can read another's tables through its own connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import structlog
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from sandwich.platform.settings import Settings
+
+log = structlog.get_logger("db")
+
+
+def service_database_name(settings: Settings, service: str) -> str:
+    return f"{settings.db_prefix}_{service}"
+
+
+def _server_url(settings: Settings) -> str:
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set (sandwich up starts an embedded PostgreSQL and sets it)")
+    return settings.database_url
+
+
+def async_url(url: str, database: str) -> str:
+    """The SQLAlchemy asyncpg URL of `database` on the server that `url` points at."""
+    parsed = make_url(url).set(drivername="postgresql+asyncpg", database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+def plain_url(url: str, database: str) -> str:
+    parsed = make_url(url).set(drivername="postgresql", database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def ensure_database(server_url: str, database: str) -> None:
+    """Create the service's database if it does not exist yet (safe when several instances race)."""
+    conn = await asyncpg.connect(plain_url(server_url, make_url(server_url).database or "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{database}"')
+            except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                pass
+    finally:
+        await conn.close()
+
+
+def _upgrade(connection: Connection, migrations_dir: Path) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+class Database:
+    """The engine of one service's own database."""
+
+    def __init__(self, settings: Settings, service: str, *, pool_size: int = 10, max_overflow: int = 20):
+        self.server_url = _server_url(settings)
+        self.name = service_database_name(settings, service)
+        self.engine: AsyncEngine = create_async_engine(
+            async_url(self.server_url, self.name),
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=False,
+            pool_recycle=1800,
+        )
+
+    async def prepare(self, migrations_dir: Path) -> None:
+        """Create the database if needed and bring its schema to head, one instance at a time."""
+        for attempt in range(60):
+            try:
+                await ensure_database(self.server_url, self.name)
+                break
+            except (OSError, asyncpg.PostgresError) as exc:
+                if attempt == 59:
+                    raise
+                log.warning("database_not_ready", error=repr(exc))
+                await asyncio.sleep(0.5)
+        lock_id = zlib.crc32(self.name.encode())
+        async with self.engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+            await conn.run_sync(_upgrade, migrations_dir)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def healthy(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,189 @@
+"""Service-to-service HTTP: one long-lived aiohttp session per process, with timeouts, retries and
+a circuit breaker per peer service.
+
+Retries (exponential backoff with jitter, via stamina) happen only where the call is idempotent:
+reads, and money calls that carry an Idempotency-Key. A breaker that opened fails calls at once
+instead of stacking timeouts on a peer that is down.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+import stamina
+import structlog
+
+from sandwich.platform.observability import traceparent
+from sandwich.platform.settings import Settings
+
+log = structlog.get_logger("http")
+
+
+class ServiceUnavailable(Exception):
+    """A peer could not be reached (connection error, timeout, 5xx after retries, or breaker open)."""
+
+    def __init__(self, service: str, reason: str):
+        super().__init__(f"{service} is unavailable: {reason}")
+        self.service = service
+        self.reason = reason
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, status: int):
+        super().__init__(f"status {status}")
+        self.status = status
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class CircuitBreaker:
+    """Opens after `threshold` consecutive failures; lets one probe through after `reset_seconds`."""
+
+    def __init__(self, threshold: int = 5, reset_seconds: float = 2.0):
+        self.threshold = threshold
+        self.reset_seconds = reset_seconds
+        self.failures = 0
+        self.opened_at: float | None = None
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if time.monotonic() - self.opened_at >= self.reset_seconds:
+            self.opened_at = time.monotonic()  # half-open: one probe per reset window
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+
+    def record_failure(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self.opened_at = time.monotonic()
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+
+class ServiceClient:
+    """Calls other services by name; base URLs come from settings (SANDWICH_URL_<SERVICE>)."""
+
+    def __init__(self, settings: Settings, *, retry_attempts: int = 3):
+        self.settings = settings
+        self.timeout = aiohttp.ClientTimeout(total=settings.http_timeout_seconds, connect=1.0)
+        self.retry_attempts = retry_attempts
+        self._session: aiohttp.ClientSession | None = None
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._urls: dict[str, str] = {}
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=200, limit_per_host=100, ttl_dns_cache=300, keepalive_timeout=30
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self.timeout, json_serialize=lambda o: orjson.dumps(o).decode()
+            )
+        return self._session
+
+    def breaker(self, service: str) -> CircuitBreaker:
+        if service not in self._breakers:
+            self._breakers[service] = CircuitBreaker()
+        return self._breakers[service]
+
+    def base_url(self, service: str) -> str:
+        if service not in self._urls:
+            self._urls[service] = self.settings.service_url(service)
+        return self._urls[service]
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """One call with the breaker, a timeout, and retries when the call is idempotent.
+
+        4xx answers are returned, not raised: they are the peer's verdict. Connection errors,
+        timeouts and 5xx become ServiceUnavailable once retries are spent.
+        """
+        retryable = method.upper() in ("GET", "HEAD", "PUT", "DELETE") if idempotent is None else idempotent
+        attempts = self.retry_attempts if retryable else 1
+        breaker = self.breaker(service)
+        url = self.base_url(service) + path
+        sent_headers = {"traceparent": traceparent(), **(headers or {})}
+        request_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else None
+        try:
+            async for attempt in stamina.retry_context(
+                on=(aiohttp.ClientError, TimeoutError, _RetryableStatus),
+                attempts=attempts,
+                wait_initial=0.05,
+                wait_max=1.0,
+                wait_jitter=0.1,
+                timeout=None,
+            ):
+                with attempt:
+                    if not breaker.allow():
+                        raise ServiceUnavailable(service, "circuit breaker open")
+                    try:
+                        response = await self._send(method, url, json, sent_headers, params, request_timeout)
+                    except (aiohttp.ClientError, TimeoutError):
+                        breaker.record_failure()
+                        raise
+                    if response.status >= 500:
+                        breaker.record_failure()
+                        raise _RetryableStatus(response.status)
+                    breaker.record_success()
+                    return response
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ServiceUnavailable(service, repr(exc)) from exc
+        except _RetryableStatus as exc:
+            raise ServiceUnavailable(service, str(exc)) from exc
+        raise ServiceUnavailable(
+            service, "no attempt made"
+        )  # pragma: no cover - loop always returns or raises
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        json: Any,
+        headers: dict[str, str],
+        params: dict[str, str] | None,
+        timeout: aiohttp.ClientTimeout | None,
+    ) -> Response:
+        data = orjson.dumps(json) if json is not None else None
+        if data is not None:
+            headers = {**headers, "Content-Type": "application/json"}
+        kwargs: dict[str, Any] = {"data": data, "headers": headers, "params": params}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        async with self.session.request(method, url, **kwargs) as resp:
+            raw = await resp.read()
+            body = orjson.loads(raw) if raw and resp.content_type == "application/json" else None
+            return Response(resp.status, body)

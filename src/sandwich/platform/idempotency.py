@@ -1,0 +1,99 @@
+"""Idempotency keys for HTTP calls that create or move money or orders.
+
+The key row is inserted in the same transaction as the effect. PostgreSQL makes a concurrent insert
+of the same key wait for the first transaction, so a duplicate either replays the stored answer or,
+if the first attempt rolled back, does the work itself: the work happens once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sandwich.platform.errors import ApiError
+
+_INSERT = text(
+    "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (:scope, :key, :hash) "
+    "ON CONFLICT DO NOTHING"
+)
+_SELECT = text(
+    "SELECT request_hash, resource_id, status_code, response FROM idempotency_keys WHERE scope = :scope AND key = :key"
+)
+_COMPLETE = text(
+    "UPDATE idempotency_keys SET status_code = :status, response = :response, resource_id = :resource_id "
+    "WHERE scope = :scope AND key = :key"
+)
+_ATTACH = text("UPDATE idempotency_keys SET resource_id = :resource_id WHERE scope = :scope AND key = :key")
+
+MAX_KEY_LENGTH = 200
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ApiError(
+            422, "invalid_idempotency_key", f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} characters."
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    status_code: int | None
+    body: Any
+    resource_id: str | None
+
+
+async def claim_key(conn: AsyncConnection, scope: str, key: str, body_hash: str) -> StoredAnswer | None:
+    """None when this request owns the key now; otherwise the earlier attempt's answer (maybe unfinished).
+
+    Raises 409 idempotency_key_reused when the key was used with a different body.
+    """
+    inserted = await conn.execute(_INSERT, {"scope": scope, "key": key, "hash": body_hash})
+    if inserted.rowcount:
+        return None
+    row = (await conn.execute(_SELECT, {"scope": scope, "key": key})).one()
+    if row.request_hash != body_hash:
+        raise ApiError(
+            409, "idempotency_key_reused", "This Idempotency-Key was already used with another request."
+        )
+    body = orjson.loads(row.response) if row.response is not None else None
+    return StoredAnswer(row.status_code, body, row.resource_id)
+
+
+async def load_answer(conn: AsyncConnection, scope: str, key: str) -> StoredAnswer | None:
+    row = (await conn.execute(_SELECT, {"scope": scope, "key": key})).one_or_none()
+    if row is None:
+        return None
+    body = orjson.loads(row.response) if row.response is not None else None
+    return StoredAnswer(row.status_code, body, row.resource_id)
+
+
+async def attach_resource(conn: AsyncConnection, scope: str, key: str, resource_id: str) -> None:
+    await conn.execute(_ATTACH, {"scope": scope, "key": key, "resource_id": resource_id})
+
+
+async def store_answer(
+    conn: AsyncConnection, scope: str, key: str, status_code: int, body: Any, resource_id: str | None = None
+) -> None:
+    await conn.execute(
+        _COMPLETE,
+        {
+            "scope": scope,
+            "key": key,
+            "status": status_code,
+            "response": orjson.dumps(body),
+            "resource_id": resource_id,
+        },
+    )

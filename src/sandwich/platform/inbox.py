@@ -1,0 +1,65 @@
+"""Inbox: makes every consumer idempotent under at-least-once delivery.
+
+The id of a handled event is recorded in the same transaction as the handler's effect; a redelivered
+event finds its id already there and changes nothing. A handler that raises rolls both back, so the
+bus redelivers it (and parks it on the dead-letter topic after bounded retries).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sandwich.platform.bus.base import Handler, Message
+from sandwich.platform.db import Database
+from sandwich.platform.events import Envelope
+from sandwich.platform.observability import EVENTS_HANDLED, trace_id_from_traceparent, trace_id_var
+
+log = structlog.get_logger("inbox")
+
+_CLAIM = text("INSERT INTO inbox (consumer, event_id) VALUES (:consumer, :event_id) ON CONFLICT DO NOTHING")
+
+EnvelopeHandler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
+
+
+async def claim_event(conn: AsyncConnection, consumer: str, event_id: str) -> bool:
+    """True the first time this consumer sees the event (inside the caller's transaction)."""
+    result = await conn.execute(_CLAIM, {"consumer": consumer, "event_id": uuid.UUID(event_id)})
+    return bool(result.rowcount)
+
+
+def idempotent_consumer(
+    db: Database,
+    service: str,
+    consumer: str,
+    handle: EnvelopeHandler,
+    after_commit: Callable[[], None] | None = None,
+) -> Handler:
+    """Wrap `handle(conn, envelope)` so it runs once per event id, in one transaction with the claim."""
+
+    async def on_message(message: Message) -> None:
+        envelope = Envelope.from_bytes(message.value)
+        token = trace_id_var.set(trace_id_from_traceparent(envelope.trace.get("traceparent")) or "")
+        try:
+            async with db.begin() as conn:
+                if not await claim_event(conn, consumer, envelope.event_id):
+                    EVENTS_HANDLED.labels(service, consumer, "duplicate").inc()
+                    return
+                await handle(conn, envelope)
+            EVENTS_HANDLED.labels(service, consumer, "handled").inc()
+            if after_commit is not None:
+                after_commit()
+        except Exception:
+            EVENTS_HANDLED.labels(service, consumer, "failed").inc()
+            log.exception(
+                "event_handler_failed", consumer=consumer, event_id=envelope.event_id, type=envelope.type
+            )
+            raise
+        finally:
+            trace_id_var.reset(token)
+
+    return on_message

@@ -1,0 +1,67 @@
+"""Alembic glue shared by every service's `migrations/env.py`, and the platform's own tables.
+
+Each service keeps its schema history in its own `migrations/versions`. The tables the platform's
+mechanisms need (outbox, inbox, idempotency keys) are created by helpers called from a service's
+first migration, so their shape is written once.
+"""
+
+from __future__ import annotations
+
+from alembic import context, op
+
+
+def run_env() -> None:
+    """Body of every service's env.py: run migrations on the connection the platform hands in."""
+    connection = context.config.attributes["connection"]
+    context.configure(connection=connection, target_metadata=None, transaction_per_migration=False)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def create_outbox_table() -> None:
+    op.execute(
+        """
+        CREATE TABLE outbox (
+            id BIGSERIAL PRIMARY KEY,
+            event_id UUID NOT NULL UNIQUE,
+            topic TEXT NOT NULL,
+            key TEXT NOT NULL,
+            envelope BYTEA NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+            published_at TIMESTAMPTZ,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        );
+        CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+        """
+    )
+
+
+def create_inbox_table() -> None:
+    op.execute(
+        """
+        CREATE TABLE inbox (
+            consumer TEXT NOT NULL,
+            event_id UUID NOT NULL,
+            handled_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (consumer, event_id)
+        );
+        """
+    )
+
+
+def create_idempotency_table() -> None:
+    op.execute(
+        """
+        CREATE TABLE idempotency_keys (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            resource_id TEXT,
+            status_code INTEGER,
+            response BYTEA,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (scope, key)
+        );
+        """
+    )

@@ -1,0 +1,121 @@
+"""Structured logs, Prometheus metrics and trace-context propagation shared by every service.
+
+The request middleware is plain ASGI (no BaseHTTPMiddleware) because it sits on every request of the
+hot path; it keeps a trace id in a context variable so that logs, outgoing calls and published events
+of one request carry the same id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+trace_id_var: ContextVar[str] = ContextVar("trace_id", default="")
+
+REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+EVENTS_HANDLED = Counter(
+    "events_handled_total", "Events handled by consumers", ["service", "consumer", "outcome"]
+)
+EVENTS_PUBLISHED = Counter("outbox_events_published_total", "Outbox events published", ["service"])
+OUTBOX_LAG = Histogram(
+    "outbox_publish_lag_seconds",
+    "Time from commit to publish",
+    ["service"],
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 30),
+)
+
+
+def configure_logging(service: str, level: str = "info") -> None:
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _add_trace,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service, pid=os.getpid())
+
+
+def _add_trace(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    trace_id = trace_id_var.get()
+    if trace_id:
+        event["trace_id"] = trace_id
+    return event
+
+
+def new_trace_id() -> str:
+    return secrets.token_hex(16)
+
+
+def traceparent() -> str:
+    """W3C traceparent for the current trace (a fresh span id per hop)."""
+    trace_id = trace_id_var.get() or new_trace_id()
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+def trace_id_from_traceparent(value: str | None) -> str | None:
+    if not value:
+        return None
+    parts = value.split("-")
+    if len(parts) == 4 and len(parts[1]) == 32:
+        return parts[1]
+    return None
+
+
+class RequestObservabilityMiddleware:
+    """Counts and times requests per route template, and binds the trace id of the request."""
+
+    def __init__(self, app: ASGIApp, service: str):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        incoming = headers.get(b"traceparent")
+        trace_id = (
+            trace_id_from_traceparent(incoming.decode("latin-1") if incoming else None) or new_trace_id()
+        )
+        token = trace_id_var.set(trace_id)
+        status_holder = [500]
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            REQUESTS.labels(self.service, scope["method"], template, str(status_holder[0])).inc()
+            LATENCY.labels(self.service, template).observe(time.perf_counter() - started)
+            trace_id_var.reset(token)

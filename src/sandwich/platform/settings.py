@@ -1,0 +1,87 @@
+"""Settings from the environment: one object per process, read once.
+
+Every knob a service needs comes from here so that `sandwich up`, `sandwich serve` and a container
+all configure a service the same way: through environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+SERVICES: tuple[str, ...] = (
+    "auth",
+    "users",
+    "billing",
+    "menu",
+    "orders",
+    "order_info",
+    "notifications",
+    "gateway",
+)
+
+
+class Flow(StrEnum):
+    HYBRID = "hybrid"
+    SYNC = "sync"
+    ASYNC = "async"
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def service_url_env(service: str) -> str:
+    """Name of the variable that holds a service's base URL, e.g. SANDWICH_URL_ORDER_INFO."""
+    return f"SANDWICH_URL_{service.upper()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str = field(default_factory=lambda: _env("SANDWICH_SERVICE", "gateway"))
+    flow: Flow = field(default_factory=lambda: Flow(_env("SANDWICH_FLOW", "hybrid")))
+    host: str = field(default_factory=lambda: _env("SANDWICH_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(_env("SANDWICH_PORT", "8080")))
+    data_dir: Path = field(default_factory=lambda: Path(_env("SANDWICH_DATA_DIR", ".sandwich")).resolve())
+    # postgresql://user@host:port/anydb: each service uses its own database on that server.
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL"))
+    # Prefix of every service database name, so that test runs can share one server.
+    db_prefix: str = field(default_factory=lambda: _env("SANDWICH_DB_PREFIX", "sandwich"))
+    nats_url: str = field(default_factory=lambda: _env("NATS_URL"))
+    kafka_bootstrap_servers: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP_SERVERS"))
+    # Prefix of every topic/stream name, so that test runs can share one broker.
+    topic_prefix: str = field(default_factory=lambda: _env("SANDWICH_TOPIC_PREFIX", ""))
+    smtp_host: str = field(default_factory=lambda: _env("SANDWICH_SMTP_HOST", "127.0.0.1"))
+    smtp_port: int = field(default_factory=lambda: int(_env("SANDWICH_SMTP_PORT", "8025")))
+    mail_from: str = field(default_factory=lambda: _env("SANDWICH_MAIL_FROM", "sandwich@localhost"))
+    admin_username: str = field(default_factory=lambda: _env("SANDWICH_ADMIN_USERNAME"))
+    admin_password: str = field(default_factory=lambda: _env("SANDWICH_ADMIN_PASSWORD"))
+    token_ttl_seconds: int = field(default_factory=lambda: int(_env("SANDWICH_TOKEN_TTL", "3600")))
+    log_level: str = field(default_factory=lambda: _env("SANDWICH_LOG_LEVEL", "warning"))
+    http_timeout_seconds: float = field(default_factory=lambda: float(_env("SANDWICH_HTTP_TIMEOUT", "5")))
+    profile_cache_ttl_seconds: float = field(
+        default_factory=lambda: float(_env("SANDWICH_PROFILE_CACHE_TTL", "30"))
+    )
+    login_rate_per_minute: int = field(default_factory=lambda: int(_env("SANDWICH_LOGIN_RATE", "30")))
+    payment_retry_after_seconds: float = field(
+        default_factory=lambda: float(_env("SANDWICH_PAYMENT_RETRY_AFTER", "5"))
+    )
+
+    def service_url(self, service: str) -> str:
+        """Base URL of another service, e.g. http://127.0.0.1:8101."""
+        url = _env(service_url_env(service))
+        if not url:
+            raise RuntimeError(f"{service_url_env(service)} is not set: where does {service} run?")
+        return url.rstrip("/")
+
+    @property
+    def uses_broker(self) -> bool:
+        return self.flow is not Flow.SYNC
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
