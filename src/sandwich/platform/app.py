@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import ORJSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sandwich.platform.bus.base import EventBus, Subscription, dead_letter_topic
@@ -26,6 +26,7 @@ from sandwich.platform.http import ServiceClient
 from sandwich.platform.inbox import EnvelopeHandler, idempotent_consumer
 from sandwich.platform.observability import RequestObservabilityMiddleware, configure_logging, traceparent
 from sandwich.platform.outbox import OutboxRelay, add_event
+from sandwich.platform.responses import JsonResponse
 from sandwich.platform.settings import Settings, get_settings
 
 log = structlog.get_logger("app")
@@ -214,7 +215,6 @@ class Service:
             description=self.description,
             version="1.0.0",
             lifespan=lifespan,
-            default_response_class=ORJSONResponse,
         )
         app.state.service = self
         install_error_handlers(app)
@@ -233,14 +233,18 @@ def health_router(service: Service) -> APIRouter:
         return {"status": "live", "service": service.name}
 
     @router.get("/health/ready")
-    async def ready() -> ORJSONResponse:
+    async def ready() -> JsonResponse:
         checks = await service.ready()
         ok = all(checks.values())
-        body: dict[str, object] = {"status": "ready" if ok else "not_ready", "service": service.name, "checks": checks}
+        body: dict[str, object] = {
+            "status": "ready" if ok else "not_ready",
+            "service": service.name,
+            "checks": checks,
+        }
         if not ok:
             failing = ", ".join(name for name, good in checks.items() if not good)
             body["error"] = {"code": "not_ready", "message": f"{service.name} cannot reach: {failing}"}
-        return ORJSONResponse(body, status_code=200 if ok else 503)
+        return JsonResponse(body, status_code=200 if ok else 503)
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:

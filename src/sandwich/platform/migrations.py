@@ -18,8 +18,30 @@ def run_env() -> None:
         context.run_migrations()
 
 
+def split_statements(script: str) -> list[str]:
+    """Split a DDL script into statements (asyncpg runs one per call); `$$` bodies stay whole."""
+    statements, current, in_body = [], [], False
+    for line in script.splitlines():
+        current.append(line)
+        in_body ^= line.count("$$") % 2 == 1
+        if not in_body and line.rstrip().endswith(";"):
+            statement = "\n".join(current).strip()
+            if statement.strip(";").strip():
+                statements.append(statement)
+            current = []
+    rest = "\n".join(current).strip()
+    if rest:
+        statements.append(rest)
+    return statements
+
+
+def execute_script(script: str) -> None:
+    for statement in split_statements(script):
+        op.execute(statement)
+
+
 def create_outbox_table() -> None:
-    op.execute(
+    execute_script(
         """
         CREATE TABLE outbox (
             id BIGSERIAL PRIMARY KEY,
@@ -38,7 +60,7 @@ def create_outbox_table() -> None:
 
 
 def create_inbox_table() -> None:
-    op.execute(
+    execute_script(
         """
         CREATE TABLE inbox (
             consumer TEXT NOT NULL,
@@ -51,7 +73,7 @@ def create_inbox_table() -> None:
 
 
 def create_idempotency_table() -> None:
-    op.execute(
+    execute_script(
         """
         CREATE TABLE idempotency_keys (
             scope TEXT NOT NULL,

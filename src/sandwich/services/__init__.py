@@ -1,0 +1,1 @@
+"""The services: one package each, meeting only over HTTP and events."""

@@ -1,0 +1,1 @@
+"""users (mini_user, user-info): profiles and contact data."""

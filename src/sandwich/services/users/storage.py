@@ -1,0 +1,65 @@
+"""The profiles table of the users database."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sandwich.services.users.domain import Profile
+
+_COLUMNS = "user_id::text AS user_id, username, email, phone, full_name"
+
+
+def _profile(row: object) -> Profile:
+    return Profile(row.user_id, row.username, row.email, row.phone, row.full_name)  # type: ignore[attr-defined]
+
+
+async def insert_profile(conn: AsyncConnection, profile: Profile) -> bool:
+    """True when the profile was created now; False when this user id already had one."""
+    result = await conn.execute(
+        text(
+            "INSERT INTO profiles (user_id, username, email, phone, full_name) "
+            "VALUES (:user_id, :username, :email, :phone, :full_name) ON CONFLICT (user_id) DO NOTHING"
+        ),
+        {
+            "user_id": uuid.UUID(profile.user_id),
+            "username": profile.username,
+            "email": profile.email,
+            "phone": profile.phone,
+            "full_name": profile.full_name,
+        },
+    )
+    return bool(result.rowcount)
+
+
+async def profile_by_username(conn: AsyncConnection, username: str) -> Profile | None:
+    row = (
+        await conn.execute(text(f"SELECT {_COLUMNS} FROM profiles WHERE username = :u"), {"u": username})
+    ).one_or_none()
+    return _profile(row) if row else None
+
+
+async def profile_by_id(conn: AsyncConnection, user_id: str) -> Profile | None:
+    row = (
+        await conn.execute(
+            text(f"SELECT {_COLUMNS} FROM profiles WHERE user_id = :id"), {"id": uuid.UUID(user_id)}
+        )
+    ).one_or_none()
+    return _profile(row) if row else None
+
+
+async def update_profile(
+    conn: AsyncConnection, user_id: str, email: str, phone: str | None, full_name: str | None
+) -> Profile | None:
+    row = (
+        await conn.execute(
+            text(
+                "UPDATE profiles SET email = :email, phone = :phone, full_name = :full_name, updated_at = now() "
+                f"WHERE user_id = :id RETURNING {_COLUMNS}"
+            ),
+            {"id": uuid.UUID(user_id), "email": email, "phone": phone, "full_name": full_name},
+        )
+    ).one_or_none()
+    return _profile(row) if row else None
