@@ -1,0 +1,141 @@
+"""Routes of billing: the customer's account (public) and the seeds' operate call (internal).
+
+Every money-moving call runs in one transaction with its idempotency key, so a repeated request
+replays the first answer (a refused payment included) and the work happens once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandwich.platform.app import Service, service_of
+from sandwich.platform.errors import ApiError, error_body
+from sandwich.platform.idempotency import check_key, claim_key, request_hash, store_answer
+from sandwich.platform.identity import Identity, current_identity
+from sandwich.platform.responses import JsonResponse
+from sandwich.services.billing import storage
+from sandwich.services.billing.domain import MAX_DEPOSIT, MAX_OPERATION, OperationKind, signed_amount
+
+router = APIRouter(tags=["billing"])
+
+
+class AccountOut(BaseModel):
+    balance: int
+    currency: str
+
+
+class OperationOut(BaseModel):
+    operation_id: str
+    kind: str
+    amount: int
+    balance_after: int
+    created_at: str
+    order_id: str | None = None
+
+
+class OperationsOut(BaseModel):
+    items: list[OperationOut]
+
+
+class Deposit(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    amount: int = Field(ge=1, le=MAX_DEPOSIT)
+
+
+class Operate(BaseModel):
+    """The seeds' operate body: a payment or refund on a user's account."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    username: str | None = None
+    kind: Literal["payment", "refund"]
+    amount: int = Field(ge=1, le=MAX_OPERATION, strict=True)
+    order_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
+
+
+async def apply_operation(
+    service: Service,
+    user_id: str,
+    username: str | None,
+    kind: OperationKind,
+    amount: int,
+    order_id: str | None,
+    key: str | None,
+) -> tuple[int, dict[str, Any]]:
+    """Move the balance and append the ledger row, once per idempotency key; (status, body)."""
+    body_hash = request_hash({"kind": kind.value, "amount": amount, "order_id": order_id})
+    async with service.database.begin() as conn:
+        if key is not None:
+            stored = await claim_key(conn, user_id, key, body_hash)
+            if stored is not None and stored.status_code is not None:
+                return stored.status_code, stored.body
+        new_balance = await storage.move_balance(conn, user_id, signed_amount(kind, amount))
+        if new_balance is None and await storage.open_account(conn, user_id, username):
+            new_balance = await storage.move_balance(conn, user_id, signed_amount(kind, amount))
+        if new_balance is None:
+            status, body = 406, error_body("insufficient_funds", "Not enough money on the account.")
+        else:
+            status = 201
+            body = await storage.record_operation(conn, user_id, kind, amount, new_balance, order_id, key)
+        if key is not None:
+            await store_answer(conn, user_id, key, status, body, body.get("operation_id"))
+    return status, body
+
+
+@router.get("/api/v1/billing/account", response_model=AccountOut)
+async def get_account(
+    identity: Annotated[Identity, Depends(current_identity)], service: Annotated[Service, Depends(service_of)]
+) -> dict[str, Any]:
+    """The caller's account; opened on first use, so it exists as soon as the user does."""
+    async with service.database.begin() as conn:
+        found = await storage.account(conn, identity.user_id)
+        if found is None:
+            await storage.open_account(conn, identity.user_id, identity.username)
+            found = await storage.account(conn, identity.user_id)
+    assert found is not None
+    return {"balance": found[0], "currency": found[1]}
+
+
+@router.post("/api/v1/billing/account/deposit", status_code=201, response_model=OperationOut)
+async def deposit(
+    body: Deposit,
+    identity: Annotated[Identity, Depends(current_identity)],
+    service: Annotated[Service, Depends(service_of)],
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JsonResponse:
+    key = check_key(idempotency_key)
+    status, answer = await apply_operation(
+        service, identity.user_id, identity.username, OperationKind.DEPOSIT, body.amount, None, key
+    )
+    return JsonResponse(answer, status_code=status)
+
+
+@router.get("/api/v1/billing/account/operations", response_model=OperationsOut)
+async def list_operations(
+    identity: Annotated[Identity, Depends(current_identity)],
+    service: Annotated[Service, Depends(service_of)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    async with service.database.connect() as conn:
+        return {"items": await storage.operations(conn, identity.user_id, limit)}
+
+
+@router.post(
+    "/billing/account/operate", status_code=201, response_model=OperationOut, include_in_schema=False
+)
+async def operate(
+    body: Operate,
+    service: Annotated[Service, Depends(service_of)],
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JsonResponse:
+    """Payment or refund for an order (ADR 001); 406 insufficient_funds when the balance is too low."""
+    key = check_key(idempotency_key)
+    if key is None:
+        raise ApiError(400, "idempotency_key_required", "Money operations need an Idempotency-Key.")
+    status, answer = await apply_operation(
+        service, body.user_id, body.username, OperationKind(body.kind), body.amount, body.order_id, key
+    )
+    return JsonResponse(answer, status_code=status)
