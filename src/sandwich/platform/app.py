@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -77,6 +78,8 @@ class Service:
         self.relay: OutboxRelay | None = None
         self._subscriptions: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
+        # Per-process state a service keeps between requests (keys, caches): one place, not globals.
+        self.state: dict[str, Any] = {}
 
     # --- declaration -------------------------------------------------------------------------
     def consume(self, topic: str, consumer: str, handle: EnvelopeHandler, *, max_attempts: int = 5) -> None:
@@ -87,6 +90,10 @@ class Service:
 
     def on_startup(self, hook: Hook) -> None:
         self.startup_hooks.append(hook)
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run work in the background for the life of the process; cancelled at shutdown."""
+        self._tasks.append(asyncio.create_task(work, name=name))
 
     @property
     def database(self) -> Database:

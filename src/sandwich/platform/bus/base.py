@@ -14,8 +14,16 @@ Semantics every adapter keeps (the shared contract test suite checks them):
 from __future__ import annotations
 
 import abc
+import asyncio
+import enum
+import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import structlog
+
+_log = structlog.get_logger("sandwich.bus")
 
 
 class BusUnavailable(RuntimeError):
@@ -81,3 +89,108 @@ class EventBus(abc.ABC):
     @abc.abstractmethod
     async def healthy(self) -> bool:
         """True when the broker answers (used by /health/ready)."""
+
+
+# --- Shared by the adapters -------------------------------------------------------------------------
+# The retry/dead-letter rules are part of the contract, so they live here once instead of being
+# re-implemented (and drifting) in every adapter.
+
+# Headers a parked message carries on the dead-letter topic (the original headers are kept as well).
+DLQ_HEADER_ORIGINAL_TOPIC = "x-dlq-original-topic"
+DLQ_HEADER_GROUP = "x-dlq-group"
+DLQ_HEADER_ERROR = "x-dlq-error"
+DLQ_HEADER_ATTEMPTS = "x-dlq-attempts"
+DLQ_HEADER_FAILED_AT = "x-dlq-failed-at"
+
+
+class DeliveryOutcome(enum.Enum):
+    HANDLED = "handled"  # the handler returned: acknowledge
+    FAILED = "failed"  # attempts used up: park on the dead-letter topic, then acknowledge
+    ABANDONED = "abandoned"  # the subscription is stopping: leave unacknowledged, it comes back
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    outcome: DeliveryOutcome
+    attempts: int
+    error: str = ""
+
+
+def retry_delay(attempt: int, base_seconds: float, cap_seconds: float = 30.0) -> float:
+    """Exponential backoff with jitter after the `attempt`-th failure (1-based)."""
+    delay = min(cap_seconds, base_seconds * (2 ** (attempt - 1)))
+    return delay * (0.5 + random.random() / 2)
+
+
+async def deliver_with_retries(
+    handler: Handler,
+    message: Message,
+    *,
+    max_attempts: int,
+    retry_backoff_seconds: float,
+    stopping: asyncio.Event,
+    handler_timeout_seconds: float | None = None,
+) -> DeliveryResult:
+    """Run `handler` on `message`, retrying in place, and say what the adapter must do with it.
+
+    Retrying in place (instead of re-queueing) keeps the key's order: nothing behind the message is
+    handed out while it is retried. `message.delivery_attempt` counts earlier deliveries that were
+    never acknowledged (a consumer that died mid-handling), so a message that keeps killing its
+    consumer is parked too instead of looping forever. A stop request ends the backoff early and
+    leaves the message unacknowledged: it is delivered again, never lost.
+    """
+    attempt = max(1, message.delivery_attempt)
+    if attempt > max_attempts:
+        return DeliveryResult(
+            DeliveryOutcome.FAILED,
+            attempt - 1,
+            f"delivered {attempt - 1} times without being acknowledged (the consumer stopped or died)",
+        )
+    while True:
+        try:
+            current = message if attempt == message.delivery_attempt else replace(message, delivery_attempt=attempt)
+            if handler_timeout_seconds is None:
+                await handler(current)
+            else:
+                await asyncio.wait_for(handler(current), handler_timeout_seconds)
+            return DeliveryResult(DeliveryOutcome.HANDLED, attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            timed_out = isinstance(exc, TimeoutError) and handler_timeout_seconds is not None
+            if timed_out:
+                error = f"handler timed out after {handler_timeout_seconds}s"
+            else:
+                error = f"{type(exc).__name__}: {exc}"
+            _log.warning(
+                "bus_handler_failed",
+                topic=message.topic,
+                key=message.key,
+                attempt=attempt,
+                max_attempts=max_attempts,
+                error=error,
+                exc_info=not timed_out,
+            )
+            if attempt >= max_attempts:
+                return DeliveryResult(DeliveryOutcome.FAILED, attempt, error[:2000])
+        try:
+            await asyncio.wait_for(stopping.wait(), retry_delay(attempt, retry_backoff_seconds))
+            return DeliveryResult(DeliveryOutcome.ABANDONED, attempt)
+        except TimeoutError:
+            attempt += 1
+
+
+def dead_letter_headers(message: Message, group: str, result: DeliveryResult) -> dict[str, str]:
+    """The original headers plus why, where from and when the message was parked."""
+    headers = dict(message.headers)
+    headers.update(
+        {
+            DLQ_HEADER_ORIGINAL_TOPIC: message.topic,
+            DLQ_HEADER_GROUP: group,
+            # Header values stay on one line: NATS headers are line-oriented.
+            DLQ_HEADER_ERROR: " ".join(result.error.split()) or "unknown error",
+            DLQ_HEADER_ATTEMPTS: str(result.attempts),
+            DLQ_HEADER_FAILED_AT: datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+    )
+    return headers

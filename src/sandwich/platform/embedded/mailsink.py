@@ -56,7 +56,9 @@ def _message_id(content: bytes) -> str | None:
     return str(value) if value is not None else None
 
 
-def store_message(directory: Path, content: bytes, *, mail_from: str = "", rcpt_tos: list[str] | None = None) -> Path:
+def store_message(
+    directory: Path, content: bytes, *, mail_from: str = "", rcpt_tos: list[str] | None = None
+) -> Path:
     """Write one message into `directory` atomically and return its path.
 
     The SMTP envelope (who it was really sent to, Bcc included) is not part of the message itself, so
@@ -183,7 +185,9 @@ async def serve_mailsink(host: str, port: int, directory: Path, stop: asyncio.Ev
     """Serve SMTP on host:port until `stop` is set (or forever)."""
     handler = MailSinkHandler(directory)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(handler, hostname=SERVER_NAME, loop=loop, **_smtp_kwargs()), host, port)
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname=SERVER_NAME, loop=loop, **_smtp_kwargs()), host, port
+    )
     log.info("mail sink listening on %s:%s, storing into %s", host, port, directory)
     try:
         if stop is None:

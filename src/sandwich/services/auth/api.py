@@ -1,0 +1,167 @@
+"""Routes of auth: register, login, the JWKS document, and admin role assignment.
+
+Registration follows the interaction style of the wiring: auth always creates the profile in users
+over HTTP (ADR 003: the profile exists when register answers); the billing account is opened by
+billing itself (from UserCreated, or on first use), so register never waits on the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends
+from pwdlib import PasswordHash
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from sandwich.platform.app import Service, service_of
+from sandwich.platform.errors import ApiError
+from sandwich.platform.http import ServiceUnavailable
+from sandwich.platform.identity import Identity, admin_identity
+from sandwich.platform.responses import JsonResponse
+from sandwich.platform.tokens import SigningKey, issue_token
+from sandwich.services.auth import storage
+from sandwich.services.auth.domain import USERNAME_PATTERN, InvalidRoles, normalized_roles, password_problem
+
+log = structlog.get_logger("auth")
+router = APIRouter(tags=["auth"])
+hasher = PasswordHash.recommended()
+# Verified against when the username is unknown, so a miss costs as much time as a wrong password.
+_DUMMY_HASH = hasher.hash("not-a-real-password")
+
+
+class Registration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN.pattern)
+    password: str = Field(min_length=1, max_length=256)
+    email: EmailStr
+    phone: str | None = Field(default=None, max_length=32)
+    full_name: str | None = Field(default=None, max_length=200)
+
+
+class Registered(BaseModel):
+    user_id: str
+    username: str
+
+
+class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class RolesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    roles: list[str] = Field(max_length=4)
+    food_point_id: str | None = Field(default=None, max_length=64)
+
+
+class RolesOut(BaseModel):
+    user_id: str
+    username: str
+    roles: list[str]
+    food_point_id: str | None
+
+
+def keys_of(service: Service) -> list[SigningKey]:
+    keys: list[SigningKey] = service.state["signing_keys"]
+    return keys
+
+
+async def register_user(service: Service, body: Registration, roles: list[str]) -> dict[str, str]:
+    """Store the credential, then create the profile in users; undo the credential if that fails."""
+    problem = password_problem(body.password)
+    if problem:
+        raise ApiError(422, "weak_password", problem)
+    password_hash = await asyncio.to_thread(hasher.hash, body.password)
+    user_id = str(uuid.uuid4())
+    async with service.database.begin() as conn:
+        try:
+            await storage.insert_credential(conn, user_id, body.username, password_hash, roles)
+        except storage.UsernameTaken as exc:
+            raise ApiError(409, "username_taken", "This username is taken.") from exc
+    profile = {
+        "user_id": user_id,
+        "username": body.username,
+        "email": str(body.email),
+        "phone": body.phone,
+        "full_name": body.full_name,
+    }
+    try:
+        answer = await service.http.request("users", "POST", "/api/v1/user", json=profile, idempotent=True)
+    except ServiceUnavailable as exc:
+        await _forget(service, user_id)
+        raise ApiError(503, "service_unavailable", "Registration is unavailable, try again.") from exc
+    if not answer.ok:
+        await _forget(service, user_id)
+        if answer.status == 409:
+            raise ApiError(409, "username_taken", "This username is taken.")
+        raise ApiError(503, "service_unavailable", f"users answered {answer.status}.")
+    return {"user_id": user_id, "username": body.username}
+
+
+async def _forget(service: Service, user_id: str) -> None:
+    async with service.database.begin() as conn:
+        await storage.delete_credential(conn, user_id)
+
+
+@router.post("/api/v1/auth/register", status_code=201, response_model=Registered)
+async def register(body: Registration, service: Annotated[Service, Depends(service_of)]) -> JsonResponse:
+    return JsonResponse(await register_user(service, body, ["customer"]), status_code=201)
+
+
+@router.post("/api/v1/auth/login", response_model=TokenOut)
+async def login(body: Login, service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
+    async with service.database.connect() as conn:
+        credential = await storage.credential_by_username(conn, body.username)
+    stored_hash = credential.password_hash if credential else _DUMMY_HASH
+    valid = await asyncio.to_thread(hasher.verify, body.password, stored_hash)
+    if credential is None or not valid:
+        raise ApiError(401, "invalid_credentials", "Wrong username or password.")
+    claims: dict[str, Any] = {
+        "sub": credential.user_id,
+        "username": credential.username,
+        "roles": credential.roles,
+    }
+    if credential.food_point_id:
+        claims["food_point_id"] = credential.food_point_id
+    ttl = service.settings.token_ttl_seconds
+    token = issue_token(keys_of(service)[0], claims, ttl)
+    return {"access_token": token, "token_type": "bearer", "expires_in": ttl}
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
+    return {"keys": [key.public_jwk() for key in keys_of(service)]}
+
+
+@router.put("/api/v1/admin/users/{username}/roles", response_model=RolesOut)
+async def put_roles(
+    username: str,
+    body: RolesIn,
+    _: Annotated[Identity, Depends(admin_identity)],
+    service: Annotated[Service, Depends(service_of)],
+) -> dict[str, Any]:
+    """Replace a user's roles; they take effect in the tokens issued from now on."""
+    try:
+        roles, food_point_id = normalized_roles(body.roles, body.food_point_id)
+    except InvalidRoles as exc:
+        raise ApiError(422, "invalid_roles", str(exc)) from exc
+    async with service.database.begin() as conn:
+        credential = await storage.set_roles(conn, username, roles, food_point_id)
+    if credential is None:
+        raise ApiError(404, "user_not_found", "No such user.")
+    return {
+        "user_id": credential.user_id,
+        "username": credential.username,
+        "roles": credential.roles,
+        "food_point_id": credential.food_point_id,
+    }

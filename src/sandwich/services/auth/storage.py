@@ -1,0 +1,95 @@
+"""Credentials and signing keys of the auth database."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sandwich.platform.tokens import SigningKey
+
+
+class UsernameTaken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Credential:
+    user_id: str
+    username: str
+    password_hash: str
+    roles: list[str]
+    food_point_id: str | None
+
+
+_COLUMNS = "user_id::text AS user_id, username, password_hash, roles, food_point_id"
+
+
+async def insert_credential(
+    conn: AsyncConnection, user_id: str, username: str, password_hash: str, roles: list[str]
+) -> None:
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                text(
+                    "INSERT INTO credentials (user_id, username, password_hash, roles) "
+                    "VALUES (:user_id, :username, :hash, :roles)"
+                ),
+                {"user_id": uuid.UUID(user_id), "username": username, "hash": password_hash, "roles": roles},
+            )
+    except IntegrityError as exc:
+        raise UsernameTaken(username) from exc
+
+
+async def delete_credential(conn: AsyncConnection, user_id: str) -> None:
+    await conn.execute(text("DELETE FROM credentials WHERE user_id = :id"), {"id": uuid.UUID(user_id)})
+
+
+async def credential_by_username(conn: AsyncConnection, username: str) -> Credential | None:
+    row = (
+        await conn.execute(text(f"SELECT {_COLUMNS} FROM credentials WHERE username = :u"), {"u": username})
+    ).one_or_none()
+    if row is None:
+        return None
+    return Credential(row.user_id, row.username, row.password_hash, list(row.roles), row.food_point_id)
+
+
+async def set_roles(
+    conn: AsyncConnection, username: str, roles: list[str], food_point_id: str | None
+) -> Credential | None:
+    row = (
+        await conn.execute(
+            text(
+                "UPDATE credentials SET roles = :roles, food_point_id = :fp WHERE username = :u "
+                f"RETURNING {_COLUMNS}"
+            ),
+            {"u": username, "roles": roles, "fp": food_point_id},
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return Credential(row.user_id, row.username, row.password_hash, list(row.roles), row.food_point_id)
+
+
+async def signing_keys(conn: AsyncConnection) -> list[SigningKey]:
+    rows = (
+        await conn.execute(text("SELECT kid, private_pem FROM signing_keys ORDER BY created_at DESC"))
+    ).all()
+    return [SigningKey(row.kid, bytes(row.private_pem)) for row in rows]
+
+
+async def ensure_signing_key(conn: AsyncConnection) -> list[SigningKey]:
+    """The stored keys, newest first; the first start creates one (serialized by a lock)."""
+    await conn.execute(text("LOCK TABLE signing_keys IN EXCLUSIVE MODE"))
+    keys = await signing_keys(conn)
+    if not keys:
+        key = SigningKey.generate()
+        await conn.execute(
+            text("INSERT INTO signing_keys (kid, private_pem) VALUES (:kid, :pem)"),
+            {"kid": key.kid, "pem": key.private_pem},
+        )
+        keys = [key]
+    return keys

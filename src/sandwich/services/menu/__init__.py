@@ -1,0 +1,1 @@
+"""menu (menu-info): menu items, their prices and recipes (ingredients per item)."""
