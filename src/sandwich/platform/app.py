@@ -80,6 +80,8 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         # Per-process state a service keeps between requests (keys, caches): one place, not globals.
         self.state: dict[str, Any] = {}
+        # Extra readiness conditions beyond database and broker (e.g. the gateway's signing keys).
+        self.readiness_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
 
     # --- declaration -------------------------------------------------------------------------
     def consume(self, topic: str, consumer: str, handle: EnvelopeHandler, *, max_attempts: int = 5) -> None:
@@ -205,10 +207,12 @@ class Service:
             checks["database"] = await self.db.healthy()
         if self.bus is not None:
             checks["broker"] = await self.bus.healthy()
+        for name, check in self.readiness_checks.items():
+            checks[name] = await check()
         return checks
 
     # --- the FastAPI app ---------------------------------------------------------------------
-    def create_app(self, *routers: APIRouter) -> FastAPI:
+    def create_app(self, *routers: APIRouter, openapi_url: str | None = "/openapi.json") -> FastAPI:
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             await self.start()
@@ -222,6 +226,7 @@ class Service:
             description=self.description,
             version="1.0.0",
             lifespan=lifespan,
+            openapi_url=openapi_url,
         )
         app.state.service = self
         install_error_handlers(app)

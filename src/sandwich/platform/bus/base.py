@@ -148,7 +148,9 @@ async def deliver_with_retries(
         )
     while True:
         try:
-            current = message if attempt == message.delivery_attempt else replace(message, delivery_attempt=attempt)
+            current = (
+                message if attempt == message.delivery_attempt else replace(message, delivery_attempt=attempt)
+            )
             if handler_timeout_seconds is None:
                 await handler(current)
             else:

@@ -51,9 +51,7 @@ def clean_name(name: str) -> str:
     return " ".join(name.split())
 
 
-def new_menu_item(
-    item_id: str, name: str, price: int, ingredients: list[tuple[str, int]]
-) -> MenuItem:
+def new_menu_item(item_id: str, name: str, price: int, ingredients: list[tuple[str, int]]) -> MenuItem:
     """A valid item, or InvalidMenuItem.
 
     An ingredient listed twice is merged into one line with the quantities added, because the kitchen

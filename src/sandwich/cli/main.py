@@ -1,0 +1,280 @@
+"""The `sandwich` command.
+
+    sandwich up [--flow hybrid|sync|async] [--data-dir DIR] [--port 8080] [--host H] [--demo]
+        the whole platform on this machine, supervised, until Ctrl-C
+    sandwich serve SERVICE [--port P]
+        one service (or `mailsink`) in the foreground, configured by environment variables: what
+        `up` runs for each service, and what a container runs
+
+argparse (stdlib) keeps the CLI free of extra dependencies; rich only renders the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.panel import Panel
+from rich.table import Table
+
+from sandwich.platform.settings import SERVICES, Flow
+
+MAILSINK = "mailsink"
+DEFAULT_DATA_DIR = ".sandwich-data"
+SUPERVISOR_PID_ENV = "SANDWICH_SUPERVISOR_PID"  # same name as in supervisor.py, kept import-free
+
+console = Console(stderr=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sandwich", description="Sandwich ordering and delivery platform.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run one service in the foreground (settings from the environment)"
+    )
+    serve.add_argument("service", help=f"one of: {', '.join((*SERVICES, MAILSINK))}")
+    serve.add_argument(
+        "--port", type=int, default=None, help="overrides SANDWICH_PORT (SANDWICH_SMTP_PORT for mailsink)"
+    )
+    serve.add_argument(
+        "--dir", type=Path, default=None, help="mailsink only: where to store mail (DATA_DIR/mail)"
+    )
+    serve.set_defaults(handler=cmd_serve)
+
+    up = commands.add_parser("up", help="run the whole platform on this machine")
+    up.add_argument(
+        "--flow", choices=[f.value for f in Flow], default=os.environ.get("SANDWICH_FLOW", "hybrid")
+    )
+    up.add_argument(
+        "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help=f"default ./{DEFAULT_DATA_DIR}"
+    )
+    up.add_argument("--port", type=int, default=8080, help="the gateway's port (default 8080)")
+    up.add_argument(
+        "--host", default="127.0.0.1", help="the gateway's address (the other services stay on 127.0.0.1)"
+    )
+    up.add_argument("--demo", action="store_true", help="seed the demo world: menu, admin and customer alice")
+    up.add_argument("--ready-timeout", type=float, default=60.0, help=argparse.SUPPRESS)
+    up.set_defaults(handler=cmd_up)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.handler(args))
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    name = str(args.service).replace("-", "_")
+    if name not in (*SERVICES, MAILSINK):
+        console.print(f"[red]unknown service {args.service!r}[/]; one of: {', '.join((*SERVICES, MAILSINK))}")
+        return 2
+    _exit_with_supervisor()
+    if name == MAILSINK:
+        return serve_mailsink(args.port, args.dir)
+    return serve_service(name, args.port)
+
+
+def serve_service(name: str, port: int | None = None) -> int:
+    """Run `sandwich.services.<name>.app:create_app()` under uvicorn (uvloop + httptools)."""
+    import uvicorn
+
+    # Settings are read from the environment once, on first use: set ours before that happens.
+    os.environ["SANDWICH_SERVICE"] = name
+    if port is not None:
+        os.environ["SANDWICH_PORT"] = str(port)
+    from sandwich.platform.settings import get_settings
+
+    settings = get_settings()
+    module = importlib.import_module(f"sandwich.services.{name}.app")
+    app = module.create_app()
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def serve_mailsink(port: int | None = None, directory: Path | None = None) -> int:
+    from sandwich.platform.embedded.mailsink import run_mailsink
+    from sandwich.platform.settings import Settings
+
+    settings = Settings()
+    mail_dir = directory if directory is not None else settings.data_dir / "mail"
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.WARNING), stream=sys.stderr
+    )
+    run_mailsink(settings.smtp_host, port if port is not None else settings.smtp_port, mail_dir)
+    return 0
+
+
+def _exit_with_supervisor() -> None:
+    """When started by `sandwich up`, exit if the supervisor disappears (killed with SIGKILL, so it
+    could not stop us): an orphaned service would keep its port and the database busy forever."""
+    raw = os.environ.get(SUPERVISOR_PID_ENV)
+    if not raw or not raw.isdigit():
+        return
+    supervisor = int(raw)
+
+    def orphaned() -> bool:
+        return os.getppid() != supervisor
+
+    if orphaned():
+        sys.exit(1)
+
+    def watch() -> None:
+        while not orphaned():
+            time.sleep(1.0)
+        print(f"supervisor (pid {supervisor}) is gone; shutting down", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(15.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+
+
+# -- up -------------------------------------------------------------------------------------------
+
+
+class _Shutdown(BaseException):
+    """Raised in the main thread by SIGTERM/SIGHUP, like KeyboardInterrupt is by SIGINT."""
+
+
+def _install_signal_handlers() -> None:
+    fired = False
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        nonlocal fired
+        if fired:
+            console.print("[yellow]already stopping, please wait[/]")
+            return
+        fired = True
+        raise _Shutdown(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from sandwich.cli import demo_world
+    from sandwich.cli.supervisor import Platform, PlatformStartError
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    data_dir: Path = args.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env_overrides: dict[str, str] = {}
+    credentials = None
+    if args.demo:
+        credentials = demo_world.load_or_create_credentials(data_dir)
+        env_overrides.update(credentials.admin_env())
+
+    platform = Platform(
+        data_dir, args.flow, gateway_port=args.port, env_overrides=env_overrides, host=args.host
+    )
+    platform.ready_timeout = args.ready_timeout
+    _install_signal_handlers()
+    began = time.monotonic()
+    try:
+        with console.status(f"starting the platform ({args.flow} flow) in {data_dir} ..."):
+            platform.start()
+        console.print(_status_table(platform))
+        console.print(
+            f"[bold green]ready[/] in {time.monotonic() - began:.1f}s: gateway at "
+            f"[link={platform.gateway_url}]{platform.gateway_url}[/link]  (logs in {platform.logs_dir}, "
+            f"mail in {platform.mail_dir})"
+        )
+        if credentials is not None:
+            with console.status("seeding the demo world ..."):
+                report = demo_world.seed_demo_world(platform.gateway_url, credentials)
+            _print_demo(report, credentials, platform.gateway_url)
+        console.print("press Ctrl-C to stop")
+        while True:
+            time.sleep(3600)
+    except (KeyboardInterrupt, _Shutdown):
+        console.print("stopping ...")
+        return 0
+    except PlatformStartError as exc:
+        console.print(Panel(str(exc), title="[red]the platform did not start[/]", border_style="red"))
+        return 1
+    except demo_world.DemoSeedError as exc:
+        console.print(Panel(str(exc), title="[red]the demo world could not be seeded[/]", border_style="red"))
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        platform.stop()
+        console.print("stopped")
+
+
+def _status_table(platform: object) -> Table:
+    from sandwich.cli.supervisor import Platform
+
+    assert isinstance(platform, Platform)
+    table = Table(title=f"sandwich platform ({platform.flow.value} flow)")
+    table.add_column("part")
+    table.add_column("kind")
+    table.add_column("address")
+    table.add_column("pid", justify="right")
+    table.add_column("log")
+    for row in platform.components():
+        log_path = ""
+        if row.log is not None:
+            try:
+                log_path = str(row.log.relative_to(Path.cwd()))
+            except ValueError:
+                log_path = str(row.log)
+        table.add_row(row.name, row.kind, row.address, str(row.pid or "-"), log_path)
+    return table
+
+
+def _print_demo(report: object, credentials: object, gateway_url: str) -> None:
+    from sandwich.cli.demo_world import DemoCredentials, DemoReport
+
+    assert isinstance(report, DemoReport) and isinstance(credentials, DemoCredentials)
+    lines = [
+        f"menu: {len(report.menu_created)} created, {len(report.menu_existing)} already there",
+        f"customer {credentials.customer.username}: "
+        + ("registered" if report.customer_registered else "already registered")
+        + (f", balance {report.customer_balance / 100:.2f}" if report.customer_balance is not None else ""),
+        "",
+        f"admin     {credentials.admin.username} / {credentials.admin.password}",
+        f"customer  {credentials.customer.username} / {credentials.customer.password}",
+        f"(kept in {credentials.path})",
+        "",
+        f"try: curl -s {gateway_url}/api/v1/auth/login -H 'content-type: application/json' "
+        f'-d \'{{"username": "{credentials.customer.username}", "password": "{credentials.customer.password}"}}\'',
+    ]
+    lines += [f"[yellow]warning:[/] {w}" for w in report.warnings]
+    console.print(Panel("\n".join(lines), title="demo world", border_style="green"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""gateway (API gateway): verifies JWTs, sets the identity headers, routes, rate-limits login."""

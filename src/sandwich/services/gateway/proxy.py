@@ -1,0 +1,89 @@
+"""Forwarding a public request to the service that owns it, over the process's one aiohttp session.
+
+Only a chosen set of headers crosses: whatever a client sent as X-Username / X-User-Id / X-Roles is
+dropped because the identity headers are built here from the verified token. Event streams are
+passed through as they arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from sandwich.platform.errors import error_response
+from sandwich.platform.http import ServiceClient
+from sandwich.platform.identity import Identity
+from sandwich.platform.observability import traceparent
+
+FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key", "last-event-id")
+FORWARDED_RESPONSE_HEADERS = ("content-type", "retry-after", "location", "cache-control")
+MAX_BODY_BYTES = 1_000_000
+
+
+async def read_body(request: Request) -> bytes | None:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return None
+    return body
+
+
+def upstream_headers(request: Request, identity: Identity | None) -> dict[str, str]:
+    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    headers["traceparent"] = traceparent()
+    client = request.client.host if request.client else ""
+    headers["X-Forwarded-For"] = client
+    if identity is not None:
+        headers.update(identity.headers())
+    return headers
+
+
+async def forward(
+    http: ServiceClient, service: str, request: Request, body: bytes, identity: Identity | None
+) -> Response:
+    breaker = http.breaker(service)
+    if not breaker.allow():
+        return error_response(503, "service_unavailable", f"{service} is unavailable, try again shortly.")
+    url = http.base_url(service) + request.url.path
+    try:
+        upstream = await http.session.request(
+            request.method,
+            url,
+            params=request.query_params,
+            data=body or None,
+            headers=upstream_headers(request, identity),
+            allow_redirects=False,
+        )
+    except (aiohttp.ClientError, TimeoutError):
+        breaker.record_failure()
+        return error_response(503, "service_unavailable", f"{service} is unavailable, try again shortly.")
+    headers = {
+        name: upstream.headers[name] for name in FORWARDED_RESPONSE_HEADERS if name in upstream.headers
+    }
+    if upstream.content_type == "text/event-stream":
+        breaker.record_success()
+        return StreamingResponse(_stream(upstream), status_code=upstream.status, headers=headers)
+    try:
+        content = await upstream.read()
+    except (aiohttp.ClientError, TimeoutError):
+        breaker.record_failure()
+        return error_response(503, "service_unavailable", f"{service} did not answer in time.")
+    finally:
+        upstream.release()
+    if upstream.status >= 500:
+        breaker.record_failure()
+    else:
+        breaker.record_success()
+    return Response(content, status_code=upstream.status, headers=headers)
+
+
+async def _stream(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in upstream.content.iter_any():
+            yield chunk
+    finally:
+        upstream.release()

@@ -1,0 +1,109 @@
+"""Routes of menu: the public menu, adding items (admin), and the lookup orders prices orders with."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandwich.platform.app import Service, service_of
+from sandwich.platform.errors import ApiError
+from sandwich.platform.identity import Identity, admin_identity
+from sandwich.platform.responses import JsonResponse
+from sandwich.services.menu import storage
+from sandwich.services.menu.domain import (
+    MAX_INGREDIENT_NAME_LENGTH,
+    MAX_INGREDIENTS,
+    MAX_LOOKUP_IDS,
+    MAX_NAME_LENGTH,
+    MAX_PRICE,
+    InvalidMenuItem,
+    new_menu_item,
+    sorted_menu,
+)
+
+router = APIRouter(tags=["menu"])
+
+
+class IngredientOut(BaseModel):
+    name: str
+    quantity: int
+
+
+class MenuItemOut(BaseModel):
+    id: str
+    name: str
+    price: int
+    ingredients: list[IngredientOut]
+
+
+class MenuOut(BaseModel):
+    items: list[MenuItemOut]
+
+
+class IngredientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=MAX_INGREDIENT_NAME_LENGTH)
+    quantity: int = Field(ge=1, le=1_000_000, strict=True)
+
+
+class NewMenuItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    price: int = Field(ge=1, le=MAX_PRICE, strict=True)
+    ingredients: list[IngredientIn] = Field(default_factory=list, max_length=MAX_INGREDIENTS)
+
+
+def parse_ids(raw: str) -> list[uuid.UUID]:
+    """Comma-separated menu item ids, each once; a malformed one is the caller's mistake (422)."""
+    ids: dict[uuid.UUID, None] = {}
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            ids[uuid.UUID(part)] = None
+        except ValueError as exc:
+            raise ApiError(422, "invalid_menu_item_id", f"Not a menu item id: {part[:64]!r}.") from exc
+    if len(ids) > MAX_LOOKUP_IDS:
+        raise ApiError(422, "too_many_ids", f"At most {MAX_LOOKUP_IDS} ids per lookup.")
+    return list(ids)
+
+
+@router.get("/api/v1/menu", response_model=MenuOut)
+async def get_menu(service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
+    async with service.database.connect() as conn:
+        items = await storage.all_items(conn)
+    return {"items": [item.public() for item in sorted_menu(items)]}
+
+
+@router.post("/api/v1/admin/menu", status_code=201, response_model=MenuItemOut)
+async def add_menu_item(
+    body: NewMenuItem,
+    _: Annotated[Identity, Depends(admin_identity)],
+    service: Annotated[Service, Depends(service_of)],
+) -> JsonResponse:
+    """Add an item; names are unique regardless of letter case, so a menu never lists one dish twice."""
+    try:
+        item = new_menu_item(
+            str(uuid.uuid4()), body.name, body.price, [(i.name, i.quantity) for i in body.ingredients]
+        )
+    except InvalidMenuItem as exc:
+        raise ApiError(422, "invalid_field", str(exc)) from exc
+    async with service.database.begin() as conn:
+        if not await storage.insert_item(conn, item):
+            raise ApiError(409, "menu_item_exists", f"A menu item named {item.name!r} already exists.")
+    return JsonResponse(item.public(), status_code=201)
+
+
+@router.get("/internal/v1/menu/items", response_model=MenuOut, include_in_schema=False)
+async def lookup_items(
+    service: Annotated[Service, Depends(service_of)], ids: Annotated[str, Query(max_length=20_000)] = ""
+) -> dict[str, Any]:
+    """Items by id for orders, which prices every order from here; unknown ids are simply absent."""
+    wanted = parse_ids(ids)
+    async with service.database.connect() as conn:
+        items = await storage.items_by_ids(conn, wanted)
+    return {"items": [item.public() for item in items]}

@@ -1,0 +1,173 @@
+"""Routes of order_info: the customer's orders and one order with its history (read model), and the
+HTTP ingestion of order events that the sync flow uses instead of the broker.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ValidationError
+
+from sandwich.platform.app import Service, service_of
+from sandwich.platform.errors import ApiError
+from sandwich.platform.events import ORDER_EVENT, Envelope, OrderSnapshot
+from sandwich.platform.http import ServiceUnavailable
+from sandwich.platform.identity import Identity, current_identity
+from sandwich.platform.inbox import claim_event
+from sandwich.platform.observability import EVENTS_HANDLED
+from sandwich.platform.responses import JsonResponse
+from sandwich.services.order_info import storage
+from sandwich.services.order_info.domain import (
+    InvalidOrderEvent,
+    OrderUpdate,
+    may_read,
+    public_history,
+    public_order,
+)
+from sandwich.services.order_info.handlers import CONSUMER, order_update
+
+log = structlog.get_logger("order_info")
+
+router = APIRouter(tags=["orders"])
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class OrderItemOut(BaseModel):
+    menu_item_id: str
+    name: str
+    quantity: int
+    price: int
+
+
+class DeliveryOut(BaseModel):
+    address: str
+    lat: float
+    lon: float
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    username: str
+    status: str
+    items: list[OrderItemOut]
+    total: int
+    delivery: DeliveryOut
+    food_point_id: str | None = None
+    courier: str | None = None
+    payment_operation_id: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class HistoryEntryOut(BaseModel):
+    status: str
+    at: str
+
+
+class OrderWithHistoryOut(OrderOut):
+    history: list[HistoryEntryOut]
+
+
+class OrdersOut(BaseModel):
+    items: list[OrderOut]
+
+
+class IngestedOut(BaseModel):
+    event_id: str
+    outcome: Literal["applied", "stale", "duplicate"]
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "order_not_found", "No such order.")
+
+
+@router.get("/api/v1/orders", response_model=OrdersOut)
+async def my_orders(
+    identity: Annotated[Identity, Depends(current_identity)],
+    service: Annotated[Service, Depends(service_of)],
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> JsonResponse:
+    """The caller's orders, newest first, as far as the read model has seen them."""
+    try:
+        user_id = uuid.UUID(identity.user_id)
+    except ValueError:
+        return JsonResponse({"items": []})
+    async with service.database.connect() as conn:
+        snapshots = await storage.orders_of(conn, user_id, limit)
+    return JsonResponse({"items": [public_order(snapshot) for snapshot in snapshots]})
+
+
+@router.get("/api/v1/orders/{order_id}", response_model=OrderWithHistoryOut)
+async def one_order(
+    order_id: str,
+    identity: Annotated[Identity, Depends(current_identity)],
+    service: Annotated[Service, Depends(service_of)],
+) -> JsonResponse:
+    """One order with its history; someone else's order answers exactly like a missing one."""
+    try:
+        order_uuid = uuid.UUID(order_id)
+    except ValueError as exc:
+        raise _not_found() from exc
+    async with service.database.connect() as conn:
+        found = await storage.order_view(conn, order_uuid)
+        history = await storage.order_history(conn, order_uuid) if found else []
+    if found is None:
+        # Read-your-writes: an order placed a moment ago may not have reached the read model yet.
+        fallback = await _from_write_side(service, identity, order_uuid)
+        if fallback is None:
+            raise _not_found()
+        return JsonResponse(fallback)
+    owner, snapshot = found
+    if not may_read(owner, identity.user_id, identity.is_admin):
+        raise _not_found()
+    return JsonResponse({**public_order(snapshot), "history": public_history(history)})
+
+
+async def _from_write_side(
+    service: Service, identity: Identity, order_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """The order as orders knows it, or None when it is unknown, not the caller's, or orders is away."""
+    try:
+        response = await service.http.request(
+            "orders", "GET", f"/internal/v1/orders/{order_id}", headers=identity.headers()
+        )
+    except (ServiceUnavailable, RuntimeError) as exc:
+        log.warning("orders_fallback_unavailable", order_id=str(order_id), error=str(exc))
+        return None
+    if response.status != 200 or not isinstance(response.body, dict):
+        return None
+    try:
+        order = OrderSnapshot.model_validate(response.body.get("order"))
+        history = [HistoryEntryOut.model_validate(entry) for entry in response.body.get("history") or []]
+    except ValidationError as exc:
+        log.error("orders_fallback_malformed", order_id=str(order_id), error=str(exc))
+        return None
+    if not may_read(order.user_id, identity.user_id, identity.is_admin):
+        return None
+    return {**public_order(order.model_dump()), "history": [entry.model_dump() for entry in history]}
+
+
+@router.post("/internal/v1/order-events", response_model=IngestedOut, include_in_schema=False)
+async def ingest_order_event(
+    envelope: Envelope, service: Annotated[Service, Depends(service_of)]
+) -> JsonResponse:
+    """An OrderEvent envelope pushed over HTTP (sync flow): the same rule as the consumer, once per event id."""
+    if envelope.type != ORDER_EVENT:
+        raise ApiError(422, "unsupported_event_type", f"Only {ORDER_EVENT} envelopes are accepted here.")
+    try:
+        uuid.UUID(envelope.event_id)
+        update: OrderUpdate = order_update(envelope)
+    except (ValueError, ValidationError, InvalidOrderEvent, KeyError) as exc:
+        raise ApiError(422, "invalid_event", f"Not a valid order event: {exc}"[:500]) from exc
+    async with service.database.begin() as conn:
+        if not await claim_event(conn, CONSUMER, envelope.event_id):
+            outcome = "duplicate"
+        else:
+            outcome = "applied" if await storage.apply_update(conn, update) else "stale"
+    EVENTS_HANDLED.labels(service.name, CONSUMER, "duplicate" if outcome == "duplicate" else "handled").inc()
+    return JsonResponse({"event_id": envelope.event_id, "outcome": outcome})

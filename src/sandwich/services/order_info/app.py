@@ -1,0 +1,26 @@
+"""Wiring of order_info: its read-model database, the OrderEvent consumer (broker flows) and routes.
+
+In the sync flow there is no broker: orders pushes the same envelopes to POST /internal/v1/order-events.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from sandwich.platform.app import Service
+from sandwich.platform.events import TOPIC_ORDER_EVENTS
+from sandwich.services.order_info.api import router
+from sandwich.services.order_info.handlers import CONSUMER, apply_order_event
+
+
+def create_app() -> FastAPI:
+    service = Service(
+        "order_info",
+        title="sandwich order_info",
+        description="The read model of orders with their history (CQRS query side).",
+        migrations=Path(__file__).parent / "migrations",
+    )
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, apply_order_event)
+    return service.create_app(router)

@@ -1,0 +1,27 @@
+"""Event consumer of order_info: every OrderEvent on `order.events` updates the read model.
+
+The platform's inbox wraps the handler, so an event id is applied once; the version rule in the
+domain makes the view right even when events come twice under different ids or out of order.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent
+from sandwich.services.order_info import storage
+from sandwich.services.order_info.domain import OrderUpdate
+
+CONSUMER = "order_info"
+
+
+def order_update(envelope: Envelope) -> OrderUpdate:
+    """The domain's view of an OrderEvent envelope; raises on a malformed one (it goes to the DLQ)."""
+    event = OrderEvent.model_validate(envelope.payload)
+    return OrderUpdate.from_event(envelope.version, event.model_dump())
+
+
+async def apply_order_event(conn: AsyncConnection, envelope: Envelope) -> None:
+    if envelope.type != ORDER_EVENT:
+        return
+    await storage.apply_update(conn, order_update(envelope))

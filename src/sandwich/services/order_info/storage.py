@@ -1,0 +1,97 @@
+"""The order_views and order_history tables of the order_info database."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sandwich.services.order_info.domain import HistoryEntry, OrderUpdate, supersedes
+
+_INSERT_HISTORY = text(
+    "INSERT INTO order_history (order_id, version, status, at) VALUES (:order_id, :version, :status, :at) "
+    "ON CONFLICT DO NOTHING"
+)
+_LOCK_VIEW = text("SELECT version FROM order_views WHERE order_id = :order_id FOR UPDATE")
+# The WHERE repeats domain.supersedes for the one case the lock above cannot cover: two first events
+# of a new order racing to insert the row.
+_UPSERT_VIEW = text(
+    "INSERT INTO order_views (order_id, user_id, username, status, version, snapshot, created_at, updated_at) "
+    "VALUES (:order_id, :user_id, :username, :status, :version, CAST(:snapshot AS jsonb), "
+    ":created_at, :updated_at) "
+    "ON CONFLICT (order_id) DO UPDATE SET user_id = EXCLUDED.user_id, username = EXCLUDED.username, "
+    "status = EXCLUDED.status, version = EXCLUDED.version, snapshot = EXCLUDED.snapshot, "
+    "created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at "
+    "WHERE order_views.version < EXCLUDED.version"
+)
+
+
+def _json(raw: Any) -> Any:
+    # SQLAlchemy's asyncpg dialect decodes jsonb; a plain string would mean a driver without that codec.
+    return orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+
+
+async def apply_update(conn: AsyncConnection, update: OrderUpdate) -> bool:
+    """Apply one event in the caller's transaction; True when the view changed."""
+    order_id = uuid.UUID(update.order_id)
+    entry = update.history_entry()
+    await conn.execute(
+        _INSERT_HISTORY,
+        {"order_id": order_id, "version": entry.version, "status": entry.status, "at": entry.at},
+    )
+    stored = (await conn.execute(_LOCK_VIEW, {"order_id": order_id})).scalar_one_or_none()
+    if not supersedes(stored, update.version):
+        return False
+    view = update.view()
+    result = await conn.execute(
+        _UPSERT_VIEW,
+        {
+            "order_id": order_id,
+            "user_id": uuid.UUID(view.user_id),
+            "username": view.username,
+            "status": view.status,
+            "version": view.version,
+            "snapshot": orjson.dumps(dict(view.snapshot)).decode(),
+            "created_at": view.created_at,
+            "updated_at": view.updated_at,
+        },
+    )
+    return bool(result.rowcount)
+
+
+async def order_view(conn: AsyncConnection, order_id: uuid.UUID) -> tuple[str, dict[str, Any]] | None:
+    """(owner user id, snapshot) of one order, or None when the read model has not seen it."""
+    row = (
+        await conn.execute(
+            text("SELECT user_id::text AS user_id, snapshot FROM order_views WHERE order_id = :id"),
+            {"id": order_id},
+        )
+    ).one_or_none()
+    return (row.user_id, _json(row.snapshot)) if row else None
+
+
+async def order_history(conn: AsyncConnection, order_id: uuid.UUID) -> list[HistoryEntry]:
+    rows = (
+        await conn.execute(
+            text("SELECT version, status, at FROM order_history WHERE order_id = :id ORDER BY version"),
+            {"id": order_id},
+        )
+    ).all()
+    return [HistoryEntry(row.version, row.status, row.at) for row in rows]
+
+
+async def orders_of(conn: AsyncConnection, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+    """Snapshots of a user's orders, newest first."""
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT snapshot FROM order_views WHERE user_id = :user_id "
+                "ORDER BY created_at DESC, order_id DESC LIMIT :limit"
+            ),
+            {"user_id": user_id, "limit": limit},
+        )
+    ).all()
+    return [_json(row.snapshot) for row in rows]

@@ -1,0 +1,31 @@
+"""Wiring of orders: which adapters fill its ports (prices over HTTP, payment over HTTP, changes
+announced through the outbox), its routes, and the job that settles payments left pending."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from sandwich.platform.app import Service
+from sandwich.services.orders.api import router
+from sandwich.services.orders.commands import OrdersContext, retry_pending_payments
+from sandwich.services.orders.ports import HttpPayments, MenuPrices
+
+
+def create_app() -> FastAPI:
+    service = Service(
+        "orders",
+        title="sandwich orders",
+        description="Orders, their state machine and the payment step (write side).",
+        migrations=Path(__file__).parent / "migrations",
+        publishes=True,
+    )
+    ctx = OrdersContext(service=service, prices=MenuPrices(service.http), payments=HttpPayments(service.http))
+    service.state["orders"] = ctx
+
+    async def settle_pending() -> None:
+        await retry_pending_payments(ctx)
+
+    service.every("retry-pending-payments", 1.0, settle_pending)
+    return service.create_app(router)

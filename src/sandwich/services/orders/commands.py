@@ -1,0 +1,163 @@
+"""What orders does: place an order, settle its payment, move it through its states.
+
+Each state change is one transaction with its history row and its outbox event, so the events
+that leave this service are exactly the committed changes, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sandwich.platform.app import Service
+from sandwich.platform.events import ORDER_EVENT, TOPIC_ORDER_EVENTS, OrderEvent, rfc3339, utcnow
+from sandwich.platform.idempotency import attach_resource, claim_key, load_answer, store_answer
+from sandwich.services.orders import storage
+from sandwich.services.orders.domain import Delivery, IllegalTransition, Order, OrderStatus, price_lines
+from sandwich.services.orders.ports import MenuPrices, Payments
+
+log = structlog.get_logger("orders")
+
+
+@dataclass
+class OrdersContext:
+    service: Service
+    prices: MenuPrices
+    payments: Payments
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    user_id: str
+    username: str
+    lines: list[tuple[str, int]]
+    delivery: Delivery
+    idempotency_key: str | None
+    request_hash: str
+
+
+async def record_change(
+    service: Service, conn: AsyncConnection, order: Order, previous: OrderStatus | None
+) -> None:
+    """Announce a committed change: the event goes into the outbox in the caller's transaction."""
+    event = OrderEvent(
+        status=order.status.value,
+        previous_status=previous.value if previous else None,
+        at=rfc3339(order.updated_at),
+        order=storage.order_view(order, with_user=True),  # type: ignore[arg-type]
+    )
+    envelope = service.envelope(ORDER_EVENT, order.order_id, event.model_dump(), version=order.version)
+    await service.record_event(conn, TOPIC_ORDER_EVENTS, envelope)
+
+
+async def place_order(ctx: OrdersContext, command: PlaceOrder) -> tuple[int, dict[str, Any]]:
+    """Create the order (priced from the menu) and pay for it; (status, body). Idempotent by key."""
+    prices = await ctx.prices.lookup([menu_item_id for menu_item_id, _ in command.lines])
+    lines, total = price_lines(command.lines, prices)
+    now = utcnow()
+    order = Order(
+        order_id=str(uuid.uuid4()),
+        user_id=command.user_id,
+        username=command.username,
+        status=OrderStatus.CREATED,
+        items=tuple(lines),
+        total=total,
+        delivery=command.delivery,
+        created_at=now,
+        updated_at=now,
+        idempotency_key=command.idempotency_key,
+    )
+    service = ctx.service
+    async with service.database.begin() as conn:
+        if command.idempotency_key is not None:
+            stored = await claim_key(conn, command.user_id, command.idempotency_key, command.request_hash)
+            if stored is not None:
+                return await _replay(ctx, command, stored.status_code, stored.body, stored.resource_id)
+            await attach_resource(conn, command.user_id, command.idempotency_key, order.order_id)
+        await storage.insert_order(conn, order)
+        await record_change(service, conn, order, None)
+    service.events_committed()
+    order = await settle_payment(ctx, order)
+    return 201, storage.order_view(order)
+
+
+async def _replay(
+    ctx: OrdersContext, command: PlaceOrder, status: int | None, body: Any, order_id: str | None
+) -> tuple[int, dict[str, Any]]:
+    """Answer a repeated request: the first answer once it is there, else the order as it stands."""
+    assert command.idempotency_key is not None
+    for _ in range(100):
+        if status:
+            return status, body
+        await asyncio.sleep(0.05)
+        async with ctx.service.database.connect() as conn:
+            answer = await load_answer(conn, command.user_id, command.idempotency_key)
+        if answer is not None:
+            status, body, order_id = answer.status_code, answer.body, answer.resource_id
+    async with ctx.service.database.connect() as conn:
+        order = await storage.load_order(conn, order_id or "")
+    if order is None:
+        return 409, {
+            "error": {"code": "request_in_progress", "message": "The first request is still running."}
+        }
+    return 201, storage.order_view(order)
+
+
+async def settle_payment(ctx: OrdersContext, order: Order) -> Order:
+    """Ask billing to charge a created order and record the outcome; leaves it created if billing is away."""
+    outcome = await ctx.payments.pay(order)
+    if outcome.paid is None:
+        log.warning("payment_pending", order_id=order.order_id)
+        return order
+    if outcome.paid:
+        changed = await transition(
+            ctx.service, order.order_id, OrderStatus.PAID, payment_operation_id=outcome.operation_id
+        )
+    else:
+        changed = await transition(ctx.service, order.order_id, OrderStatus.PAYMENT_FAILED)
+    return changed or order
+
+
+async def transition(service: Service, order_id: str, wanted: OrderStatus, **changes: Any) -> Order | None:
+    """Move an order to `wanted` in one transaction with its event; None if it was no longer allowed."""
+    async with service.database.begin() as conn:
+        current = await storage.load_order(conn, order_id, for_update=True)
+        if current is None:
+            return None
+        if current.status is wanted:
+            return current
+        try:
+            changed = current.transition(wanted, utcnow(), **changes)
+        except IllegalTransition:
+            return current
+        await storage.save_transition(conn, changed)
+        await record_change(service, conn, changed, current.status)
+        if changed.idempotency_key and changed.status in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED):
+            await store_answer(
+                conn,
+                changed.user_id,
+                changed.idempotency_key,
+                201,
+                storage.order_view(changed),
+                changed.order_id,
+            )
+    service.events_committed()
+    return changed
+
+
+async def retry_pending_payments(ctx: OrdersContext) -> None:
+    """Background job: settle orders left `created` because billing was unreachable or we crashed."""
+    older_than = utcnow() - timedelta(seconds=ctx.service.settings.payment_retry_after_seconds)
+    async with ctx.service.database.connect() as conn:
+        order_ids = await storage.orders_awaiting_payment(conn, older_than, 100)
+    for order_id in order_ids:
+        async with ctx.service.database.connect() as conn:
+            order = await storage.load_order(conn, order_id)
+        if order is not None and order.status is OrderStatus.CREATED:
+            await settle_payment(ctx, order)

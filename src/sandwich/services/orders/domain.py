@@ -1,0 +1,122 @@
+"""The order and its state machine (API.md), and pricing from the menu.
+
+Plain Python: the same rules serve every interaction style. A transition that the machine does not
+allow raises IllegalTransition, which the API answers with 409.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class OrderStatus(StrEnum):
+    CREATED = "created"
+    PAID = "paid"
+    PAYMENT_FAILED = "payment_failed"
+    ASSIGNED = "assigned"
+    READY = "ready"
+    IN_DELIVERY = "in_delivery"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.CREATED: frozenset({OrderStatus.PAID, OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED}),
+    OrderStatus.PAID: frozenset({OrderStatus.ASSIGNED, OrderStatus.CANCELLED}),
+    OrderStatus.ASSIGNED: frozenset({OrderStatus.READY, OrderStatus.CANCELLED}),
+    OrderStatus.READY: frozenset({OrderStatus.IN_DELIVERY}),
+    OrderStatus.IN_DELIVERY: frozenset({OrderStatus.COMPLETED}),
+    OrderStatus.COMPLETED: frozenset(),
+    OrderStatus.PAYMENT_FAILED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+}
+
+MAX_QUANTITY = 50
+MAX_LINES = 20
+
+
+class IllegalTransition(Exception):
+    def __init__(self, current: OrderStatus, wanted: OrderStatus):
+        super().__init__(f"an order in {current} cannot become {wanted}")
+        self.current = current
+        self.wanted = wanted
+
+
+class UnknownMenuItem(Exception):
+    def __init__(self, menu_item_id: str):
+        super().__init__(f"no menu item {menu_item_id}")
+        self.menu_item_id = menu_item_id
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    menu_item_id: str
+    name: str
+    quantity: int
+    price: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "menu_item_id": self.menu_item_id,
+            "name": self.name,
+            "quantity": self.quantity,
+            "price": self.price,
+        }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    address: str
+    lat: float
+    lon: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "lat": self.lat, "lon": self.lon}
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    user_id: str
+    username: str
+    status: OrderStatus
+    items: tuple[OrderLine, ...]
+    total: int
+    delivery: Delivery
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    food_point_id: str | None = None
+    courier: str | None = None
+    payment_operation_id: str | None = None
+    idempotency_key: str | None = field(default=None, compare=False)
+
+    def transition(self, wanted: OrderStatus, at: datetime, **changes: Any) -> Order:
+        """The order after moving to `wanted`, one version later; IllegalTransition if not allowed."""
+        if wanted not in TRANSITIONS[self.status]:
+            raise IllegalTransition(self.status, wanted)
+        return replace(self, status=wanted, updated_at=at, version=self.version + 1, **changes)
+
+
+def merge_lines(requested: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Sum quantities of repeated menu items, keeping first-seen order."""
+    merged: dict[str, int] = {}
+    for menu_item_id, quantity in requested:
+        merged[menu_item_id] = merged.get(menu_item_id, 0) + quantity
+    return list(merged.items())
+
+
+def price_lines(
+    requested: list[tuple[str, int]], menu: dict[str, tuple[str, int]]
+) -> tuple[list[OrderLine], int]:
+    """Order lines priced from the menu ({id: (name, price)}), whatever the client sent, and the total."""
+    lines = []
+    for menu_item_id, quantity in merge_lines(requested):
+        if menu_item_id not in menu:
+            raise UnknownMenuItem(menu_item_id)
+        name, price = menu[menu_item_id]
+        lines.append(OrderLine(menu_item_id, name, quantity, price))
+    return lines, sum(line.price * line.quantity for line in lines)
