@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -30,6 +31,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from sandwich.platform.settings import SERVICES, Flow
+
+if TYPE_CHECKING:  # `serve` runs in every service process: keep its imports light
+    from sandwich.cli.demo_world import DemoCredentials, DemoReport
+    from sandwich.cli.supervisor import Platform
 
 MAILSINK = "mailsink"
 DEFAULT_DATA_DIR = ".sandwich-data"
@@ -234,10 +239,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         console.print("stopped")
 
 
-def _status_table(platform: object) -> Table:
-    from sandwich.cli.supervisor import Platform
-
-    assert isinstance(platform, Platform)
+def _status_table(platform: Platform) -> Table:
     table = Table(title=f"sandwich platform ({platform.flow.value} flow)")
     table.add_column("part")
     table.add_column("kind")
@@ -255,10 +257,9 @@ def _status_table(platform: object) -> Table:
     return table
 
 
-def _print_demo(report: object, credentials: object, gateway_url: str) -> None:
-    from sandwich.cli.demo_world import DemoCredentials, DemoReport
-
-    assert isinstance(report, DemoReport) and isinstance(credentials, DemoCredentials)
+def _print_demo(report: DemoReport, credentials: DemoCredentials, gateway_url: str) -> None:
+    customer = credentials.customer
+    login = json.dumps({"username": customer.username, "password": customer.password})
     lines = [
         f"menu: {len(report.menu_created)} created, {len(report.menu_existing)} already there",
         f"customer {credentials.customer.username}: "
@@ -269,8 +270,7 @@ def _print_demo(report: object, credentials: object, gateway_url: str) -> None:
         f"customer  {credentials.customer.username} / {credentials.customer.password}",
         f"(kept in {credentials.path})",
         "",
-        f"try: curl -s {gateway_url}/api/v1/auth/login -H 'content-type: application/json' "
-        f'-d \'{{"username": "{credentials.customer.username}", "password": "{credentials.customer.password}"}}\'',
+        f"try: curl -s {gateway_url}/api/v1/auth/login -H 'content-type: application/json' -d '{login}'",
     ]
     lines += [f"[yellow]warning:[/] {w}" for w in report.warnings]
     console.print(Panel("\n".join(lines), title="demo world", border_style="green"))

@@ -231,7 +231,7 @@ class Platform:
         elif self._database_url:
             rows.append(Component("postgres", "database (external)", self._database_url, None, None))
         if self._nats is not None:
-            rows.append(Component("nats", "broker", self._nats.url, self._nats.pid, None))
+            rows.append(Component("nats", "broker", self._nats.url, self._nats.pid, self._nats.log_path))
         elif self._nats_url:
             rows.append(Component("nats", "broker (external)", self._nats_url, None, None))
         elif self._env.get("KAFKA_BOOTSTRAP_SERVERS") and self.flow is not Flow.SYNC:

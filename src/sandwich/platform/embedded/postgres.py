@@ -139,7 +139,7 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        """Connection URL of the server's maintenance database, e.g. postgresql://postgres@127.0.0.1:5555/postgres."""
+        """URL of the server's maintenance database: postgresql://postgres@127.0.0.1:PORT/postgres."""
         return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres"
 
     @property

@@ -1,0 +1,1 @@
+"""The `sandwich` command line: up, serve, and the supervisor behind them."""

@@ -1,0 +1,101 @@
+"""Recording notifications: from OrderEvents on `order.events` (broker flows) and from the sync flow's
+POST /api/v1/notification, by the same rules.
+
+A notification is only stored here, as `pending`, in the caller's transaction (for events: together
+with the inbox claim). The sender sends it after the commit, so a rolled-back event never mails.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent
+from sandwich.services.notifications import storage
+from sandwich.services.notifications.contacts import ContactBook
+from sandwich.services.notifications.domain import (
+    CHANNEL_EMAIL,
+    NotificationStatus,
+    compose_letter,
+    kind_for_status,
+)
+
+CONSUMER = "notifications"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    notification: dict[str, Any]
+    created: bool
+
+
+class Notifier:
+    """Turns "this order reached that status" into at most one stored letter per (order, kind)."""
+
+    def __init__(self, contacts: ContactBook):
+        self.contacts = contacts
+
+    async def record(
+        self,
+        conn: AsyncConnection,
+        *,
+        user_id: str,
+        order_id: str | None,
+        kind: str,
+        username: str | None,
+        total: int | None,
+    ) -> Recorded:
+        """Store the letter unless this order already has one of this kind.
+
+        Raises ServiceUnavailable when users cannot be asked for the address: an event is then retried
+        by the bus, and the inbox and the (order_id, kind) key keep the retry harmless.
+        """
+        if order_id is not None:
+            existing = await storage.find(conn, order_id, kind)
+            if existing is not None:
+                return Recorded(existing, created=False)
+        contact = await self.contacts.contact(user_id)
+        name = contact.greeting_name if contact else (username or "friend")
+        letter = compose_letter(kind, name=name, order_id=order_id, total=total)
+        recipient = contact.email if contact else None
+        new = storage.NewNotification(
+            notification_id=str(uuid.uuid4()),
+            user_id=user_id,
+            order_id=order_id,
+            kind=kind,
+            channel=CHANNEL_EMAIL,
+            recipient=recipient,
+            subject=letter.subject,
+            body=letter.body,
+            # Without an address the letter cannot go out; it is still shown in the app.
+            status=NotificationStatus.PENDING if recipient else NotificationStatus.FAILED,
+            last_error=None if recipient else "the user has no e-mail address on file",
+        )
+        stored = await storage.insert(conn, new)
+        if stored is not None:
+            return Recorded(stored, created=True)
+        assert order_id is not None  # only the (order_id, kind) key can refuse an insert
+        existing = await storage.find(conn, order_id, kind)
+        assert existing is not None
+        return Recorded(existing, created=False)
+
+    async def on_order_event(self, conn: AsyncConnection, envelope: Envelope) -> None:
+        """Consumer of `order.events`: a letter for the statuses that deserve one, nothing otherwise."""
+        if envelope.type != ORDER_EVENT:
+            return
+        event = OrderEvent.model_validate(envelope.payload)
+        kind = kind_for_status(event.status)
+        if kind is None:
+            return
+        order = event.order
+        await self.record(
+            conn,
+            user_id=order.user_id,
+            order_id=order.order_id,
+            kind=kind,
+            username=order.username,
+            total=order.total,
+        )

@@ -1,0 +1,152 @@
+"""The notifications table of the notifications database."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sandwich.services.notifications.domain import NotificationStatus
+
+_PUBLIC = (
+    "notification_id::text AS notification_id, order_id::text AS order_id, kind, channel, subject, body, "
+    "status, created_at"
+)
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    notification_id: str
+    user_id: str
+    order_id: str | None
+    kind: str
+    channel: str
+    recipient: str | None
+    subject: str
+    body: str
+    status: NotificationStatus
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A pending letter picked for sending."""
+
+    notification_id: str
+    recipient: str
+    subject: str
+    body: str
+    attempts: int
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _public(row: Any) -> dict[str, Any]:
+    return {
+        "notification_id": row.notification_id,
+        "order_id": row.order_id,
+        "kind": row.kind,
+        "channel": row.channel,
+        "subject": row.subject,
+        "body": row.body,
+        "status": row.status,
+        "created_at": _rfc3339(row.created_at),
+    }
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    return uuid.UUID(value) if value is not None else None
+
+
+async def find(conn: AsyncConnection, order_id: str, kind: str) -> dict[str, Any] | None:
+    row = (
+        await conn.execute(
+            text(f"SELECT {_PUBLIC} FROM notifications WHERE order_id = :order_id AND kind = :kind"),
+            {"order_id": uuid.UUID(order_id), "kind": kind},
+        )
+    ).one_or_none()
+    return _public(row) if row else None
+
+
+async def insert(conn: AsyncConnection, notification: NewNotification) -> dict[str, Any] | None:
+    """The stored notification, or None when this order already has one of this kind."""
+    row = (
+        await conn.execute(
+            text(
+                "INSERT INTO notifications (notification_id, user_id, order_id, kind, channel, recipient, "
+                "subject, body, status, last_error) VALUES (:notification_id, :user_id, :order_id, :kind, "
+                ":channel, :recipient, :subject, :body, :status, :last_error) "
+                f"ON CONFLICT (order_id, kind) DO NOTHING RETURNING {_PUBLIC}"
+            ),
+            {
+                "notification_id": uuid.UUID(notification.notification_id),
+                "user_id": uuid.UUID(notification.user_id),
+                "order_id": _uuid(notification.order_id),
+                "kind": notification.kind,
+                "channel": notification.channel,
+                "recipient": notification.recipient,
+                "subject": notification.subject,
+                "body": notification.body,
+                "status": notification.status.value,
+                "last_error": notification.last_error,
+            },
+        )
+    ).one_or_none()
+    return _public(row) if row else None
+
+
+async def of_user(conn: AsyncConnection, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+    rows = (
+        await conn.execute(
+            text(
+                f"SELECT {_PUBLIC} FROM notifications WHERE user_id = :user_id "
+                "ORDER BY created_at DESC, notification_id DESC LIMIT :limit"
+            ),
+            {"user_id": user_id, "limit": limit},
+        )
+    ).all()
+    return [_public(row) for row in rows]
+
+
+async def lock_due(conn: AsyncConnection, limit: int) -> list[Outgoing]:
+    """Pending letters whose time has come, locked for this transaction; other senders skip them."""
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT notification_id::text AS notification_id, recipient, subject, body, attempts "
+                "FROM notifications WHERE status = 'pending' AND next_attempt_at <= now() AND recipient IS NOT NULL "
+                "ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+            ),
+            {"limit": limit},
+        )
+    ).all()
+    return [Outgoing(r.notification_id, r.recipient, r.subject, r.body, r.attempts) for r in rows]
+
+
+async def mark_sent(conn: AsyncConnection, notification_id: str) -> None:
+    await conn.execute(
+        text(
+            "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL, "
+            "sent_at = clock_timestamp() WHERE notification_id = :id"
+        ),
+        {"id": uuid.UUID(notification_id)},
+    )
+
+
+async def mark_failed(
+    conn: AsyncConnection, notification_id: str, error: str, status: NotificationStatus, retry_in: float
+) -> None:
+    await conn.execute(
+        text(
+            "UPDATE notifications SET status = :status, attempts = attempts + 1, last_error = :error, "
+            "next_attempt_at = clock_timestamp() + make_interval(secs => :retry_in) "
+            "WHERE notification_id = :id"
+        ),
+        {"id": uuid.UUID(notification_id), "status": status.value, "error": error[:1000], "retry_in": retry_in},
+    )
