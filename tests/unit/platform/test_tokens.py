@@ -1,0 +1,56 @@
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from sandwich.platform.tokens import ISSUER, InvalidToken, SigningKey, TokenVerifier, issue_token
+
+pytestmark = pytest.mark.unit
+
+
+def verifier_for(*keys: SigningKey) -> TokenVerifier:
+    verifier = TokenVerifier()
+    verifier.load_jwks({"keys": [key.public_jwk() for key in keys]})
+    return verifier
+
+
+def test_a_token_round_trips() -> None:
+    key = SigningKey.generate()
+    token = issue_token(key, {"sub": "u1", "username": "alice", "roles": ["customer"]}, 60)
+    claims = verifier_for(key).verify(token)
+    assert claims["sub"] == "u1" and claims["username"] == "alice"
+
+
+def test_expired_token_is_refused() -> None:
+    key = SigningKey.generate()
+    token = issue_token(key, {"sub": "u1"}, -10)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier_for(key).verify(token)
+
+
+def test_token_signed_by_another_key_with_the_same_kid_is_refused() -> None:
+    key, forger = SigningKey.generate(), SigningKey.generate()
+    forged = issue_token(SigningKey(key.kid, forger.private_pem), {"sub": "u1"}, 60)
+    with pytest.raises(InvalidToken):
+        verifier_for(key).verify(forged)
+
+
+def test_alg_none_and_hmac_tokens_are_refused() -> None:
+    key = SigningKey.generate()
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": key.kid}).encode()).rstrip(b"=")
+    payload = base64.urlsafe_b64encode(
+        json.dumps({"sub": "u1", "iss": ISSUER, "exp": int(time.time()) + 60, "iat": int(time.time())}).encode()
+    ).rstrip(b"=")
+    unsigned = f"{header.decode()}.{payload.decode()}."
+    with pytest.raises(InvalidToken):
+        verifier_for(key).verify(unsigned)
+    hmac = jwt.encode({"sub": "u1"}, "secret", algorithm="HS256", headers={"kid": key.kid})
+    with pytest.raises(InvalidToken):
+        verifier_for(key).verify(hmac)
+
+
+def test_garbage_is_refused() -> None:
+    with pytest.raises(InvalidToken):
+        verifier_for(SigningKey.generate()).verify("not-a-token")
