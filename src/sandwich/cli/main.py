@@ -213,8 +213,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         console.print(_status_table(platform))
         console.print(
             f"[bold green]ready[/] in {time.monotonic() - began:.1f}s: gateway at "
-            f"[link={platform.gateway_url}]{platform.gateway_url}[/link]  (logs in {platform.logs_dir}, "
-            f"mail in {platform.mail_dir})"
+            f"[link={platform.gateway_url}]{platform.gateway_url}[/link]\n"
+            f"logs in {platform.logs_dir}, mail in {platform.mail_dir}"
         )
         if credentials is not None:
             with console.status("seeding the demo world ..."):
@@ -240,20 +240,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _status_table(platform: Platform) -> Table:
-    table = Table(title=f"sandwich platform ({platform.flow.value} flow)")
-    table.add_column("part")
-    table.add_column("kind")
-    table.add_column("address")
-    table.add_column("pid", justify="right")
-    table.add_column("log")
+    table = Table(title=f"sandwich platform ({platform.flow.value} flow)", title_justify="left")
+    table.add_column("part", no_wrap=True)
+    table.add_column("address", overflow="fold")
+    table.add_column("pid", justify="right", no_wrap=True)
     for row in platform.components():
-        log_path = ""
-        if row.log is not None:
-            try:
-                log_path = str(row.log.relative_to(Path.cwd()))
-            except ValueError:
-                log_path = str(row.log)
-        table.add_row(row.name, row.kind, row.address, str(row.pid or "-"), log_path)
+        external = " (external)" if "external" in row.kind else ""
+        table.add_row(f"{row.name}{external}", row.address, str(row.pid or "-"))
     return table
 
 

@@ -71,7 +71,10 @@ def test_terminal_statuses_have_no_way_out() -> None:
 def test_prices_come_from_the_menu_and_repeated_lines_merge() -> None:
     menu = {"a": ("Club", 35000), "b": ("BLT", 29000)}
     lines, total = price_lines([("a", 1), ("b", 2), ("a", 2)], menu)
-    assert [(line.menu_item_id, line.quantity, line.price) for line in lines] == [("a", 3, 35000), ("b", 2, 29000)]
+    assert [(line.menu_item_id, line.quantity, line.price) for line in lines] == [
+        ("a", 3, 35000),
+        ("b", 2, 29000),
+    ]
     assert total == 3 * 35000 + 2 * 29000
 
 

@@ -41,7 +41,9 @@ def test_alg_none_and_hmac_tokens_are_refused() -> None:
     key = SigningKey.generate()
     header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": key.kid}).encode()).rstrip(b"=")
     payload = base64.urlsafe_b64encode(
-        json.dumps({"sub": "u1", "iss": ISSUER, "exp": int(time.time()) + 60, "iat": int(time.time())}).encode()
+        json.dumps(
+            {"sub": "u1", "iss": ISSUER, "exp": int(time.time()) + 60, "iat": int(time.time())}
+        ).encode()
     ).rstrip(b"=")
     unsigned = f"{header.decode()}.{payload.decode()}."
     with pytest.raises(InvalidToken):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import hashlib
 import logging
 import os
@@ -30,10 +31,12 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -407,6 +410,7 @@ class EmbeddedPostgres:
                 env=self._child_env(),
                 user=self._system_user,
                 start_new_session=True,
+                preexec_fn=_fast_shutdown_with_parent(),
             )
         self._process = proc
         deadline = time.monotonic() + self.startup_timeout
@@ -463,6 +467,28 @@ class EmbeddedPostgres:
     def _stop_at_exit(self) -> None:
         with contextlib.suppress(Exception):
             self.stop(timeout=10.0)
+
+
+def _fast_shutdown_with_parent() -> Callable[[], None] | None:
+    """A preexec hook that sends the postmaster SIGINT (fast shutdown) when its parent dies (Linux).
+
+    Covers a supervisor killed with SIGKILL, which gets no chance to stop the server. The kernel
+    delivers the signal when the *thread* that forked exits, so it is armed only when starting from
+    the main thread; elsewhere the atexit hook and the stale-postmaster recovery of the next start
+    are the net. It runs after the switch to the PostgreSQL account, which would clear it otherwise.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    pr_set_pdeathsig = 1
+
+    def arm() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGINT, 0, 0, 0)
+
+    return arm
 
 
 class _PortTaken(Exception):

@@ -148,5 +148,10 @@ async def mark_failed(
             "next_attempt_at = clock_timestamp() + make_interval(secs => :retry_in) "
             "WHERE notification_id = :id"
         ),
-        {"id": uuid.UUID(notification_id), "status": status.value, "error": error[:1000], "retry_in": retry_in},
+        {
+            "id": uuid.UUID(notification_id),
+            "status": status.value,
+            "error": error[:1000],
+            "retry_in": retry_in,
+        },
     )

@@ -21,9 +21,13 @@ router = APIRouter(tags=["orders"])
 
 
 class LineIn(BaseModel):
+    """A line as a client sends it; a `name` or `price` it sends is accepted and ignored (the menu decides)."""
+
     model_config = ConfigDict(extra="forbid")
     menu_item_id: str = Field(min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
+    name: str | None = Field(default=None, description="ignored: the menu names the item")
+    price: int | None = Field(default=None, description="ignored: the price comes from the menu")
 
 
 class DeliveryIn(BaseModel):

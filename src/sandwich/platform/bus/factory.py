@@ -1,0 +1,39 @@
+"""Pick the bus adapter from the settings: Kafka when it is configured, else NATS JetStream.
+
+Services never name an adapter: they ask for "the bus" and the environment decides, so the same
+service runs on the embedded NATS of `sandwich up` and on a Kafka cluster in production.
+"""
+
+from __future__ import annotations
+
+from sandwich.platform.bus.base import EventBus
+from sandwich.platform.settings import Settings
+
+
+class BusNotConfigured(RuntimeError):
+    """Neither KAFKA_BOOTSTRAP_SERVERS nor NATS_URL is set, yet the flow needs a broker."""
+
+
+def make_bus(settings: Settings, *, client_name: str) -> EventBus:
+    """The bus for this process (not started: call `await bus.start()`).
+
+    `client_name` names the connection on the broker (NATS connection name, Kafka client id), so a
+    broker's monitoring shows which service is which. The topic prefix of the settings is applied
+    inside the adapter, so callers use the bare topic names of `sandwich.platform.events`.
+    """
+    if settings.kafka_bootstrap_servers:
+        from sandwich.platform.bus.kafka import KafkaBus
+
+        return KafkaBus(
+            settings.kafka_bootstrap_servers,
+            client_name=client_name,
+            topic_prefix=settings.topic_prefix,
+        )
+    if settings.nats_url:
+        from sandwich.platform.bus.nats import NatsBus
+
+        return NatsBus(settings.nats_url, client_name=client_name, topic_prefix=settings.topic_prefix)
+    raise BusNotConfigured(
+        "no broker configured: set KAFKA_BOOTSTRAP_SERVERS (Kafka) or NATS_URL (NATS JetStream); "
+        "`sandwich up` sets NATS_URL to its embedded nats-server"
+    )

