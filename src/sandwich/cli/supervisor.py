@@ -34,7 +34,7 @@ import httpx
 import psutil
 
 from sandwich.platform.embedded.brokers import EmbeddedNats, free_port
-from sandwich.platform.embedded.postgres import EmbeddedPostgres
+from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
 from sandwich.platform.settings import SERVICES, Flow, service_url_env
 
 log = logging.getLogger("sandwich.supervisor")
@@ -163,6 +163,8 @@ class Platform:
         self._env: dict[str, str] = {**os.environ, **(env_overrides or {})}
         self._platform_id = uuid.uuid4().hex
         self._lock = threading.RLock()
+        # One platform per data directory: two would fight over the database and broker files.
+        self._dir_lock = FileLock(self.data_dir / "platform.lock")
         self._stopping = threading.Event()
         self._monitor: threading.Thread | None = None
         self._procs: dict[str, ManagedProcess] = {}
@@ -263,6 +265,9 @@ class Platform:
                 return
             self._stopping.clear()
         began = time.monotonic()
+        holder = self._dir_lock.acquire()
+        if holder is not None:
+            raise PlatformStartError(f"{self.data_dir} is in use by another platform (pid {holder})")
         try:
             self.logs_dir.mkdir(parents=True, exist_ok=True)
             self.mail_dir.mkdir(parents=True, exist_ok=True)
@@ -310,6 +315,7 @@ class Platform:
                 errors.append(f"postgres: {exc!r}")
         for error in errors:
             log.error("while stopping the platform: %s", error)
+        self._dir_lock.release()
 
     def __enter__(self) -> Platform:
         self.start()
@@ -438,6 +444,11 @@ class Platform:
                     taken.add(port)
                     return port
 
+        if self.gateway_port is not None and not _can_bind(self.host, self.gateway_port):
+            raise PlatformStartError(
+                f"the gateway's port {self.gateway_port} on {self.host} is taken by another program; "
+                "choose another port"
+            )
         procs: dict[str, ManagedProcess] = {}
         procs[MAILSINK] = ManagedProcess(MAILSINK, pick(), LOCALHOST, self.logs_dir / f"{MAILSINK}.log")
         for name in self.services:
@@ -588,6 +599,18 @@ class Platform:
 def _append_line(path: Path, line: str) -> None:
     with contextlib.suppress(OSError), path.open("ab") as fh:
         fh.write(line.encode() + b"\n")
+
+
+def _can_bind(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As uvicorn does: a port in TIME_WAIT after our own earlier run counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError:
+            return False
+    return True
 
 
 def _smtp_answers(host: str, port: int) -> bool:

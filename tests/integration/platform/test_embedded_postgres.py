@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import asyncpg
 import psutil
 import pytest
 
-from sandwich.platform.embedded.postgres import EmbeddedPostgres
+from sandwich.platform.embedded.postgres import EmbeddedPostgres, EmbeddedPostgresError
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +85,7 @@ async def test_recovers_after_the_server_was_killed(tmp_path: Path) -> None:
     deadline = time.monotonic() + 5
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     assert (tmp_path / "postgres" / "postmaster.pid").exists()
 
     again = EmbeddedPostgres(tmp_path)
@@ -94,23 +97,50 @@ async def test_recovers_after_the_server_was_killed(tmp_path: Path) -> None:
         pg.stop()
 
 
+ORPHAN_SCRIPT = """
+import os, sys, threading
+from pathlib import Path
+from sandwich.platform.embedded.postgres import EmbeddedPostgres, EmbeddedPostgresError
+
+pg = EmbeddedPostgres(Path(sys.argv[1]))
+# Started from a worker thread, the server is not tied to this process's death: the way a server
+# outlives a supervisor that was killed at a bad moment.
+worker = threading.Thread(target=pg.start)
+worker.start()
+worker.join()
+print(pg.pid, flush=True)
+os._exit(0)  # no stop(), no atexit
+"""
+
+
 async def test_takes_over_from_an_orphaned_server(tmp_path: Path) -> None:
-    """A server left running by a supervisor that died is shut down and replaced."""
-    orphan = EmbeddedPostgres(tmp_path)
-    orphan.start()
-    await _execute(orphan.url, "CREATE TABLE t (x int)", "INSERT INTO t VALUES (1)")
-    orphan_pid = orphan.pid
+    """A server left running by a process that died is shut down and replaced by the next start."""
+    with EmbeddedPostgres(tmp_path) as pg:
+        await _execute(pg.url, "CREATE TABLE t (x int)", "INSERT INTO t VALUES (1)")
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    orphan_pid = int(done.stdout.split()[-1])
+    assert psutil.pid_exists(orphan_pid), "the orphan outlived its parent"
+
     successor = EmbeddedPostgres(tmp_path)
     successor.start()
     try:
         assert successor.pid != orphan_pid
-        assert not psutil.pid_exists(orphan_pid or -1) or psutil.Process(orphan_pid or -1).status() == (
-            psutil.STATUS_ZOMBIE
-        )
+        assert not psutil.pid_exists(orphan_pid)
         assert await _scalar(successor.url, "SELECT count(*) FROM t") == 1
     finally:
         successor.stop()
-        orphan.stop()
+
+
+async def test_refuses_a_cluster_another_live_owner_runs(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path):
+        with pytest.raises(EmbeddedPostgresError, match="run by another process"):
+            EmbeddedPostgres(tmp_path).start()
 
 
 async def test_long_data_dir_puts_the_socket_elsewhere(tmp_path: Path) -> None:
@@ -119,3 +149,15 @@ async def test_long_data_dir_puts_the_socket_elsewhere(tmp_path: Path) -> None:
         assert pg.socket_dir is not None
         assert len(str(pg.socket_dir / ".s.PGSQL.65535.lock")) <= 107
         assert await _scalar(pg.url, "SELECT 1") == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL under another account")
+async def test_starts_after_a_parent_directory_was_tightened(tmp_path: Path) -> None:
+    """pytest chmods /tmp/pytest-of-root to 0700 whenever a session starts; the server's account
+    must get through again on the next start."""
+    data_dir = tmp_path / "nested" / "data"
+    with EmbeddedPostgres(data_dir) as pg:
+        await _execute(pg.url, "CREATE TABLE t (x int)", "INSERT INTO t VALUES (3)")
+    (tmp_path / "nested").chmod(0o700)
+    with EmbeddedPostgres(data_dir) as pg:
+        assert await _scalar(pg.url, "SELECT x FROM t") == 3

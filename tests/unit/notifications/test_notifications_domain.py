@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from sandwich.services.notifications.contacts import TtlCache
+from sandwich.platform.http import Response
+from sandwich.services.notifications.contacts import ContactBook, TtlCache
 from sandwich.services.notifications.domain import (
     KINDS,
     MAX_ATTEMPTS,
@@ -157,3 +160,44 @@ def test_zero_ttl_caches_nothing() -> None:
     cache: TtlCache[str, int] = TtlCache(0, clock=FakeClock())
     cache.put("k", 1)
     assert cache.get("k") is None
+
+
+class FakeUsers:
+    """Stands in for the users service: counts calls, answers once released."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.calls = 0
+        self.status = status
+        self.release = asyncio.Event()
+
+    async def request(self, service: str, method: str, path: str, **_: object) -> Response:
+        self.calls += 1
+        await self.release.wait()
+        user_id = path.rsplit("/", 1)[1]
+        body = {"user_id": user_id, "username": "bob", "email": "bob@example.com", "full_name": None}
+        return Response(self.status, body if self.status == 200 else None)
+
+
+USER_ID = "22222222-2222-2222-2222-222222222222"
+
+
+async def test_concurrent_lookups_share_one_call_and_the_answer_is_cached() -> None:
+    users = FakeUsers()
+    book = ContactBook(users, 30, clock=FakeClock())  # type: ignore[arg-type]
+    waiters = [asyncio.ensure_future(book.contact(USER_ID)) for _ in range(5)]
+    await asyncio.sleep(0)
+    users.release.set()
+    contacts = await asyncio.gather(*waiters)
+    assert {c.email for c in contacts if c} == {"bob@example.com"}
+    assert contacts[0] is not None and contacts[0].greeting_name == "bob"
+    await book.contact(USER_ID)
+    assert users.calls == 1
+
+
+async def test_an_unknown_user_is_not_cached() -> None:
+    users = FakeUsers(status=404)
+    users.release.set()
+    book = ContactBook(users, 30, clock=FakeClock())  # type: ignore[arg-type]
+    assert await book.contact(USER_ID) is None
+    assert await book.contact(USER_ID) is None
+    assert users.calls == 2

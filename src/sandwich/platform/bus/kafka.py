@@ -148,7 +148,9 @@ class KafkaBus(EventBus):
         try:
             await self._ensure_producer()
         except BusUnavailable as exc:
-            log.warning("kafka_unreachable_will_retry", bootstrap_servers=self.bootstrap_servers, error=str(exc))
+            log.warning(
+                "kafka_unreachable_will_retry", bootstrap_servers=self.bootstrap_servers, error=str(exc)
+            )
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._closed:
@@ -192,7 +194,9 @@ class KafkaBus(EventBus):
                 except (KafkaError, OSError, TimeoutError) as exc:
                     with contextlib.suppress(Exception):
                         await admin.close()
-                    raise BusUnavailable(f"Kafka at {self.bootstrap_servers} is unreachable: {exc!r}") from exc
+                    raise BusUnavailable(
+                        f"Kafka at {self.bootstrap_servers} is unreachable: {exc!r}"
+                    ) from exc
                 self._admin = admin
             return self._admin
 
@@ -243,21 +247,28 @@ class KafkaBus(EventBus):
                 raise BusUnavailable(f"could not create topic {topic}: error {error_code} {message}")
 
     # -- publishing ---------------------------------------------------------------------------------
-    async def publish(self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None) -> None:
+    async def publish(
+        self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         name = self.topic_name(topic)
         if self.auto_create_topics and name not in self._ensured:
             await self._create_topics(_with_dead_letters([name]))
         producer = await self._ensure_producer()
         try:
-            await asyncio.wait_for(
-                producer.send_and_wait(
+            # The producer bounds both steps by its request timeout (waiting for metadata, then for
+            # the batch, which it fails once expired): a publish it reports as failed is not sent
+            # later behind our back. Our own timeouts are only a guard and are set well above it,
+            # because abandoning a send the producer still holds would let it through afterwards.
+            delivery = await asyncio.wait_for(
+                producer.send(
                     name,
                     value=value,
                     key=key.encode(),
                     headers=[(k, v.encode()) for k, v in (headers or {}).items()],
                 ),
-                self.publish_timeout_seconds,
+                3 * self.publish_timeout_seconds,
             )
+            await asyncio.wait_for(delivery, 3 * self.publish_timeout_seconds)
         except (KafkaError, OSError, TimeoutError) as exc:
             # The broker may have lost the topic (a memory-only broker restarted): check it again
             # before the next publish.
@@ -437,7 +448,9 @@ class _KafkaSubscription(Subscription):
                 await asyncio.wait_for(self._stopping.wait(), retry_delay(failures, 0.5, cap_seconds=5.0))
                 return False
 
-    async def _commit(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition] | None = None) -> None:
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition] | None = None
+    ) -> None:
         offsets = {
             tp: offset
             for tp, offset in self._processed.items()

@@ -137,7 +137,9 @@ class NatsBus(EventBus):
     def subject(self, topic: str) -> str:
         subject = f"{self.topic_prefix}{topic}"
         if not _VALID_SUBJECT.match(subject):
-            raise ValueError(f"invalid topic {topic!r} (with prefix {self.topic_prefix!r}) for a NATS subject")
+            raise ValueError(
+                f"invalid topic {topic!r} (with prefix {self.topic_prefix!r}) for a NATS subject"
+            )
         return subject
 
     def stream_name(self, topic: str) -> str:
@@ -266,19 +268,25 @@ class NatsBus(EventBus):
         self._known_streams.add(stream)
 
     # -- publishing ---------------------------------------------------------------------------------
-    async def publish(self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None) -> None:
+    async def publish(
+        self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         js = self._connected_js()
         subject = self.subject(topic)
         message_headers = {**(headers or {}), KEY_HEADER: key}
         try:
             try:
-                await js.publish(subject, value, timeout=self.request_timeout_seconds, headers=message_headers)
+                await js.publish(
+                    subject, value, timeout=self.request_timeout_seconds, headers=message_headers
+                )
             except nats.js.errors.NoStreamResponseError:
                 # Nobody stores this subject: the topic was never created (or was deleted). Create
                 # it, as a Kafka broker with auto-creation would, and publish again.
                 self._known_streams.discard(self.stream_name(topic))
                 await self._ensure_stream(topic)
-                await js.publish(subject, value, timeout=self.request_timeout_seconds, headers=message_headers)
+                await js.publish(
+                    subject, value, timeout=self.request_timeout_seconds, headers=message_headers
+                )
         except BusUnavailable:
             raise
         except (nats.errors.Error, OSError, TimeoutError) as exc:

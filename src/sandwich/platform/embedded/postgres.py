@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import fcntl
 import hashlib
 import logging
 import os
@@ -61,6 +62,9 @@ HOST = "127.0.0.1"
 _SOCKET_PATH_MAX = 107
 # Widest socket file name PostgreSQL may create in the socket directory.
 _SOCKET_FILE_WORST = ".s.PGSQL.65535.lock"
+
+# Attempts at initdb / starting the server when a port race or a tightened directory foils one.
+_ACCESS_ATTEMPTS = 5
 
 DEFAULT_SETTINGS: dict[str, str] = {
     # Eleven services with pools of their own, test runs and psql sessions: the default 100 is tight.
@@ -130,6 +134,7 @@ class EmbeddedPostgres:
         self._uid: int | None = None
         self._gid: int | None = None
         self._lock = threading.RLock()
+        self._owner_lock = FileLock(self.data_dir / "postgres.lock")
         self._atexit_registered = False
 
     # -- public surface ---------------------------------------------------------------------------
@@ -173,27 +178,49 @@ class EmbeddedPostgres:
                 return
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._prepare_system_user()
-            self._ensure_initialised()
-            self._recover_stale_postmaster()
-            self._socket_dir = self._prepare_socket_dir()
-            attempts = 1 if self._port_fixed else 5
-            for attempt in range(1, attempts + 1):
-                if self._port is None:
-                    self._port = _free_port()
-                try:
-                    self._launch_and_wait()
-                    break
-                except _PortTaken:
-                    if attempt == attempts:
-                        raise EmbeddedPostgresError(
-                            f"port {self._port} is taken; PostgreSQL could not listen on it"
-                        ) from None
-                    log.info("port %s was taken before PostgreSQL bound it; trying another", self._port)
-                    self._port = None
-            if not self._atexit_registered:
-                atexit.register(self._stop_at_exit)
-                self._atexit_registered = True
+            # Held while this object runs the server: a postmaster found on the cluster while we
+            # hold it can only be an orphan, never the live server of another process.
+            holder = self._owner_lock.acquire()
+            if holder is not None:
+                raise EmbeddedPostgresError(
+                    f"the PostgreSQL of {self.data_dir} is run by another process (pid {holder})"
+                )
+            try:
+                self._start_locked()
+            except BaseException:
+                self._owner_lock.release()
+                raise
+
+    def _start_locked(self) -> None:
+        self._prepare_system_user()
+        self._ensure_initialised()
+        self._recover_stale_postmaster()
+        self._socket_dir = self._prepare_socket_dir()
+        for attempt in range(1, _ACCESS_ATTEMPTS + 1):
+            if self._port is None:
+                self._port = _free_port()
+            try:
+                self._launch_and_wait()
+                break
+            except _PortTaken:
+                if attempt == _ACCESS_ATTEMPTS:
+                    raise EmbeddedPostgresError(
+                        f"port {self._port} is taken; PostgreSQL could not listen on it"
+                    ) from None
+                log.info("port %s was taken before PostgreSQL bound it; trying another", self._port)
+                self._port = None
+            except _AccessLost as lost:
+                if attempt == _ACCESS_ATTEMPTS:
+                    raise EmbeddedPostgresError(f"PostgreSQL could not reach its files:\n{lost}") from None
+                log.warning(
+                    "PostgreSQL could not reach its files (a parent directory was tightened); retrying"
+                )
+                self._open_paths()
+        # From now on the URL is known to clients: a restart must come back on the same port.
+        self._port_fixed = True
+        if not self._atexit_registered:
+            atexit.register(self._stop_at_exit)
+            self._atexit_registered = True
 
     def stop(self, timeout: float = 30.0) -> None:
         """Shut the server down: fast shutdown (rolls back open transactions, checkpoints), then
@@ -204,9 +231,11 @@ class EmbeddedPostgres:
         with self._lock:
             proc = self._process
             self._process = None
-            if proc is None or proc.poll() is not None:
-                return
-            _terminate_postmaster(proc.pid, timeout=timeout, popen=proc)
+            try:
+                if proc is not None and proc.poll() is None:
+                    _terminate_postmaster(proc.pid, timeout=timeout, popen=proc)
+            finally:
+                self._owner_lock.release()
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
@@ -230,6 +259,18 @@ class EmbeddedPostgres:
         assert entry is not None
         self._system_user = SYSTEM_USER
         self._uid, self._gid = entry.pw_uid, entry.pw_gid
+        self._open_paths()
+        # A cluster created by a non-root run of an earlier version of the data dir: hand it over.
+        if self.pgdata.exists() and self.pgdata.stat().st_uid != self._uid:
+            self._chown_tree(self.pgdata)
+
+    def _open_paths(self) -> None:
+        """Let the PostgreSQL account traverse every directory down to the data and the binaries.
+
+        Needed again whenever someone tightens a parent directory: pytest, for one, chmods
+        /tmp/pytest-of-<user> back to 0700 whenever a new session starts. A running server does not
+        care (it works relative to its data directory), but initdb and a starting server do.
+        """
         read = stat.S_IRGRP | stat.S_IROTH
         execute = stat.S_IXGRP | stat.S_IXOTH
         # The account must traverse every directory down to the data and the binaries (the helper
@@ -241,9 +282,6 @@ class EmbeddedPostgres:
             folder = POSTGRES_BIN_PATH.parent / sub
             if folder.exists():
                 _pg_utils.ensure_folder_permissions(folder, read)
-        # A cluster created by a non-root run of an earlier version of the data dir: hand it over.
-        if self.pgdata.exists() and self.pgdata.stat().st_uid != self._uid:
-            self._chown_tree(self.pgdata)
 
     def _chown_tree(self, root: Path) -> None:
         assert self._uid is not None and self._gid is not None
@@ -265,6 +303,21 @@ class EmbeddedPostgres:
                 )
             self.pgdata.rmdir()
         scratch = self.data_dir / "postgres.initdb-tmp"
+        started = time.monotonic()
+        for attempt in range(1, _ACCESS_ATTEMPTS + 1):
+            output = self._initdb(scratch)
+            if output is None:
+                break
+            if self._lost_access(output) and attempt < _ACCESS_ATTEMPTS:
+                log.warning("initdb could not reach its files (a parent directory was tightened); retrying")
+                self._open_paths()
+                continue
+            raise EmbeddedPostgresError(f"initdb failed:\n{output}")
+        os.replace(scratch, self.pgdata)
+        log.info("initialised PostgreSQL cluster in %s in %.2fs", self.pgdata, time.monotonic() - started)
+
+    def _initdb(self, scratch: Path) -> str | None:
+        """Run initdb into a fresh `scratch`; None on success, else the log of the attempt."""
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir(mode=0o700)
@@ -286,7 +339,6 @@ class EmbeddedPostgres:
             "--no-instructions",
         ]
         offset = self._log_size()
-        started = time.monotonic()
         with self.log_path.open("ab") as log_file:
             result = subprocess.run(
                 command,
@@ -299,12 +351,12 @@ class EmbeddedPostgres:
                 check=False,
                 timeout=300,
             )
-        if result.returncode != 0:
-            raise EmbeddedPostgresError(
-                f"initdb failed with exit code {result.returncode}:\n{_tail(self.log_path, offset)}"
-            )
-        os.replace(scratch, self.pgdata)
-        log.info("initialised PostgreSQL cluster in %s in %.2fs", self.pgdata, time.monotonic() - started)
+        if result.returncode == 0:
+            return None
+        return f"exit code {result.returncode}\n{_tail(self.log_path, offset)}"
+
+    def _lost_access(self, output: str) -> bool:
+        return self._system_user is not None and "Permission denied" in output
 
     def _recover_stale_postmaster(self) -> None:
         """Deal with a postmaster.pid left by an earlier run that did not shut down cleanly.
@@ -423,6 +475,8 @@ class EmbeddedPostgres:
                     "could not bind" in output or "Address already in use" in output
                 ):
                     raise _PortTaken
+                if self._lost_access(output):
+                    raise _AccessLost(output)
                 raise EmbeddedPostgresError(f"PostgreSQL exited with code {code} while starting:\n{output}")
             if self._accepts_connections():
                 return
@@ -491,8 +545,52 @@ def _fast_shutdown_with_parent() -> Callable[[], None] | None:
     return arm
 
 
+class FileLock:
+    """An exclusive, non-blocking advisory lock on a file, released when its holder exits however it
+    exits (the kernel drops flock locks with the last descriptor), recording the holder's pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> int | None:
+        """Take the lock: None on success (or if already held by this object), else the holder's pid
+        (0 when unknown)."""
+        if self._fd is not None:
+            return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 32).decode().strip()
+            finally:
+                os.close(fd)
+            return int(holder) if holder.isdigit() else 0
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+
 class _PortTaken(Exception):
     """The port picked for the server was taken by someone else before PostgreSQL bound it."""
+
+
+class _AccessLost(Exception):
+    """The PostgreSQL account could not open a path: a parent directory's mode was tightened."""
 
 
 def _terminate_postmaster(pid: int, *, timeout: float, popen: subprocess.Popen[bytes] | None = None) -> None:

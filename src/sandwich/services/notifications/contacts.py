@@ -2,11 +2,13 @@
 
 Every letter needs the recipient's e-mail address, and a busy customer gets several letters in a few
 minutes; the short TTL keeps users off the hot path without letting a changed address linger long.
-Only answers are cached: a miss or an outage is asked again next time.
+Only answers are cached: a miss or an outage is asked again next time. Concurrent look-ups of one
+user share a single call, so a burst of events for one customer asks users once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Hashable
@@ -69,6 +71,7 @@ class ContactBook:
     def __init__(self, http: ServiceClient, ttl_seconds: float, *, clock: Clock = time.monotonic):
         self.http = http
         self.cache: TtlCache[str, Contact] = TtlCache(ttl_seconds, clock=clock)
+        self._inflight: dict[str, asyncio.Future[Contact | None]] = {}
 
     async def contact(self, user_id: str) -> Contact | None:
         """The user's contact; None when users knows no such user; ServiceUnavailable when users is away."""
@@ -76,6 +79,21 @@ class ContactBook:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(key))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda done: self._forget(key, done))
+        # A waiter that is cancelled must not cancel the call the other waiters share.
+        return await asyncio.shield(pending)
+
+    def _forget(self, key: str, done: asyncio.Future[Contact | None]) -> None:
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here, so an error nobody awaited is not reported as lost
+
+    async def _fetch(self, key: str) -> Contact | None:
         try:
             response = await self.http.request("users", "GET", f"/internal/v1/users/{key}")
         except RuntimeError as exc:  # no URL configured for users: as good as unreachable

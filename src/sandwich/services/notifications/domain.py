@@ -85,13 +85,14 @@ def compose_letter(kind: str, *, name: str, order_id: str | None, total: int | N
     short = short_order_id(order_id) if order_id else "your order"
     amount = format_roubles(total) if total is not None else None
     for_amount = f" for {amount}" if amount else ""
+    of_amount = f" of {amount}" if amount else ""
     greeting = f"Hello, {name}!"
     if kind == KIND_ORDER_PAID:
         return Letter(
-            subject=f"Order {short} is paid - your sandwiches are on the way to the kitchen",
+            subject=f"Order {short} is paid - thank you!",
             body=(
                 f"{greeting}\n\n"
-                f"Good news: we received your payment{for_amount} for order {order}.\n"
+                f"Good news: we received your payment{of_amount} for order {order}.\n"
                 "A food point near you will start cooking shortly, and a courier will bring it to your door.\n"
                 "You can follow every step of your order in the app.\n\n"
                 f"Thank you for ordering with us!\n{SIGNATURE}\n"

@@ -162,7 +162,12 @@ async def ingest_order_event(
     try:
         uuid.UUID(envelope.event_id)
         update: OrderUpdate = order_update(envelope)
-    except (ValueError, ValidationError, InvalidOrderEvent, KeyError) as exc:
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        raise ApiError(422, "invalid_event", f"Not a valid order event: {fields}") from exc
+    except (ValueError, InvalidOrderEvent) as exc:
         raise ApiError(422, "invalid_event", f"Not a valid order event: {exc}"[:500]) from exc
     async with service.database.begin() as conn:
         if not await claim_event(conn, CONSUMER, envelope.event_id):

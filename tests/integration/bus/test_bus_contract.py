@@ -1,0 +1,221 @@
+"""The bus contract of `sandwich.platform.bus.base`, checked against both adapters on real brokers.
+
+The same tests run for NATS JetStream and for Kafka (tansu), so the services can switch brokers
+without noticing: durable publish, per-key order, groups sharing work, redelivery of what was never
+acknowledged, dead-lettering of poison messages, and a publish that fails fast while the broker is
+down and works again once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+
+from sandwich.platform.bus.base import (
+    DLQ_HEADER_ATTEMPTS,
+    DLQ_HEADER_ERROR,
+    DLQ_HEADER_GROUP,
+    DLQ_HEADER_ORIGINAL_TOPIC,
+    BusUnavailable,
+    Message,
+    dead_letter_topic,
+)
+from sandwich.platform.embedded.brokers import EmbeddedKafka, EmbeddedNats
+from tests.integration.bus.conftest import BusMaker, Inbox, eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+TOPIC = "order.events"
+# A new Kafka group member gets partitions only after the broker's initial rebalance delay (~3 s).
+DELIVERY_TIMEOUT = 30.0
+
+
+async def test_publish_and_consume_round_trip(buses: BusMaker) -> None:
+    bus = await buses.started()
+    await bus.ensure_topics([TOPIC])
+    assert await bus.healthy()
+    inbox = Inbox()
+    await bus.subscribe(TOPIC, "round-trip", inbox.handler)
+
+    await bus.publish(TOPIC, "order-1", b'{"status": "paid"}', {"event-type": "OrderEvent"})
+
+    await eventually(lambda: len(inbox.messages) == 1, timeout=DELIVERY_TIMEOUT, what="the message")
+    (message,) = inbox.messages
+    assert message.topic == TOPIC
+    assert message.key == "order-1"
+    assert message.value == b'{"status": "paid"}'
+    assert message.headers == {"event-type": "OrderEvent"}
+    assert message.delivery_attempt == 1
+
+
+async def test_messages_of_a_key_arrive_in_publish_order(buses: BusMaker) -> None:
+    bus = await buses.started()
+    await bus.ensure_topics([TOPIC])
+    inbox = Inbox()
+    await bus.subscribe(TOPIC, "ordering", inbox.handler)
+    keys = ["order-a", "order-b", "order-c"]
+
+    for seq in range(50):
+        for key in keys:
+            await bus.publish(TOPIC, key, f"{key}:{seq}".encode())
+
+    await eventually(lambda: len(inbox.messages) == 150, timeout=DELIVERY_TIMEOUT, what="150 messages")
+    for key in keys:
+        sequence = [int(m.value.decode().split(":")[1]) for m in inbox.messages if m.key == key]
+        assert sequence == list(range(50)), f"{key} arrived out of order: {sequence}"
+
+
+async def test_members_of_a_group_share_the_work(buses: BusMaker) -> None:
+    # Two buses: two processes of the same service.
+    first, second = await buses.started(), await buses.started()
+    await first.ensure_topics([TOPIC])
+    inbox_1, inbox_2 = Inbox(), Inbox()
+    await first.subscribe(TOPIC, "workers", inbox_1.handler)
+    await second.subscribe(TOPIC, "workers", inbox_2.handler)
+
+    # Publish in rounds until both members have had work (a Kafka member joins after a rebalance).
+    published: list[bytes] = []
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
+    while not (inbox_1.messages and inbox_2.messages):
+        assert time.monotonic() < deadline, "the work was never shared between the two members"
+        for _ in range(10):
+            value = f"m{len(published)}".encode()
+            await first.publish(TOPIC, f"order-{len(published)}", value)
+            published.append(value)
+        await asyncio.sleep(0.2)
+    for _ in range(40):
+        value = f"m{len(published)}".encode()
+        await first.publish(TOPIC, f"order-{len(published)}", value)
+        published.append(value)
+
+    def handled() -> list[bytes]:
+        return inbox_1.values + inbox_2.values
+
+    await eventually(lambda: len(set(handled())) == len(published), timeout=DELIVERY_TIMEOUT, what="all")
+    await asyncio.sleep(0.5)  # let a duplicate show up, if one were coming
+    assert set(handled()) == set(published)
+    duplicates = [value for value, count in Counter(handled()).items() if count > 1]
+    assert duplicates == [], "without failures every message is handled exactly once"
+    assert inbox_1.messages and inbox_2.messages
+
+
+async def test_every_group_gets_every_message(buses: BusMaker) -> None:
+    bus = await buses.started()
+    await bus.ensure_topics([TOPIC])
+    notifications, read_model = Inbox(), Inbox()
+    await bus.subscribe(TOPIC, "notifications", notifications.handler)
+    await bus.subscribe(TOPIC, "order-info", read_model.handler)
+
+    published = [f"event-{i}".encode() for i in range(20)]
+    for i, value in enumerate(published):
+        await bus.publish(TOPIC, f"order-{i % 4}", value)
+
+    await eventually(
+        lambda: len(notifications.messages) >= 20 and len(read_model.messages) >= 20,
+        timeout=DELIVERY_TIMEOUT,
+        what="both groups to get every message",
+    )
+    assert sorted(notifications.values) == sorted(published)
+    assert sorted(read_model.values) == sorted(published)
+
+
+async def test_unacknowledged_message_is_delivered_again(buses: BusMaker, adapter: str) -> None:
+    # The first consumer takes the message and dies before acknowledging it: its bus is closed while
+    # the handler hangs (the short grace makes close() cancel the handler, as a crash would).
+    doomed = await buses.started(shutdown_grace_seconds=0.2)
+    await doomed.ensure_topics([TOPIC])
+    taken = asyncio.Event()
+
+    async def hang(message: Message) -> None:
+        taken.set()
+        await asyncio.Event().wait()
+
+    await doomed.subscribe(TOPIC, "billing", hang)
+    await doomed.publish(TOPIC, "order-7", b"pay me")
+    await asyncio.wait_for(taken.wait(), DELIVERY_TIMEOUT)
+    await asyncio.wait_for(doomed.close(), 10)
+
+    survivor = await buses.started()
+    inbox = Inbox()
+    await survivor.subscribe(TOPIC, "billing", inbox.handler)
+
+    await eventually(lambda: len(inbox.messages) >= 1, timeout=DELIVERY_TIMEOUT, what="the redelivery")
+    assert inbox.messages[0].key == "order-7"
+    assert inbox.messages[0].value == b"pay me"
+    if adapter == "nats":
+        # JetStream counts deliveries; Kafka does not know about the first one.
+        assert inbox.messages[0].delivery_attempt >= 2
+
+
+async def test_poison_message_is_dead_lettered_and_its_key_moves_on(buses: BusMaker) -> None:
+    bus = await buses.started()
+    await bus.ensure_topics([TOPIC])
+    handled: list[bytes] = []
+    poison_attempts: list[int] = []
+
+    async def handler(message: Message) -> None:
+        if message.value == b"poison":
+            poison_attempts.append(message.delivery_attempt)
+            raise ValueError("boom: cannot parse")
+        handled.append(message.value)
+
+    await bus.subscribe(TOPIC, "kitchen", handler, max_attempts=3, retry_backoff_seconds=0.05)
+    for value in (b"before", b"poison", b"after"):
+        await bus.publish(TOPIC, "order-9", value, {"trace": "abc"})
+
+    await eventually(lambda: b"after" in handled, timeout=DELIVERY_TIMEOUT, what="the message behind the poison")
+    assert handled == [b"before", b"after"]
+    assert poison_attempts == [1, 2, 3]
+
+    parked = Inbox()
+    await bus.subscribe(dead_letter_topic(TOPIC), "dlq-reader", parked.handler)
+    await eventually(lambda: len(parked.messages) == 1, timeout=DELIVERY_TIMEOUT, what="the dead letter")
+    (dead,) = parked.messages
+    assert dead.topic == dead_letter_topic(TOPIC)
+    assert dead.key == "order-9"
+    assert dead.value == b"poison"
+    assert dead.headers["trace"] == "abc"
+    assert dead.headers[DLQ_HEADER_ORIGINAL_TOPIC] == TOPIC
+    assert dead.headers[DLQ_HEADER_GROUP] == "kitchen"
+    assert dead.headers[DLQ_HEADER_ATTEMPTS] == "3"
+    assert "boom: cannot parse" in dead.headers[DLQ_HEADER_ERROR]
+    await asyncio.sleep(0.5)
+    assert poison_attempts == [1, 2, 3], "a parked message is acknowledged, not retried again"
+
+
+async def test_publish_fails_fast_while_broker_is_down_and_works_when_it_is_back(
+    buses: BusMaker, own_broker: EmbeddedNats | EmbeddedKafka, adapter: str
+) -> None:
+    address = own_broker.url if isinstance(own_broker, EmbeddedNats) else own_broker.bootstrap_servers
+    bus = await buses.started(address=address)
+    await bus.ensure_topics([TOPIC])
+    await bus.publish(TOPIC, "order-1", b"before the outage")
+
+    own_broker.stop()
+    started = time.monotonic()
+    with pytest.raises(BusUnavailable):
+        await bus.publish(TOPIC, "order-1", b"during the outage")
+    assert time.monotonic() - started < 6, "a dead broker must fail the publish within seconds"
+    assert not await bus.healthy()
+
+    own_broker.start()  # same port (and, for NATS, same data directory)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await bus.publish(TOPIC, "order-1", b"after the outage")
+            break
+        except BusUnavailable:
+            assert time.monotonic() < deadline, "publishing never recovered after the broker came back"
+            await asyncio.sleep(0.2)
+    assert await bus.healthy()
+
+    inbox = Inbox()
+    await bus.subscribe(TOPIC, "after-outage", inbox.handler)
+    # NATS stores on disk: the message from before the outage survived. The tansu build keeps
+    # everything in memory, so it starts empty again.
+    expected = [b"before the outage", b"after the outage"] if adapter == "nats" else [b"after the outage"]
+    await eventually(lambda: len(inbox.messages) >= len(expected), timeout=DELIVERY_TIMEOUT, what="messages")
+    assert inbox.values == expected
