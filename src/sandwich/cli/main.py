@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # `serve` runs in every service process: keep its imports lig
 
 MAILSINK = "mailsink"
 DEFAULT_DATA_DIR = ".sandwich-data"
-SUPERVISOR_PID_ENV = "SANDWICH_SUPERVISOR_PID"  # same name as in supervisor.py, kept import-free
+SUPERVISOR_PID_ENV = "SANDWICH_SUPERVISOR_PID"
+"""Set by the supervisor in every child: `serve` exits when that process is no longer its parent."""
 
 console = Console(stderr=True)
 

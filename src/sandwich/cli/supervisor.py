@@ -33,6 +33,7 @@ from types import TracebackType
 import httpx
 import psutil
 
+from sandwich.cli.main import SUPERVISOR_PID_ENV
 from sandwich.platform.embedded.brokers import EmbeddedNats, free_port
 from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
 from sandwich.platform.settings import SERVICES, Flow, service_url_env
@@ -43,8 +44,6 @@ MAILSINK = "mailsink"
 LOCALHOST = "127.0.0.1"
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 
-SUPERVISOR_PID_ENV = "SANDWICH_SUPERVISOR_PID"
-"""Set in every child: `sandwich serve` exits when the process with this pid is no longer its parent."""
 PLATFORM_ID_ENV = "SANDWICH_PLATFORM_ID"
 """Set in every child: lets stop() find children of this Platform even if their Popen was lost."""
 
@@ -170,8 +169,12 @@ class Platform:
         self._procs: dict[str, ManagedProcess] = {}
         self._postgres: EmbeddedPostgres | None = None
         self._nats: EmbeddedNats | None = None
-        self._database_url: str = self._env.get("DATABASE_URL", "")
-        self._nats_url: str = self._env.get("NATS_URL", "")
+        # Decided once: a restart of this object must not mistake its own engines for external ones.
+        self._external_database_url = self._env.get("DATABASE_URL", "")
+        self._external_nats_url = self._env.get("NATS_URL", "")
+        self._external_kafka = self._env.get("KAFKA_BOOTSTRAP_SERVERS", "")
+        self._database_url = self._external_database_url
+        self._nats_url = self._external_nats_url if self.flow is not Flow.SYNC else ""
         self._started = False
 
     # -- addresses -------------------------------------------------------------------------------
@@ -236,10 +239,8 @@ class Platform:
             rows.append(Component("nats", "broker", self._nats.url, self._nats.pid, self._nats.log_path))
         elif self._nats_url:
             rows.append(Component("nats", "broker (external)", self._nats_url, None, None))
-        elif self._env.get("KAFKA_BOOTSTRAP_SERVERS") and self.flow is not Flow.SYNC:
-            rows.append(
-                Component("kafka", "broker (external)", self._env["KAFKA_BOOTSTRAP_SERVERS"], None, None)
-            )
+        elif self._external_kafka and self.flow is not Flow.SYNC:
+            rows.append(Component("kafka", "broker (external)", self._external_kafka, None, None))
         with self._lock:
             for proc in self._procs.values():
                 if proc.name == MAILSINK:
@@ -409,11 +410,12 @@ class Platform:
             raise PlatformError(f"no such part of the platform: {name!r} (not started yet?)") from None
 
     def _start_database(self) -> None:
-        if self._database_url:
+        if self._external_database_url:
             log.info("using the PostgreSQL server from DATABASE_URL")
             return
         began = time.monotonic()
-        self._postgres = EmbeddedPostgres(self.data_dir)
+        if self._postgres is None:
+            self._postgres = EmbeddedPostgres(self.data_dir)
         self._postgres.start()
         self._database_url = self._postgres.url
         log.info("embedded PostgreSQL ready in %.2fs at %s", time.monotonic() - began, self._database_url)
@@ -422,16 +424,25 @@ class Platform:
         if self.flow is Flow.SYNC:
             log.info("sync flow: no broker")
             return
-        if self._nats_url or self._env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        if self._external_nats_url or self._external_kafka:
             log.info("using the broker from the environment")
             return
         began = time.monotonic()
-        self._nats = EmbeddedNats()
-        self._nats.start(self._nats_data_dir)
+        if self._nats is None:
+            self._nats = EmbeddedNats()
+            self._nats.start(self._nats_data_dir)
+        else:
+            self._nats.start()
         self._nats_url = self._nats.url
         log.info("embedded NATS ready in %.2fs at %s", time.monotonic() - began, self._nats_url)
 
     def _allocate_ports(self) -> None:
+        """Pick each child's port, once per Platform object: a second start() reuses them."""
+        if self._procs:
+            for proc in self._procs.values():
+                proc.held, proc.failures, proc.restart_at, proc.popen = False, 0, None, None
+                proc.exit_codes.clear()
+            return
         taken: set[int] = set()
 
         def pick(fixed: int | None = None) -> int:

@@ -62,7 +62,9 @@ class BusMaker:
         self.prefix = f"t{uuid.uuid4().hex[:12]}."
         self.buses: list[EventBus] = []
 
-    def make(self, *, address: str | None = None, shutdown_grace_seconds: float = 5.0, **options: Any) -> EventBus:
+    def make(
+        self, *, address: str | None = None, shutdown_grace_seconds: float = 5.0, **options: Any
+    ) -> EventBus:
         bus: EventBus
         if self.adapter == "nats":
             bus = NatsBus(

@@ -102,6 +102,51 @@ async def test_members_of_a_group_share_the_work(buses: BusMaker) -> None:
     assert inbox_1.messages and inbox_2.messages
 
 
+async def test_a_member_joining_a_busy_group_takes_over_without_loss_or_repeats(buses: BusMaker) -> None:
+    # Scale-out while events flow: on Kafka the first member gives partitions away mid-stream (it must
+    # finish the message in flight and commit before the second member starts from that offset).
+    first, second = await buses.started(), await buses.started()
+    await first.ensure_topics([TOPIC])
+    inbox_1, inbox_2 = Inbox(), Inbox()
+
+    async def slow_1(message: Message) -> None:
+        await asyncio.sleep(0.005)  # keeps a handler in flight when the rebalance comes
+        await inbox_1.handler(message)
+
+    await first.subscribe(TOPIC, "scale-out", slow_1)
+    published: list[bytes] = []
+    stop_publishing = asyncio.Event()
+
+    async def publish_continuously() -> None:
+        while not stop_publishing.is_set():
+            value = f"m{len(published)}".encode()
+            await first.publish(TOPIC, f"order-{len(published) % 16}", value)
+            published.append(value)
+            await asyncio.sleep(0.01)
+
+    publisher = asyncio.create_task(publish_continuously())
+    try:
+        await eventually(lambda: len(inbox_1.messages) >= 20, timeout=DELIVERY_TIMEOUT, what="the first member")
+        await second.subscribe(TOPIC, "scale-out", inbox_2.handler)
+        await eventually(lambda: len(inbox_2.messages) >= 20, timeout=DELIVERY_TIMEOUT, what="the newcomer")
+    finally:
+        stop_publishing.set()
+        await asyncio.wait_for(publisher, 10)
+
+    def handled() -> list[bytes]:
+        return inbox_1.values + inbox_2.values
+
+    await eventually(lambda: set(handled()) == set(published), timeout=DELIVERY_TIMEOUT, what="every message")
+    await asyncio.sleep(0.5)
+    duplicates = sorted(value for value, count in Counter(handled()).items() if count > 1)
+    assert duplicates == [], "a rebalance without failures must not repeat messages"
+    # Per-key order holds within each member's share.
+    for inbox in (inbox_1, inbox_2):
+        for key in {m.key for m in inbox.messages}:
+            numbers = [int(m.value[1:]) for m in inbox.messages if m.key == key]
+            assert numbers == sorted(numbers), f"{key} out of order: {numbers}"
+
+
 async def test_every_group_gets_every_message(buses: BusMaker) -> None:
     bus = await buses.started()
     await bus.ensure_topics([TOPIC])
@@ -162,16 +207,18 @@ async def test_poison_message_is_dead_lettered_and_its_key_moves_on(buses: BusMa
             raise ValueError("boom: cannot parse")
         handled.append(message.value)
 
+    parked = Inbox()
+    await bus.subscribe(dead_letter_topic(TOPIC), "dlq-reader", parked.handler)
     await bus.subscribe(TOPIC, "kitchen", handler, max_attempts=3, retry_backoff_seconds=0.05)
     for value in (b"before", b"poison", b"after"):
         await bus.publish(TOPIC, "order-9", value, {"trace": "abc"})
 
-    await eventually(lambda: b"after" in handled, timeout=DELIVERY_TIMEOUT, what="the message behind the poison")
+    await eventually(
+        lambda: b"after" in handled, timeout=DELIVERY_TIMEOUT, what="the message behind the poison"
+    )
     assert handled == [b"before", b"after"]
     assert poison_attempts == [1, 2, 3]
 
-    parked = Inbox()
-    await bus.subscribe(dead_letter_topic(TOPIC), "dlq-reader", parked.handler)
     await eventually(lambda: len(parked.messages) == 1, timeout=DELIVERY_TIMEOUT, what="the dead letter")
     (dead,) = parked.messages
     assert dead.topic == dead_letter_topic(TOPIC)
@@ -187,8 +234,9 @@ async def test_poison_message_is_dead_lettered_and_its_key_moves_on(buses: BusMa
 
 
 async def test_publish_fails_fast_while_broker_is_down_and_works_when_it_is_back(
-    buses: BusMaker, own_broker: EmbeddedNats | EmbeddedKafka, adapter: str
+    own_broker: EmbeddedNats | EmbeddedKafka, buses: BusMaker, adapter: str
 ) -> None:
+    # own_broker comes first so that it is torn down last, after the buses have closed.
     address = own_broker.url if isinstance(own_broker, EmbeddedNats) else own_broker.bootstrap_servers
     bus = await buses.started(address=address)
     await bus.ensure_topics([TOPIC])

@@ -45,6 +45,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.group import LeaveGroupRequest
 from aiokafka.structs import ConsumerRecord
 
 from sandwich.platform.bus.base import (
@@ -94,7 +95,7 @@ class KafkaBus(EventBus):
         publish_timeout_seconds: float = 5.0,
         enable_idempotence: bool = False,
         auto_create_topics: bool = True,
-        session_timeout_ms: int = 10_000,
+        session_timeout_ms: int = 6_000,
         heartbeat_interval_ms: int = 1_000,
         max_poll_records: int = 100,
         shutdown_grace_seconds: float = 10.0,
@@ -221,7 +222,10 @@ class KafkaBus(EventBus):
     async def healthy(self) -> bool:
         try:
             producer = await self._ensure_producer()
-            await asyncio.wait_for(producer.client.fetch_all_metadata(), self.publish_timeout_seconds)
+            # Bounded tighter than a publish: a readiness probe must answer quickly.
+            await asyncio.wait_for(
+                producer.client.fetch_all_metadata(), min(2.0, self.publish_timeout_seconds)
+            )
             return True
         except Exception:
             return False
@@ -300,6 +304,22 @@ class KafkaBus(EventBus):
         self._subscriptions.add(subscription)
         subscription.start()
         return subscription
+
+
+async def _leave_group_of_generation_zero(consumer: AIOKafkaConsumer) -> None:
+    """Send LeaveGroup when aiokafka would not: it skips it for generation 0, tansu's first one.
+
+    aiokafka only leaves a group whose generation is > 0 (Kafka numbers generations from 1); tansu
+    numbers them from 0, so a member stopped in the group's first generation would just vanish and
+    its partitions would wait for its session to time out before moving to another member.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or getattr(coordinator, "generation", None) != 0:
+        return
+    member_id = getattr(coordinator, "member_id", "")
+    if not member_id:
+        return
+    await coordinator._send_req(LeaveGroupRequest(coordinator.group_id, member_id))
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -485,6 +505,8 @@ class _KafkaSubscription(Subscription):
         """Commit what was handled, then leave the group (so its partitions move on at once)."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._commit(consumer), 5.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(_leave_group_of_generation_zero(consumer), 2.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(consumer.stop(), 10.0)
         self._consumer = None

@@ -235,7 +235,14 @@ class EmbeddedPostgres:
                 if proc is not None and proc.poll() is None:
                     _terminate_postmaster(proc.pid, timeout=timeout, popen=proc)
             finally:
+                self._remove_fallback_socket_dir()
                 self._owner_lock.release()
+
+    def _remove_fallback_socket_dir(self) -> None:
+        """A socket directory outside the data dir (path too long) is ours alone: do not litter /tmp."""
+        sock_dir = self._socket_dir
+        if sock_dir is not None and not sock_dir.is_relative_to(self.data_dir):
+            shutil.rmtree(sock_dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
@@ -605,16 +612,13 @@ def _terminate_postmaster(pid: int, *, timeout: float, popen: subprocess.Popen[b
         return
 
     def wait(seconds: float) -> bool:
+        if popen is None:
+            return _wait_dead([proc], seconds)
         try:
-            if popen is not None:
-                popen.wait(seconds)
-            else:
-                proc.wait(seconds)
+            popen.wait(seconds)
             return True
-        except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             return False
-        except psutil.NoSuchProcess:
-            return True
 
     for sig, seconds in ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -629,4 +633,21 @@ def _terminate_postmaster(pid: int, *, timeout: float, popen: subprocess.Popen[b
     for child in children:
         with contextlib.suppress(psutil.Error):
             child.kill()
-    psutil.wait_procs(children, timeout=5.0)
+    _wait_dead(children, 5.0)
+
+
+def _wait_dead(procs: list[psutil.Process], timeout: float) -> bool:
+    """Wait until none of `procs` runs. A zombie counts as dead: an orphan's zombie is reaped by
+    whatever init the machine has, which in some containers takes seconds, and holds nothing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for proc in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+        if not alive:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
