@@ -6,6 +6,7 @@ replays the first answer (a refused payment included) and the work happens once.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -139,3 +140,48 @@ async def operate(
         service, body.user_id, body.username, OperationKind(body.kind), body.amount, body.order_id, key
     )
     return JsonResponse(answer, status_code=status)
+
+
+class OrderRefund(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+
+
+class OrderRefundOut(BaseModel):
+    order_id: str
+    refunded: int
+    operation: OperationOut | None = None
+
+
+@router.post("/internal/v1/orders/{order_id}/refund", response_model=OrderRefundOut, include_in_schema=False)
+async def refund_order(
+    order_id: str, body: OrderRefund, service: Annotated[Service, Depends(service_of)]
+) -> dict[str, Any]:
+    """Give back whatever was paid for an order and not refunded yet.
+
+    Idempotent by its nature rather than by a key: a second call finds nothing left to refund, and a
+    payment that lands after a cancellation is refunded by the next call. The account row lock makes
+    two concurrent calls refund once.
+    """
+    try:
+        uuid.UUID(order_id)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_order_id", "Not an order id.") from exc
+    async with service.database.begin() as conn:
+        if not await storage.lock_account(conn, body.user_id):
+            return {"order_id": order_id, "refunded": 0, "operation": None}
+        owed = await storage.net_paid_for_order(conn, body.user_id, order_id)
+        if owed <= 0:
+            return {"order_id": order_id, "refunded": 0, "operation": None}
+        new_balance = await storage.move_balance(conn, body.user_id, owed)
+        assert new_balance is not None
+        operation = await storage.record_operation(
+            conn,
+            body.user_id,
+            OperationKind.REFUND,
+            owed,
+            new_balance,
+            order_id,
+            f"order-{order_id}-refund-{new_balance}",
+        )
+    return {"order_id": order_id, "refunded": owed, "operation": operation}

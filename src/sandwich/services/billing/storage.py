@@ -100,3 +100,25 @@ async def operations(conn: AsyncConnection, user_id: str, limit: int) -> list[di
         operation_view(r.operation_id, r.kind, r.amount, r.balance_after, r.order_id, r.created_at)
         for r in rows
     ]
+
+
+async def lock_account(conn: AsyncConnection, user_id: str) -> bool:
+    """Serialize money moves of one account for the rest of the transaction."""
+    row = await conn.execute(
+        text("SELECT 1 FROM accounts WHERE user_id = :user_id FOR UPDATE"), {"user_id": uuid.UUID(user_id)}
+    )
+    return row.first() is not None
+
+
+async def net_paid_for_order(conn: AsyncConnection, user_id: str, order_id: str) -> int:
+    """Payments minus refunds recorded for one order of one user."""
+    value = (
+        await conn.execute(
+            text(
+                "SELECT COALESCE(SUM(CASE kind WHEN 'payment' THEN amount WHEN 'refund' THEN -amount ELSE 0 END), 0) "
+                "FROM operations WHERE user_id = :user_id AND order_id = :order_id"
+            ),
+            {"user_id": uuid.UUID(user_id), "order_id": uuid.UUID(order_id)},
+        )
+    ).scalar_one()
+    return int(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
@@ -9,12 +10,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError
+from sandwich.platform.events import utcnow
 from sandwich.platform.idempotency import check_key, request_hash
 from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.responses import JsonResponse
 from sandwich.services.orders import storage
-from sandwich.services.orders.commands import OrdersContext, PlaceOrder, place_order
-from sandwich.services.orders.domain import MAX_LINES, MAX_QUANTITY, Delivery, UnknownMenuItem
+from sandwich.services.orders.commands import (
+    OrderNotFound,
+    OrdersContext,
+    PlaceOrder,
+    apply_change,
+    cancel_order,
+    place_order,
+)
+from sandwich.services.orders.domain import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    Delivery,
+    IllegalTransition,
+    Order,
+    OrderStatus,
+    UnknownMenuItem,
+)
 from sandwich.services.orders.ports import PricesUnavailable
 
 router = APIRouter(tags=["orders"])
@@ -113,3 +130,122 @@ async def order_for_read_side(
             raise ApiError(404, "order_not_found", "No such order.")
         history = await storage.history(conn, order_id)
     return {"order": storage.order_view(order, with_user=True), "history": history}
+
+
+def _illegal(exc: IllegalTransition) -> ApiError:
+    return ApiError(
+        409, "illegal_transition", f"The order is {exc.current.value}: it cannot become {exc.wanted.value}."
+    )
+
+
+async def _change(ctx: OrdersContext, order_id: str, change: Callable[[Order], Order]) -> dict[str, Any]:
+    try:
+        order = await apply_change(ctx, order_id, change)
+    except OrderNotFound as exc:
+        raise ApiError(404, "order_not_found", "No such order.") from exc
+    except IllegalTransition as exc:
+        raise _illegal(exc) from exc
+    return storage.order_view(order)
+
+
+@router.post("/api/v1/orders/{order_id}/cancel", response_model=OrderOut)
+async def cancel_my_order(
+    order_id: str,
+    identity: Annotated[Identity, Depends(current_identity)],
+    ctx: Annotated[OrdersContext, Depends(context_of)],
+) -> dict[str, Any]:
+    """Cancel in created, paid or assigned; what was paid is refunded. 409 once cooking is done."""
+    async with ctx.service.database.connect() as conn:
+        order = await storage.load_order(conn, order_id)
+    if order is None or (order.user_id != identity.user_id and not identity.is_admin):
+        raise ApiError(404, "order_not_found", "No such order.")
+    try:
+        cancelled_order = await cancel_order(ctx, order_id, "cancelled by the customer")
+    except IllegalTransition as exc:
+        raise _illegal(exc) from exc
+    return storage.order_view(cancelled_order)
+
+
+class FoodPointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    food_point_id: str = Field(min_length=1, max_length=64)
+
+
+class CourierIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    courier: str = Field(min_length=1, max_length=64)
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/internal/v1/orders/{order_id}/assign", include_in_schema=False)
+async def assign(
+    order_id: str, body: FoodPointIn, ctx: Annotated[OrdersContext, Depends(context_of)]
+) -> dict[str, Any]:
+    """kitchen assigned the order to a food point (repeating it for the same point changes nothing)."""
+
+    def change(current: Order) -> Order:
+        if current.status is OrderStatus.ASSIGNED and current.food_point_id == body.food_point_id:
+            return current
+        return current.transition(OrderStatus.ASSIGNED, utcnow(), food_point_id=body.food_point_id)
+
+    return await _change(ctx, order_id, change)
+
+
+@router.post("/internal/v1/orders/{order_id}/ready", include_in_schema=False)
+async def ready(
+    order_id: str, body: FoodPointIn, ctx: Annotated[OrdersContext, Depends(context_of)]
+) -> dict[str, Any]:
+    def change(current: Order) -> Order:
+        if current.food_point_id != body.food_point_id:
+            raise ApiError(403, "not_your_food_point", "This order is another food point's.")
+        if current.status is OrderStatus.READY:
+            return current
+        return current.transition(OrderStatus.READY, utcnow())
+
+    return await _change(ctx, order_id, change)
+
+
+@router.post("/internal/v1/orders/{order_id}/take", include_in_schema=False)
+async def take(
+    order_id: str, body: CourierIn, ctx: Annotated[OrdersContext, Depends(context_of)]
+) -> dict[str, Any]:
+    def change(current: Order) -> Order:
+        if current.status is OrderStatus.IN_DELIVERY and current.courier == body.courier:
+            return current
+        if current.status is OrderStatus.IN_DELIVERY:
+            raise ApiError(409, "already_taken", "Another courier took this order.")
+        return current.transition(OrderStatus.IN_DELIVERY, utcnow(), courier=body.courier)
+
+    return await _change(ctx, order_id, change)
+
+
+@router.post("/internal/v1/orders/{order_id}/complete", include_in_schema=False)
+async def complete(
+    order_id: str, body: CourierIn, ctx: Annotated[OrdersContext, Depends(context_of)]
+) -> dict[str, Any]:
+    def change(current: Order) -> Order:
+        if current.courier is not None and current.courier != body.courier:
+            raise ApiError(403, "not_your_delivery", "This order is another courier's.")
+        if current.status is OrderStatus.COMPLETED:
+            return current
+        return current.transition(OrderStatus.COMPLETED, utcnow())
+
+    return await _change(ctx, order_id, change)
+
+
+@router.post("/internal/v1/orders/{order_id}/cancel", include_in_schema=False)
+async def cancel_by_system(
+    order_id: str, body: ReasonIn, ctx: Annotated[OrdersContext, Depends(context_of)]
+) -> dict[str, Any]:
+    """A cancellation decided by another service (e.g. kitchen's assignment timeout); refunds too."""
+    try:
+        order = await cancel_order(ctx, order_id, body.reason)
+    except OrderNotFound as exc:
+        raise ApiError(404, "order_not_found", "No such order.") from exc
+    except IllegalTransition as exc:
+        raise _illegal(exc) from exc
+    return storage.order_view(order)

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 
 from sandwich.platform.app import Service
 from sandwich.services.orders.api import router
-from sandwich.services.orders.commands import OrdersContext, retry_pending_payments
-from sandwich.services.orders.ports import HttpPayments, MenuPrices
+from sandwich.services.orders.commands import OrdersContext, retry_pending_payments, retry_pending_refunds
+from sandwich.services.orders.ports import HttpPayments, HttpRefunds, MenuPrices
 
 
 def create_app() -> FastAPI:
@@ -21,11 +21,20 @@ def create_app() -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         publishes=True,
     )
-    ctx = OrdersContext(service=service, prices=MenuPrices(service.http), payments=HttpPayments(service.http))
+    ctx = OrdersContext(
+        service=service,
+        prices=MenuPrices(service.http),
+        payments=HttpPayments(service.http),
+        refunds=HttpRefunds(service.http),
+    )
     service.state["orders"] = ctx
 
     async def settle_pending() -> None:
         await retry_pending_payments(ctx)
 
+    async def refund_pending() -> None:
+        await retry_pending_refunds(ctx)
+
     service.every("retry-pending-payments", 1.0, settle_pending)
+    service.every("retry-pending-refunds", 2.0, refund_pending)
     return service.create_app(router)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,8 +20,15 @@ from sandwich.platform.app import Service
 from sandwich.platform.events import ORDER_EVENT, TOPIC_ORDER_EVENTS, OrderEvent, rfc3339, utcnow
 from sandwich.platform.idempotency import attach_resource, claim_key, load_answer, store_answer
 from sandwich.services.orders import storage
-from sandwich.services.orders.domain import Delivery, IllegalTransition, Order, OrderStatus, price_lines
-from sandwich.services.orders.ports import MenuPrices, Payments
+from sandwich.services.orders.domain import (
+    Delivery,
+    IllegalTransition,
+    Order,
+    OrderStatus,
+    cancelled,
+    price_lines,
+)
+from sandwich.services.orders.ports import MenuPrices, Payments, Refunds
 
 log = structlog.get_logger("orders")
 
@@ -30,6 +38,7 @@ class OrdersContext:
     service: Service
     prices: MenuPrices
     payments: Payments
+    refunds: Refunds
 
 
 @dataclass(frozen=True)
@@ -110,31 +119,52 @@ async def _replay(
 
 
 async def settle_payment(ctx: OrdersContext, order: Order) -> Order:
-    """Ask billing to charge a created order and record the outcome; leaves it created if billing is away."""
+    """Ask billing to charge a created order and record the outcome; leaves it created if billing is away.
+
+    A payment that lands after the customer cancelled is refunded: the order is marked for a refund.
+    """
     outcome = await ctx.payments.pay(order)
     if outcome.paid is None:
         log.warning("payment_pending", order_id=order.order_id)
         return order
-    if outcome.paid:
-        changed = await transition(
-            ctx.service, order.order_id, OrderStatus.PAID, payment_operation_id=outcome.operation_id
-        )
-    else:
-        changed = await transition(ctx.service, order.order_id, OrderStatus.PAYMENT_FAILED)
-    return changed or order
+
+    def settle(current: Order) -> Order:
+        if outcome.paid:
+            return current.transition(OrderStatus.PAID, utcnow(), payment_operation_id=outcome.operation_id)
+        return current.transition(OrderStatus.PAYMENT_FAILED, utcnow())
+
+    try:
+        return await apply_change(ctx, order.order_id, settle)
+    except IllegalTransition as refused:
+        if refused.current is OrderStatus.CANCELLED and outcome.paid:
+            await mark_refund_pending(ctx, order.order_id)
+        return await load(ctx, order.order_id) or order
+    except OrderNotFound:
+        return order
 
 
-async def transition(service: Service, order_id: str, wanted: OrderStatus, **changes: Any) -> Order | None:
-    """Move an order to `wanted` in one transaction with its event; None if it was no longer allowed."""
+class OrderNotFound(Exception):
+    pass
+
+
+async def load(ctx: OrdersContext, order_id: str) -> Order | None:
+    async with ctx.service.database.connect() as conn:
+        return await storage.load_order(conn, order_id)
+
+
+async def apply_change(ctx: OrdersContext, order_id: str, change: Callable[[Order], Order]) -> Order:
+    """Apply one state change in one transaction with its history row and outbox event.
+
+    `change` gets the locked current order and returns the next one or raises IllegalTransition; if
+    it returns the order unchanged (a repeated request), nothing is written.
+    """
+    service = ctx.service
     async with service.database.begin() as conn:
         current = await storage.load_order(conn, order_id, for_update=True)
         if current is None:
-            return None
-        if current.status is wanted:
-            return current
-        try:
-            changed = current.transition(wanted, utcnow(), **changes)
-        except IllegalTransition:
+            raise OrderNotFound(order_id)
+        changed = change(current)
+        if changed is current:
             return current
         await storage.save_transition(conn, changed)
         await record_change(service, conn, changed, current.status)
@@ -148,7 +178,41 @@ async def transition(service: Service, order_id: str, wanted: OrderStatus, **cha
                 changed.order_id,
             )
     service.events_committed()
+    if changed.refund_pending:
+        service.spawn(refund(ctx, changed), f"refund-{order_id}")
     return changed
+
+
+async def cancel_order(ctx: OrdersContext, order_id: str, reason: str) -> Order:
+    """Cancel (from created, paid or assigned) and refund what was paid; IllegalTransition later on."""
+
+    def cancel(current: Order) -> Order:
+        if current.status is OrderStatus.CANCELLED:
+            return current
+        return cancelled(current, utcnow(), reason)
+
+    return await apply_change(ctx, order_id, cancel)
+
+
+async def mark_refund_pending(ctx: OrdersContext, order_id: str) -> None:
+    async with ctx.service.database.begin() as conn:
+        await storage.set_refund_pending(conn, order_id, True)
+
+
+async def refund(ctx: OrdersContext, order: Order) -> None:
+    """Ask billing to give back whatever was paid for the order; the job retries until billing answers."""
+    if await ctx.refunds.refund(order):
+        async with ctx.service.database.begin() as conn:
+            await storage.set_refund_pending(conn, order.order_id, False)
+
+
+async def retry_pending_refunds(ctx: OrdersContext) -> None:
+    async with ctx.service.database.connect() as conn:
+        order_ids = await storage.orders_awaiting_refund(conn, 100)
+    for order_id in order_ids:
+        order = await load(ctx, order_id)
+        if order is not None:
+            await refund(ctx, order)
 
 
 async def retry_pending_payments(ctx: OrdersContext) -> None:

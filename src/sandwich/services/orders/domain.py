@@ -93,6 +93,8 @@ class Order:
     courier: str | None = None
     payment_operation_id: str | None = None
     idempotency_key: str | None = field(default=None, compare=False)
+    cancel_reason: str | None = None
+    refund_pending: bool = False
 
     def transition(self, wanted: OrderStatus, at: datetime, **changes: Any) -> Order:
         """The order after moving to `wanted`, one version later; IllegalTransition if not allowed."""
@@ -120,3 +122,11 @@ def price_lines(
         name, price = menu[menu_item_id]
         lines.append(OrderLine(menu_item_id, name, quantity, price))
     return lines, sum(line.price * line.quantity for line in lines)
+
+
+CANCELLABLE = frozenset(status for status, nexts in TRANSITIONS.items() if OrderStatus.CANCELLED in nexts)
+
+
+def cancelled(order: Order, at: datetime, reason: str) -> Order:
+    """The order cancelled; whatever was or may yet be paid for it is to be refunded."""
+    return order.transition(OrderStatus.CANCELLED, at, cancel_reason=reason, refund_pending=True)

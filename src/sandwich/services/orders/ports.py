@@ -95,3 +95,29 @@ class HttpPayments:
 
 def payment_key(order_id: str) -> str:
     return f"order-{order_id}-payment"
+
+
+class Refunds(Protocol):
+    async def refund(self, order: Order) -> bool:
+        """True once billing has given back whatever was paid for the order (maybe nothing)."""
+        ...
+
+
+class HttpRefunds:
+    """Billing's order refund: naturally idempotent (it refunds what was paid and not yet refunded)."""
+
+    def __init__(self, http: ServiceClient):
+        self.http = http
+
+    async def refund(self, order: Order) -> bool:
+        try:
+            answer = await self.http.request(
+                "billing",
+                "POST",
+                f"/internal/v1/orders/{order.order_id}/refund",
+                json={"user_id": order.user_id},
+                idempotent=True,
+            )
+        except ServiceUnavailable:
+            return False
+        return answer.ok

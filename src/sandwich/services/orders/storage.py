@@ -19,7 +19,8 @@ from sandwich.services.orders.domain import Delivery, Order, OrderLine, OrderSta
 
 _COLUMNS = (
     "order_id::text AS order_id, user_id::text AS user_id, username, status, items, total, delivery, "
-    "food_point_id, courier, payment_operation_id, idempotency_key, version, created_at, updated_at"
+    "food_point_id, courier, payment_operation_id, idempotency_key, version, created_at, updated_at, "
+    "cancel_reason, refund_pending"
 )
 _INSERT = text(
     "INSERT INTO orders (order_id, user_id, username, status, items, total, delivery, idempotency_key, "
@@ -31,7 +32,8 @@ _HISTORY = text(
 )
 _UPDATE = text(
     "UPDATE orders SET status = :status, version = :version, updated_at = :updated_at, "
-    "food_point_id = :food_point_id, courier = :courier, payment_operation_id = :payment_operation_id "
+    "food_point_id = :food_point_id, courier = :courier, payment_operation_id = :payment_operation_id, "
+    "cancel_reason = :cancel_reason, refund_pending = :refund_pending "
     "WHERE order_id = :order_id AND version = :expected"
 )
 
@@ -54,6 +56,8 @@ def _row_to_order(row: Any) -> Order:
         courier=row.courier,
         payment_operation_id=row.payment_operation_id,
         idempotency_key=row.idempotency_key,
+        cancel_reason=row.cancel_reason,
+        refund_pending=row.refund_pending,
     )
 
 
@@ -122,6 +126,8 @@ async def save_transition(conn: AsyncConnection, order: Order) -> bool:
             "food_point_id": order.food_point_id,
             "courier": order.courier,
             "payment_operation_id": order.payment_operation_id,
+            "cancel_reason": order.cancel_reason,
+            "refund_pending": order.refund_pending,
         },
     )
     if not result.rowcount:
@@ -163,3 +169,22 @@ async def orders_awaiting_payment(conn: AsyncConnection, older_than: datetime, l
         )
     ).all()
     return [row.order_id for row in rows]
+
+
+async def orders_awaiting_refund(conn: AsyncConnection, limit: int) -> list[str]:
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT order_id::text AS order_id FROM orders WHERE refund_pending ORDER BY updated_at LIMIT :limit"
+            ),
+            {"limit": limit},
+        )
+    ).all()
+    return [row.order_id for row in rows]
+
+
+async def set_refund_pending(conn: AsyncConnection, order_id: str, pending: bool) -> None:
+    await conn.execute(
+        text("UPDATE orders SET refund_pending = :pending WHERE order_id = :id"),
+        {"id": uuid.UUID(order_id), "pending": pending},
+    )
