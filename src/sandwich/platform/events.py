@@ -92,6 +92,8 @@ class OrderSnapshot(BaseModel):
     payment_operation_id: str | None = None
     created_at: str
     updated_at: str
+    # True when the customer ordered the basket: basket empties itself of these lines once paid.
+    from_basket: bool = False
 
 
 class OrderEvent(BaseModel):

@@ -108,7 +108,10 @@ class ServiceClient:
 
     def base_url(self, service: str) -> str:
         if service not in self._urls:
-            self._urls[service] = self.settings.service_url(service)
+            try:
+                self._urls[service] = self.settings.service_url(service)
+            except RuntimeError as exc:
+                raise ServiceUnavailable(service, str(exc)) from exc
         return self._urls[service]
 
     async def close(self) -> None:
@@ -135,7 +138,7 @@ class ServiceClient:
         retryable = method.upper() in ("GET", "HEAD", "PUT", "DELETE") if idempotent is None else idempotent
         attempts = self.retry_attempts if retryable else 1
         breaker = self.breaker(service)
-        url = self.base_url(service) + path
+        url = self.base_url(service) + path  # raises ServiceUnavailable when no URL is configured
         sent_headers = {"traceparent": traceparent(), **(headers or {})}
         request_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else None
         try:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from sandwich.platform.errors import error_response
-from sandwich.platform.http import ServiceClient
+from sandwich.platform.http import ServiceClient, ServiceUnavailable
 from sandwich.platform.identity import Identity
 from sandwich.platform.observability import traceparent
 
@@ -48,7 +48,10 @@ async def forward(
     breaker = http.breaker(service)
     if not breaker.allow():
         return error_response(503, "service_unavailable", f"{service} is unavailable, try again shortly.")
-    url = http.base_url(service) + request.url.path
+    try:
+        url = http.base_url(service) + request.url.path
+    except ServiceUnavailable:
+        return error_response(503, "service_unavailable", f"{service} is not configured here.")
     try:
         upstream = await http.session.request(
             request.method,

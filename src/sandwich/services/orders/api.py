@@ -16,6 +16,7 @@ from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.responses import JsonResponse
 from sandwich.services.orders import storage
 from sandwich.services.orders.commands import (
+    EmptyBasket,
     OrderNotFound,
     OrdersContext,
     PlaceOrder,
@@ -32,7 +33,7 @@ from sandwich.services.orders.domain import (
     OrderStatus,
     UnknownMenuItem,
 )
-from sandwich.services.orders.ports import PricesUnavailable
+from sandwich.services.orders.ports import BasketUnavailable, PricesUnavailable
 
 router = APIRouter(tags=["orders"])
 
@@ -100,12 +101,10 @@ async def create_order(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JsonResponse:
     """Create an order priced from the menu and pay for it; 201 with the payment outcome in `status`."""
-    if body.items is None:
-        raise ApiError(422, "items_required", "Ordering the basket is not available yet: send items.")
     command = PlaceOrder(
         user_id=identity.user_id,
         username=identity.username,
-        lines=[(line.menu_item_id, line.quantity) for line in body.items],
+        lines=[(line.menu_item_id, line.quantity) for line in body.items] if body.items is not None else None,
         delivery=Delivery(body.delivery.address, body.delivery.lat, body.delivery.lon),
         idempotency_key=check_key(idempotency_key),
         request_hash=request_hash(body.model_dump()),
@@ -114,6 +113,12 @@ async def create_order(
         status, answer = await place_order(ctx, command)
     except UnknownMenuItem as exc:
         raise ApiError(422, "unknown_menu_item", f"There is no menu item {exc.menu_item_id}.") from exc
+    except EmptyBasket as exc:
+        raise ApiError(
+            422, "basket_empty", "The basket is empty: add items or send them with the order."
+        ) from exc
+    except BasketUnavailable as exc:
+        raise ApiError(503, "service_unavailable", "The basket cannot be read right now, try again.") from exc
     except PricesUnavailable as exc:
         raise ApiError(503, "service_unavailable", "The menu cannot be read right now, try again.") from exc
     return JsonResponse(answer, status_code=status)

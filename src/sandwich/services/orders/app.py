@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sandwich.platform.app import Service
 from sandwich.services.orders.api import router
 from sandwich.services.orders.commands import OrdersContext, retry_pending_payments, retry_pending_refunds
-from sandwich.services.orders.ports import HttpPayments, HttpRefunds, MenuPrices
+from sandwich.services.orders.ports import HttpBasket, HttpPayments, HttpRefunds, MenuPrices
 
 
 def create_app() -> FastAPI:
@@ -26,6 +26,7 @@ def create_app() -> FastAPI:
         prices=MenuPrices(service.http),
         payments=HttpPayments(service.http),
         refunds=HttpRefunds(service.http),
+        basket=HttpBasket(service.http),
     )
     service.state["orders"] = ctx
 

@@ -28,7 +28,7 @@ from sandwich.services.orders.domain import (
     cancelled,
     price_lines,
 )
-from sandwich.services.orders.ports import MenuPrices, Payments, Refunds
+from sandwich.services.orders.ports import HttpBasket, MenuPrices, Payments, Refunds
 
 log = structlog.get_logger("orders")
 
@@ -39,13 +39,18 @@ class OrdersContext:
     prices: MenuPrices
     payments: Payments
     refunds: Refunds
+    basket: HttpBasket
+
+
+class EmptyBasket(Exception):
+    pass
 
 
 @dataclass(frozen=True)
 class PlaceOrder:
     user_id: str
     username: str
-    lines: list[tuple[str, int]]
+    lines: list[tuple[str, int]] | None  # None: order the basket
     delivery: Delivery
     idempotency_key: str | None
     request_hash: str
@@ -67,8 +72,11 @@ async def record_change(
 
 async def place_order(ctx: OrdersContext, command: PlaceOrder) -> tuple[int, dict[str, Any]]:
     """Create the order (priced from the menu) and pay for it; (status, body). Idempotent by key."""
-    prices = await ctx.prices.lookup([menu_item_id for menu_item_id, _ in command.lines])
-    lines, total = price_lines(command.lines, prices)
+    requested = command.lines if command.lines is not None else await ctx.basket.lines(command.user_id)
+    if not requested:
+        raise EmptyBasket()
+    prices = await ctx.prices.lookup([menu_item_id for menu_item_id, _ in requested])
+    lines, total = price_lines(requested, prices)
     now = utcnow()
     order = Order(
         order_id=str(uuid.uuid4()),
@@ -81,6 +89,7 @@ async def place_order(ctx: OrdersContext, command: PlaceOrder) -> tuple[int, dic
         created_at=now,
         updated_at=now,
         idempotency_key=command.idempotency_key,
+        from_basket=command.lines is None,
     )
     service = ctx.service
     async with service.database.begin() as conn:

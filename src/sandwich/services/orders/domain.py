@@ -95,6 +95,7 @@ class Order:
     idempotency_key: str | None = field(default=None, compare=False)
     cancel_reason: str | None = None
     refund_pending: bool = False
+    from_basket: bool = False
 
     def transition(self, wanted: OrderStatus, at: datetime, **changes: Any) -> Order:
         """The order after moving to `wanted`, one version later; IllegalTransition if not allowed."""

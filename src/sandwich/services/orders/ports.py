@@ -121,3 +121,23 @@ class HttpRefunds:
         except ServiceUnavailable:
             return False
         return answer.ok
+
+
+class BasketUnavailable(Exception):
+    pass
+
+
+class HttpBasket:
+    """The customer's basket, read from basket when an order is placed without items."""
+
+    def __init__(self, http: ServiceClient):
+        self.http = http
+
+    async def lines(self, user_id: str) -> list[tuple[str, int]]:
+        try:
+            answer = await self.http.request("basket", "GET", f"/internal/v1/baskets/{user_id}")
+        except ServiceUnavailable as exc:
+            raise BasketUnavailable(str(exc)) from exc
+        if not answer.ok:
+            raise BasketUnavailable(f"basket answered {answer.status}")
+        return [(item["menu_item_id"], int(item["quantity"])) for item in answer.body["items"]]

@@ -20,12 +20,12 @@ from sandwich.services.orders.domain import Delivery, Order, OrderLine, OrderSta
 _COLUMNS = (
     "order_id::text AS order_id, user_id::text AS user_id, username, status, items, total, delivery, "
     "food_point_id, courier, payment_operation_id, idempotency_key, version, created_at, updated_at, "
-    "cancel_reason, refund_pending"
+    "cancel_reason, refund_pending, from_basket"
 )
 _INSERT = text(
     "INSERT INTO orders (order_id, user_id, username, status, items, total, delivery, idempotency_key, "
-    "version, created_at, updated_at) VALUES (:order_id, :user_id, :username, :status, :items, :total, "
-    ":delivery, :key, :version, :created_at, :updated_at)"
+    "version, created_at, updated_at, from_basket) VALUES (:order_id, :user_id, :username, :status, :items, "
+    ":total, :delivery, :key, :version, :created_at, :updated_at, :from_basket)"
 )
 _HISTORY = text(
     "INSERT INTO order_history (order_id, version, status, at) VALUES (:order_id, :version, :status, :at)"
@@ -58,6 +58,7 @@ def _row_to_order(row: Any) -> Order:
         idempotency_key=row.idempotency_key,
         cancel_reason=row.cancel_reason,
         refund_pending=row.refund_pending,
+        from_basket=row.from_basket,
     )
 
 
@@ -78,6 +79,7 @@ def order_view(order: Order, *, with_user: bool = False) -> dict[str, Any]:
     }
     if with_user:
         view["user_id"] = order.user_id
+        view["from_basket"] = order.from_basket
     return view
 
 
@@ -96,6 +98,7 @@ async def insert_order(conn: AsyncConnection, order: Order) -> None:
             "version": order.version,
             "created_at": order.created_at,
             "updated_at": order.updated_at,
+            "from_basket": order.from_basket,
         },
     )
     await add_history(conn, order)
