@@ -405,8 +405,7 @@ class _NatsSubscription(Subscription):
             try:
                 if self._psub is None:
                     self._psub = await self._bind()
-                # A short expiry keeps the loop responsive and lets it notice a lost connection.
-                messages = await self._psub.fetch(self.bus.fetch_batch, timeout=1.0)
+                messages = await self._next_batch(self._psub)
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
@@ -422,6 +421,26 @@ class _NatsSubscription(Subscription):
                 continue
             failures = 0
             await self._handle_batch(messages)
+
+    async def _next_batch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """Wait for one message, then take exactly the backlog the broker says is waiting.
+
+        A `fetch(batch)` long-poll returns only when the batch is full or its expiry passes, so a lone
+        event would wait out the whole expiry. Here the first message is handed over as soon as it
+        arrives, and the backlog (the message's `num_pending`) is fetched in one more request that
+        returns as soon as those messages are there. The 1 s expiry keeps the loop responsive to stop
+        requests and lost connections.
+        """
+        first = await psub.fetch(1, timeout=1.0)
+        pending = min(_num_pending(first[-1]), self.bus.fetch_batch - 1) if first else 0
+        if pending <= 0:
+            return first
+        try:
+            # Bounded: another member of the group may take part of that backlog first.
+            backlog = await psub.fetch(pending, timeout=0.05)
+        except TimeoutError:
+            backlog = []
+        return first + backlog
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -521,3 +540,10 @@ class _NatsSubscription(Subscription):
             await asyncio.wait({keepalive})
         await self._drop_psub()
         self.bus._subscriptions.discard(self)
+
+
+def _num_pending(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.num_pending or 0)
+    except Exception:
+        return 0
