@@ -51,7 +51,20 @@ ROUTES: tuple[Route, ...] = (
     _r("POST", "/api/v1/order", "orders"),
     _r("GET", "/api/v1/orders", "order_info"),
     _r("GET", "/api/v1/orders/{order_id}", "order_info"),
+    _r("POST", "/api/v1/orders/{order_id}/cancel", "orders"),
+    _r("GET", "/api/v1/orders/{order_id}/events", "order_info"),
     _r("GET", "/api/v1/notifications", "notifications"),
+    _r("GET", "/api/v1/basket", "basket"),
+    _r("PUT", "/api/v1/basket/items/{menu_item_id}", "basket"),
+    _r("GET", "/api/v1/kitchen/orders", "kitchen"),
+    _r("POST", "/api/v1/kitchen/orders/{order_id}/ready", "kitchen"),
+    _r("GET", "/api/v1/delivery/orders", "delivery"),
+    _r("POST", "/api/v1/delivery/orders/{order_id}/take", "delivery"),
+    _r("POST", "/api/v1/delivery/orders/{order_id}/complete", "delivery"),
+    _r("GET", "/api/v1/admin/food-points", "kitchen", Access.ADMIN),
+    _r("POST", "/api/v1/admin/food-points", "kitchen", Access.ADMIN),
+    _r("PATCH", "/api/v1/admin/food-points/{food_point_id}", "kitchen", Access.ADMIN),
+    _r("PUT", "/api/v1/admin/food-points/{food_point_id}/stock/{ingredient}", "kitchen", Access.ADMIN),
 )
 
 
