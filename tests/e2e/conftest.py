@@ -62,13 +62,15 @@ async def admin(api: Api) -> Api:
 
 @pytest.fixture
 async def sandwich_item(admin: Api) -> dict[str, object]:
-    """A menu item of its own for a test (priced 350.00 roubles)."""
+    """A menu item of its own for a test (priced 350.00 roubles), made of ingredients no food point
+    stocks: its orders stay `paid`, whatever food points other tests created."""
+    tag = uuid.uuid4().hex[:8]
     answer = await admin.post(
         "/api/v1/admin/menu",
         json={
-            "name": f"Club {uuid.uuid4().hex[:8]}",
+            "name": f"Club {tag}",
             "price": 35000,
-            "ingredients": [{"name": "bread", "quantity": 2}, {"name": "chicken", "quantity": 1}],
+            "ingredients": [{"name": f"bread-{tag}", "quantity": 2}, {"name": f"chicken-{tag}", "quantity": 1}],
         },
     )
     assert answer.status_code == 201, answer.text

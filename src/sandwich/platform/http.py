@@ -94,7 +94,7 @@ class ServiceClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=200, limit_per_host=100, ttl_dns_cache=300, keepalive_timeout=30
+                limit=200, limit_per_host=100, ttl_dns_cache=300, keepalive_timeout=15
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self.timeout, json_serialize=lambda o: orjson.dumps(o).decode()

@@ -52,18 +52,30 @@ async def forward(
         url = http.base_url(service) + request.url.path
     except ServiceUnavailable:
         return error_response(503, "service_unavailable", f"{service} is not configured here.")
-    try:
-        upstream = await http.session.request(
-            request.method,
-            url,
-            params=request.query_params,
-            data=body or None,
-            headers=upstream_headers(request, identity),
-            allow_redirects=False,
-        )
-    except (aiohttp.ClientError, TimeoutError):
-        breaker.record_failure()
-        return error_response(503, "service_unavailable", f"{service} is unavailable, try again shortly.")
+    # A request the upstream never read (a pooled connection closed under it) is sent again when
+    # repeating it is safe: a read, a PUT, or a POST that carries an Idempotency-Key.
+    safe_to_repeat = request.method in ("GET", "HEAD", "PUT") or "idempotency-key" in request.headers
+    upstream = None
+    for attempt in range(2 if safe_to_repeat else 1):
+        try:
+            upstream = await http.session.request(
+                request.method,
+                url,
+                params=request.query_params,
+                data=body or None,
+                headers=upstream_headers(request, identity),
+                allow_redirects=False,
+            )
+            break
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            if safe_to_repeat and attempt == 0:
+                continue
+            breaker.record_failure()
+            return error_response(503, "service_unavailable", f"{service} is unavailable, try again shortly.")
+        except (aiohttp.ClientError, TimeoutError):
+            breaker.record_failure()
+            return error_response(503, "service_unavailable", f"{service} is unavailable, try again shortly.")
+    assert upstream is not None
     headers = {
         name: upstream.headers[name] for name in FORWARDED_RESPONSE_HEADERS if name in upstream.headers
     }
