@@ -115,3 +115,20 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def order_status(customer: Api, order_id: str) -> str | None:
+    answer = await customer.get(f"/api/v1/orders/{order_id}")
+    return str(answer.json()["status"]) if answer.status_code == 200 else None
+
+
+async def wait_for_status(customer: Api, order_id: str, status: str, timeout: float = 20.0) -> dict[str, Any]:
+    """The order once the read model shows `status`."""
+
+    async def reached() -> bool:
+        return await order_status(customer, order_id) == status
+
+    await eventually(reached, timeout=timeout, interval=0.1)
+    answer = await customer.get(f"/api/v1/orders/{order_id}")
+    order: dict[str, Any] = answer.json()
+    return order

@@ -103,11 +103,49 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class FoodPointSpec:
+    """A demo food point in Moscow; its cook is `cook_<slug>`."""
+
+    slug: str
+    name: str
+    address: str
+    lat: float
+    lon: float
+    capacity: int
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "lat": self.lat,
+            "lon": self.lon,
+            "capacity": self.capacity,
+            "accepts_delivery": True,
+        }
+
+
+DEMO_FOOD_POINTS: tuple[FoodPointSpec, ...] = (
+    FoodPointSpec("arbat", "Sandwich Arbat", "Arbat 10, Moscow", 55.7520, 37.5930, 5),
+    FoodPointSpec("kitay", "Sandwich Kitay-Gorod", "Maroseyka 2, Moscow", 55.7570, 37.6340, 5),
+    FoodPointSpec(
+        "zamoskvorechye", "Sandwich Zamoskvorechye", "Pyatnitskaya 25, Moscow", 55.7400, 37.6280, 3
+    ),
+)
+DEMO_COURIERS: tuple[str, ...] = ("courier_ivan", "courier_olga")
+DEMO_STOCK_PER_INGREDIENT = 1_000
+
+
+def cook_name(point: FoodPointSpec) -> str:
+    return f"cook_{point.slug}"
+
+
+@dataclass(frozen=True)
 class DemoCredentials:
     admin: Credentials
     customer: Credentials
     path: Path
     admin_from_environment: bool
+    staff: dict[str, Credentials] = field(default_factory=dict)  # cooks and couriers by username
 
     def admin_env(self) -> dict[str, str]:
         """What the auth service must see to create this admin at its first start."""
@@ -124,6 +162,8 @@ class DemoReport:
     customer_registered: bool = False
     deposit_operation_id: str | None = None
     customer_balance: int | None = None
+    food_points: dict[str, str] = field(default_factory=dict)  # name -> food_point_id
+    staff_ready: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -159,6 +199,12 @@ def load_or_create_credentials(data_dir: Path, environ: Mapping[str, str] | None
         stored[CUSTOMER] = {"username": CUSTOMER, "password": _new_password()}
         changed = True
     customer = Credentials(stored[CUSTOMER]["username"], stored[CUSTOMER]["password"])
+    staff: dict[str, Credentials] = {}
+    for username in [cook_name(point) for point in DEMO_FOOD_POINTS] + list(DEMO_COURIERS):
+        if username not in stored:
+            stored[username] = {"username": username, "password": _new_password()}
+            changed = True
+        staff[username] = Credentials(username, stored[username]["password"])
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -167,7 +213,7 @@ def load_or_create_credentials(data_dir: Path, environ: Mapping[str, str] | None
             json.dump(stored, fh, indent=2)
             fh.write("\n")
         os.replace(tmp, path)
-    return DemoCredentials(admin, customer, path, admin_from_env)
+    return DemoCredentials(admin, customer, path, admin_from_env, staff)
 
 
 class _Gateway:
@@ -243,6 +289,8 @@ def seed_demo_world(gateway_url: str, credentials: DemoCredentials, *, timeout: 
         admin_token = _admin_token(gateway, credentials)
         _seed_menu(gateway, admin_token, report)
         _seed_customer(gateway, credentials.customer, report)
+        _seed_food_points(gateway, admin_token, report)
+        _seed_staff(gateway, admin_token, credentials, report)
     finally:
         gateway.close()
     return report
@@ -317,3 +365,63 @@ def _seed_customer(gateway: _Gateway, customer: Credentials, report: DemoReport)
     account = gateway.call("GET", "/api/v1/billing/account", token=token)
     if account.status_code == 200:
         report.customer_balance = account.json().get("balance")
+
+
+def _ingredients() -> set[str]:
+    return {ingredient.name for item in DEMO_MENU for ingredient in item.ingredients}
+
+
+def _seed_food_points(gateway: _Gateway, admin_token: str, report: DemoReport) -> None:
+    """Three food points in one city, each stocked with every ingredient of the demo menu."""
+    listed = gateway.call("GET", "/api/v1/admin/food-points", token=admin_token)
+    _expect(listed, 200, "list food points")
+    existing = {point["name"]: point["food_point_id"] for point in listed.json().get("items", [])}
+    for spec in DEMO_FOOD_POINTS:
+        food_point_id = existing.get(spec.name)
+        if food_point_id is None:
+            created = gateway.call(
+                "POST", "/api/v1/admin/food-points", token=admin_token, json_body=spec.body()
+            )
+            _expect(created, 201, f"create food point {spec.name!r}")
+            food_point_id = created.json()["food_point_id"]
+            for ingredient in sorted(_ingredients()):
+                stocked = gateway.call(
+                    "PUT",
+                    f"/api/v1/admin/food-points/{food_point_id}/stock/{ingredient}",
+                    token=admin_token,
+                    json_body={"quantity": DEMO_STOCK_PER_INGREDIENT},
+                )
+                _expect(stocked, 200, f"stock {ingredient} at {spec.name!r}")
+        report.food_points[spec.name] = food_point_id
+
+
+def _register(gateway: _Gateway, who: Credentials) -> None:
+    registered = gateway.call(
+        "POST",
+        "/api/v1/auth/register",
+        json_body={
+            "username": who.username,
+            "password": who.password,
+            "email": f"{who.username}@example.com",
+        },
+    )
+    if not (registered.status_code == 201 or _error_code(registered) == "username_taken"):
+        _expect(registered, 201, f"register {who.username}")
+
+
+def _seed_staff(
+    gateway: _Gateway, admin_token: str, credentials: DemoCredentials, report: DemoReport
+) -> None:
+    """A cook bound to each food point and two couriers, with their roles."""
+    roles: dict[str, dict[str, Any]] = {
+        cook_name(spec): {"roles": ["cook"], "food_point_id": report.food_points[spec.name]}
+        for spec in DEMO_FOOD_POINTS
+    }
+    roles.update({courier: {"roles": ["courier"]} for courier in DEMO_COURIERS})
+    for username, body in roles.items():
+        _register(gateway, credentials.staff[username])
+        granted = gateway.call(
+            "PUT", f"/api/v1/admin/users/{username}/roles", token=admin_token, json_body=body
+        )
+        _expect(granted, 200, f"grant {body['roles']} to {username}")
+        report.staff_ready.append(username)

@@ -2,6 +2,8 @@
 
     sandwich up [--flow hybrid|sync|async] [--data-dir DIR] [--port 8080] [--host H] [--demo]
         the whole platform on this machine, supervised, until Ctrl-C
+    sandwich replay order_info [--data-dir DIR] [--force]
+        rebuild the read model from the events the broker retains
     sandwich serve SERVICE [--port P]
         one service (or `mailsink`) in the foreground, configured by environment variables: what
         `up` runs for each service, and what a container runs
@@ -71,10 +73,53 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--host", default="127.0.0.1", help="the gateway's address (the other services stay on 127.0.0.1)"
     )
-    up.add_argument("--demo", action="store_true", help="seed the demo world: menu, admin and customer alice")
+    up.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed the demo world: menu, admin, customer alice, food points, cooks, couriers",
+    )
     up.add_argument("--ready-timeout", type=float, default=60.0, help=argparse.SUPPRESS)
     up.set_defaults(handler=cmd_up)
+
+    demo = commands.add_parser("demo", help="walk the eight steps of ADR 000 against a running platform")
+    demo.add_argument(
+        "--url", default="http://127.0.0.1:8080", help="the gateway (default http://127.0.0.1:8080)"
+    )
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(DEFAULT_DATA_DIR),
+        help="where `up --demo` kept the demo credentials",
+    )
+    demo.set_defaults(handler=cmd_demo)
+
+    replay = commands.add_parser(
+        "replay", help="rebuild a read model from the events the broker retains (order_info)"
+    )
+    replay.add_argument("service", help="order_info")
+    replay.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="of a running `sandwich up` (default: the environment, else ./" + DEFAULT_DATA_DIR + ")",
+    )
+    replay.add_argument(
+        "--force", action="store_true", help="accept a rebuilt model with fewer orders than the current one"
+    )
+    replay.set_defaults(handler=cmd_replay)
     return parser
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from sandwich.cli.replay import cmd_replay as run_replay
+
+    return run_replay(args, Path(DEFAULT_DATA_DIR), console)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sandwich.cli.walkthrough import run_demo
+
+    return run_demo(args.url, Path(args.data_dir).resolve(), Console())
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -118,6 +163,9 @@ def serve_service(name: str, port: int | None = None) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
+        # Longer than the callers' pooled keep-alive (15 s, platform/http.py): a caller must never
+        # reuse a connection the server is closing at that moment.
+        timeout_keep_alive=75,
         timeout_graceful_shutdown=5,
     )
     return 0
@@ -262,6 +310,8 @@ def _print_demo(report: DemoReport, credentials: DemoCredentials, gateway_url: s
         "",
         f"admin     {credentials.admin.username} / {credentials.admin.password}",
         f"customer  {credentials.customer.username} / {credentials.customer.password}",
+        *[f"staff     {who.username} / {who.password}" for who in credentials.staff.values()],
+        f"food points: {', '.join(report.food_points) or '-'}",
         f"(kept in {credentials.path})",
         "",
         f"try: curl -s {gateway_url}/api/v1/auth/login -H 'content-type: application/json' -d '{login}'",

@@ -20,6 +20,9 @@ SERVICES: tuple[str, ...] = (
     "orders",
     "order_info",
     "notifications",
+    "basket",
+    "kitchen",
+    "delivery",
     "gateway",
 )
 
@@ -68,6 +71,9 @@ class Settings:
     login_rate_per_minute: int = field(default_factory=lambda: int(_env("SANDWICH_LOGIN_RATE", "30")))
     payment_retry_after_seconds: float = field(
         default_factory=lambda: float(_env("SANDWICH_PAYMENT_RETRY_AFTER", "5"))
+    )
+    assignment_timeout_seconds: float = field(
+        default_factory=lambda: float(_env("SANDWICH_ASSIGNMENT_TIMEOUT", "600"))
     )
 
     def service_url(self, service: str) -> str:

@@ -16,9 +16,11 @@ from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import error_response
 from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity
+from sandwich.platform.responses import JsonResponse
 from sandwich.platform.tokens import InvalidToken, TokenVerifier
 from sandwich.services.gateway.domain import Access, RateLimiter, RouteMatch, match_route
 from sandwich.services.gateway.openapi import public_openapi
+from sandwich.services.gateway.pages import orders_page
 from sandwich.services.gateway.proxy import forward, read_body
 
 log = structlog.get_logger("gateway")
@@ -71,6 +73,18 @@ def client_key(request: Request) -> str:
 @router.get("/openapi.json", include_in_schema=False)
 async def openapi(service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
     return await public_openapi(service)
+
+
+@router.get("/api/v1/pages/orders")
+async def orders_page_route(request: Request, service: Annotated[Service, Depends(service_of)]) -> Response:
+    """The orders page of ADR 000 in one call: user, orders, basket and menu fetched in parallel; a
+    part whose service is down is null and named in `unavailable`, the page still answers 200."""
+    keys: Keys = service.state["keys"]
+    try:
+        identity = await keys.identity(request.headers.get("authorization"))
+    except InvalidToken as exc:
+        return error_response(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
+    return JsonResponse(await orders_page(service, identity))
 
 
 @router.api_route("/{path:path}", methods=METHODS, include_in_schema=False)

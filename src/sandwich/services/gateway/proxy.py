@@ -21,6 +21,9 @@ from sandwich.platform.observability import traceparent
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key", "last-event-id")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "retry-after", "location", "cache-control")
 MAX_BODY_BYTES = 1_000_000
+# The client's whole request: longer than one service-to-service call, which has its own limits.
+# Event streams are long-lived: only connecting is bounded for them.
+PROXY_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=2.0, sock_read=30.0)
 
 
 async def read_body(request: Request) -> bytes | None:
@@ -65,6 +68,7 @@ async def forward(
                 data=body or None,
                 headers=upstream_headers(request, identity),
                 allow_redirects=False,
+                timeout=PROXY_TIMEOUT,
             )
             break
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):

@@ -1,0 +1,1 @@
+"""basket (basket-master / basket-info): each user's basket."""

@@ -1,0 +1,42 @@
+"""Wiring of delivery: its database, the OrderEvent consumer (broker flows), kitchen and orders over
+HTTP, the job that fills in pickup points kitchen could not tell at once, and the routes.
+
+In the sync flow there is no broker: orders pushes the same envelopes to POST /internal/v1/order-events.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from sandwich.platform.app import Service
+from sandwich.platform.events import TOPIC_ORDER_EVENTS
+from sandwich.services.delivery.api import router
+from sandwich.services.delivery.commands import DeliveryContext, fill_missing_pickups
+from sandwich.services.delivery.handlers import CONSUMER, OrderEventHandler
+from sandwich.services.delivery.ports import FoodPoints, Orders
+
+PICKUP_FILL_SECONDS = 15.0
+
+
+def create_app() -> FastAPI:
+    service = Service(
+        "delivery",
+        title="sandwich delivery",
+        description="Couriers: the ready orders nearest first, taking one (exactly one courier wins), completing it.",
+        migrations=Path(__file__).parent / "migrations",
+    )
+    food_points = FoodPoints(service.http)
+    handler = OrderEventHandler(food_points)
+    ctx = DeliveryContext(
+        service=service, food_points=food_points, orders=Orders(service.http), handler=handler
+    )
+    service.state["delivery"] = ctx
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handler)
+
+    async def fill_pickups() -> None:
+        await fill_missing_pickups(ctx)
+
+    service.every("fill-missing-pickups", PICKUP_FILL_SECONDS, fill_pickups)
+    return service.create_app(router)

@@ -1,0 +1,118 @@
+"""What delivery asks other services over HTTP: kitchen for a food point's location (cached), and
+orders, the write side, to confirm a take or a completion.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+
+from sandwich.platform.http import Response, ServiceClient, ServiceUnavailable
+from sandwich.services.delivery.domain import Pickup
+
+log = structlog.get_logger("delivery")
+
+# Kitchen is asked once per call, briefly: a missing pickup point is filled in later, so there is no
+# reason to hold an event's transaction or a courier's request on a slow kitchen.
+KITCHEN_TIMEOUT_SECONDS = 1.5
+
+
+class FoodPoints:
+    """Pickup points of food points from kitchen, cached in-process for `ttl_seconds`.
+
+    `pickup()` answers None when kitchen does not know the food point (remembered for a shorter
+    while) or cannot be reached (not remembered, so the next call asks again).
+    """
+
+    def __init__(
+        self,
+        http: ServiceClient,
+        *,
+        ttl_seconds: float = 60.0,
+        unknown_ttl_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.http = http
+        self.ttl_seconds = ttl_seconds
+        self.unknown_ttl_seconds = unknown_ttl_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, Pickup | None]] = {}
+
+    def cached(self, food_point_id: str) -> tuple[bool, Pickup | None]:
+        """(hit, pickup) from the cache alone."""
+        entry = self._cache.get(food_point_id)
+        if entry is None or entry[0] <= self.clock():
+            return False, None
+        return True, entry[1]
+
+    async def pickup(self, food_point_id: str) -> Pickup | None:
+        hit, pickup = self.cached(food_point_id)
+        if hit:
+            return pickup
+        try:
+            answer = await self.http.request(
+                "kitchen",
+                "GET",
+                f"/internal/v1/food-points/{quote(food_point_id, safe='')}",
+                idempotent=False,  # one attempt: a missing pickup is filled in later anyway
+                timeout=KITCHEN_TIMEOUT_SECONDS,
+            )
+        except ServiceUnavailable as exc:
+            log.warning("kitchen_unavailable", food_point_id=food_point_id, error=exc.reason)
+            return None
+        if answer.status == 200:
+            pickup = Pickup.from_food_point(answer.body)
+            if pickup is None:
+                log.error("kitchen_food_point_malformed", food_point_id=food_point_id)
+                return None
+            self._cache[food_point_id] = (self.clock() + self.ttl_seconds, pickup)
+            return pickup
+        if answer.status in (404, 422):
+            log.warning("kitchen_food_point_unknown", food_point_id=food_point_id, status=answer.status)
+            self._cache[food_point_id] = (self.clock() + self.unknown_ttl_seconds, None)
+            return None
+        log.warning("kitchen_food_point_refused", food_point_id=food_point_id, status=answer.status)
+        return None
+
+
+class Orders:
+    """The write side's internal transitions; both are idempotent for the same courier, so retried."""
+
+    def __init__(self, http: ServiceClient):
+        self.http = http
+
+    async def take(self, order_id: str, courier: str) -> Response:
+        """Raises ServiceUnavailable when orders cannot be reached."""
+        return await self.http.request(
+            "orders",
+            "POST",
+            f"/internal/v1/orders/{order_id}/take",
+            json={"courier": courier},
+            idempotent=True,
+        )
+
+    async def complete(self, order_id: str, courier: str) -> Response:
+        """Raises ServiceUnavailable when orders cannot be reached."""
+        return await self.http.request(
+            "orders",
+            "POST",
+            f"/internal/v1/orders/{order_id}/complete",
+            json={"courier": courier},
+            idempotent=True,
+        )
+
+    async def status_of(self, order_id: str) -> str | None:
+        """The order's status as orders knows it; None when orders does not know the order.
+
+        Raises ServiceUnavailable when orders cannot be reached.
+        """
+        answer = await self.http.request("orders", "GET", f"/internal/v1/orders/{order_id}")
+        if answer.status != 200 or not isinstance(answer.body, dict):
+            return None
+        order: Any = answer.body.get("order")
+        status = order.get("status") if isinstance(order, dict) else None
+        return str(status) if status is not None else None

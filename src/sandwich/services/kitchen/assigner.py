@@ -1,0 +1,275 @@
+"""The assigner (ADR 000 step 4): gives each paid order to the nearest food point that can take it.
+
+One background loop per process. It runs a pass when woken (a new paid order, a food point created or
+changed, stock put, a slot freed: PostgreSQL NOTIFY on commit reaches every instance, and the routes
+of this process also wake it directly) and every `interval_seconds` as a safety net. A pass:
+1. takes the waiting orders oldest first and, for each, in ONE transaction, locks its pending row
+   (SKIP LOCKED: another instance may be on it), reserves a slot and the ingredients at the nearest
+   food point that can take it (storage.try_assign) and records the assignment as `reserved`;
+2. after the commit tells orders (POST /internal/v1/orders/{id}/assign); 200 -> `confirmed`; 409 or
+   404 -> the order cannot be assigned any more (e.g. cancelled): the reservation is given back;
+   orders unreachable -> stays `reserved` and is retried by later passes;
+3. an order that could not be placed and has waited longer than the assignment timeout is marked for
+   cancellation and orders is asked to cancel it (which refunds); the pending row goes once orders
+   answered 200 or 409 (or 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+import asyncpg
+import structlog
+from prometheus_client import Counter
+
+from sandwich.platform.db import Database, plain_url
+from sandwich.platform.http import ServiceUnavailable
+from sandwich.services.kitchen import storage
+from sandwich.services.kitchen.domain import (
+    NO_FOOD_POINT_IN_TIME,
+    AssignmentState,
+    PendingOrder,
+    Recipe,
+    UnknownMenuItem,
+    compute_needs,
+)
+from sandwich.services.kitchen.ports import OrdersPort, RecipeBook, RecipesUnavailable
+
+log = structlog.get_logger("kitchen.assigner")
+
+ASSIGNMENTS = Counter("kitchen_assignment_attempts_total", "Assignment attempts by outcome", ["outcome"])
+CONFIRMATIONS = Counter("kitchen_assignment_confirmations_total", "Answers of orders to assign", ["outcome"])
+
+
+class Outcome(StrEnum):
+    ASSIGNED = "assigned"
+    WAITING = "waiting"
+    EXPIRED = "expired"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class PassReport:
+    assigned: int = 0
+    waiting: int = 0
+    expired: int = 0
+    skipped: int = 0
+    confirmed: int = 0
+    released: int = 0
+    cancelled: int = 0
+
+
+class Waker:
+    """An asyncio.Event that coalesces many wake-ups into one pass."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        self.event.set()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), timeout)
+        self.event.clear()
+
+
+class Assigner:
+    def __init__(
+        self,
+        db: Database,
+        orders: OrdersPort,
+        recipes: RecipeBook,
+        *,
+        timeout_seconds: float,
+        interval_seconds: float = 2.0,
+        confirm_retry_seconds: float = 2.0,
+        batch: int = 500,
+    ):
+        self.db = db
+        self.orders = orders
+        self.recipes = recipes
+        self.timeout_seconds = timeout_seconds
+        self.interval_seconds = interval_seconds
+        self.confirm_retry_seconds = confirm_retry_seconds
+        self.batch = batch
+        self.waker = Waker()
+
+    def wake(self) -> None:
+        self.waker.wake()
+
+    # --- the loops ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run passes for the life of the process: when woken, and at least every interval."""
+        self.wake()
+        while True:
+            await self.waker.wait(self.interval_seconds)
+            try:
+                await self.run_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("assigner_pass_failed", error=repr(exc))
+
+    async def listen(self) -> None:
+        """Turn NOTIFYs of committed work (from any instance) into wake-ups; reconnects when dropped."""
+        dsn = plain_url(self.db.server_url, self.db.name)
+        delay = 0.5
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(dsn)
+                await conn.add_listener(storage.NOTIFY_CHANNEL, lambda *_: self.wake())
+                self.wake()  # whatever happened while nobody listened
+                delay = 0.5
+                while not conn.is_closed():
+                    await asyncio.sleep(10)
+                    await conn.fetchval("SELECT 1")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("assigner_listen_failed", error=repr(exc), retry_in=delay)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2)
+            await asyncio.sleep(delay)
+            delay = min(10.0, delay * 2)
+
+    # --- one pass ----------------------------------------------------------------------------
+    async def run_pass(self) -> PassReport:
+        report = PassReport()
+        async with self.db.connect() as conn:
+            waiting = await storage.pending_orders(conn, self.batch, self.timeout_seconds)
+        recipes = await self._recipes_for(waiting)
+        for order in waiting:
+            needs = self._needs(order, recipes)
+            outcome, food_point_id = await self.assign_one(order.order_id, needs)
+            ASSIGNMENTS.labels(outcome.value).inc()
+            if outcome is Outcome.ASSIGNED and food_point_id is not None:
+                report.assigned += 1
+                await self._confirm(order.order_id, food_point_id, report)
+            elif outcome is Outcome.EXPIRED:
+                report.expired += 1
+                await self._cancel(order.order_id, report)
+            elif outcome is Outcome.WAITING:
+                report.waiting += 1
+            else:
+                report.skipped += 1
+        await self.retry_unconfirmed(report)
+        await self.retry_cancellations(report)
+        return report
+
+    async def _recipes_for(self, waiting: list[PendingOrder]) -> dict[str, Recipe] | None:
+        if not waiting:
+            return {}
+        wanted = {menu_item_id for order in waiting for menu_item_id in order.menu_item_ids()}
+        try:
+            return await self.recipes.recipes(wanted)
+        except RecipesUnavailable as exc:
+            log.warning("recipes_unavailable", error=str(exc))
+            return None
+
+    @staticmethod
+    def _needs(order: PendingOrder, recipes: dict[str, Recipe] | None) -> dict[str, int] | None:
+        """What the order needs, or None when that cannot be known now (menu away or item unknown)."""
+        if recipes is None:
+            return None
+        try:
+            return compute_needs(order.lines(), recipes)
+        except UnknownMenuItem as exc:
+            log.warning("order_has_unknown_item", order_id=order.order_id, menu_item_id=exc.menu_item_id)
+            return None
+
+    async def assign_one(self, order_id: str, needs: dict[str, int] | None) -> tuple[Outcome, str | None]:
+        """One waiting order in one transaction: assigned (to which food point), still waiting, timed
+        out (marked for cancellation), or skipped (gone, or another transaction works on it)."""
+        async with self.db.begin() as conn:
+            locked = await storage.lock_pending(conn, order_id, self.timeout_seconds)
+            if locked is None:
+                return Outcome.SKIPPED, None
+            order, expired = locked
+            # Read before the candidates: a supply change after this point makes the order due again.
+            supply = await storage.supply_version(conn)
+            if needs is not None:
+                food_point_id = await storage.try_assign(conn, order, needs)
+                if food_point_id is not None:
+                    log.info("order_reserved", order_id=order_id, food_point_id=food_point_id)
+                    return Outcome.ASSIGNED, food_point_id
+            if expired:
+                await storage.request_cancel(conn, order_id)
+                log.info("order_assignment_timed_out", order_id=order_id)
+                return Outcome.EXPIRED, None
+            await storage.note_attempt(conn, order_id, supply)
+            return Outcome.WAITING, None
+
+    # --- talking to orders -------------------------------------------------------------------
+    async def _confirm(self, order_id: str, food_point_id: str, report: PassReport) -> None:
+        try:
+            answer = await self.orders.assign(order_id, food_point_id)
+        except ServiceUnavailable as exc:
+            CONFIRMATIONS.labels("unavailable").inc()
+            log.warning("assign_unconfirmed", order_id=order_id, error=str(exc))
+            async with self.db.begin() as conn:
+                await storage.note_confirm_attempt(conn, order_id)
+            return
+        if answer.status == 200:
+            CONFIRMATIONS.labels("confirmed").inc()
+            async with self.db.begin() as conn:
+                if await storage.confirm(conn, order_id, food_point_id):
+                    report.confirmed += 1
+            return
+        if answer.status in (404, 409):
+            # The order cannot be assigned any more (cancelled, or unknown to orders): give it back.
+            CONFIRMATIONS.labels("refused").inc()
+            log.info("assign_refused", order_id=order_id, status=answer.status, body=answer.body)
+            async with self.db.begin() as conn:
+                released = await storage.release(conn, order_id, (AssignmentState.RESERVED.value,))
+                if released is not None:
+                    await storage.notify_assigner(conn)
+            if released is not None:
+                report.released += 1
+                self.wake()
+            return
+        CONFIRMATIONS.labels("unexpected").inc()
+        log.error("assign_unexpected_answer", order_id=order_id, status=answer.status, body=answer.body)
+        async with self.db.begin() as conn:
+            await storage.note_confirm_attempt(conn, order_id)
+
+    async def retry_unconfirmed(self, report: PassReport | None = None) -> None:
+        """Reservations orders has not confirmed (it was unreachable): ask again."""
+        report = report or PassReport()
+        async with self.db.connect() as conn:
+            due = await storage.unconfirmed(conn, self.confirm_retry_seconds)
+        for order_id, food_point_id in due:
+            await self._confirm(order_id, food_point_id, report)
+
+    async def _cancel(self, order_id: str, report: PassReport) -> None:
+        try:
+            answer = await self.orders.cancel(order_id, NO_FOOD_POINT_IN_TIME)
+        except ServiceUnavailable as exc:
+            log.warning("timeout_cancel_unavailable", order_id=order_id, error=str(exc))
+            async with self.db.begin() as conn:
+                await storage.note_attempt(conn, order_id)
+            return
+        if answer.status in (200, 404, 409):
+            async with self.db.begin() as conn:
+                await storage.drop_pending(conn, order_id)
+            report.cancelled += 1
+            log.info("order_cancelled_for_timeout", order_id=order_id, status=answer.status)
+            return
+        log.error(
+            "timeout_cancel_unexpected_answer", order_id=order_id, status=answer.status, body=answer.body
+        )
+        async with self.db.begin() as conn:
+            await storage.note_attempt(conn, order_id)
+
+    async def retry_cancellations(self, report: PassReport | None = None) -> None:
+        report = report or PassReport()
+        async with self.db.connect() as conn:
+            due = await storage.cancellations_due(conn, self.confirm_retry_seconds)
+        for order_id in due:
+            await self._cancel(order_id, report)

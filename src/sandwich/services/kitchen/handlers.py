@@ -1,0 +1,88 @@
+"""Event consumer of kitchen: OrderEvents on `order.events` (the sync flow pushes the same envelopes to
+POST /internal/v1/order-events).
+
+- paid: the order waits for a food point (a pending row; the assigner is woken on commit);
+- assigned: orders confirmed our assignment (covers a confirmation whose HTTP answer was lost);
+- cancelled: a waiting order is forgotten; a reserved one gives its slot and ingredients back;
+- ready (or later, should ready have been missed): the slot is free again, the ingredients are used.
+Every effect is idempotent by itself, on top of the inbox that makes each event id count once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent
+from sandwich.services.kitchen import storage
+from sandwich.services.kitchen.domain import PendingOrder
+
+CONSUMER = "kitchen"
+
+
+class InvalidOrderEvent(ValueError):
+    pass
+
+
+def parse_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (AttributeError, ValueError) as exc:
+        raise InvalidOrderEvent(f"not an RFC 3339 time: {value!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def order_event(envelope: Envelope) -> OrderEvent:
+    """The OrderEvent in an envelope; raises (pydantic ValidationError or InvalidOrderEvent) when malformed."""
+    event = OrderEvent.model_validate(envelope.payload)
+    for name, value in (("order_id", event.order.order_id), ("user_id", event.order.user_id)):
+        try:
+            uuid.UUID(value)
+        except ValueError as exc:
+            raise InvalidOrderEvent(f"{name} is not a UUID: {value!r}") from exc
+    parse_time(event.at)
+    return event
+
+
+def pending_order(event: OrderEvent) -> PendingOrder:
+    order = event.order
+    return PendingOrder(
+        order_id=order.order_id,
+        user_id=order.user_id,
+        username=order.username,
+        items=[item.model_dump() for item in order.items],
+        delivery=order.delivery.model_dump(),
+        lat=order.delivery.lat,
+        lon=order.delivery.lon,
+        paid_at=parse_time(event.at),
+    )
+
+
+async def apply_event(conn: AsyncConnection, event: OrderEvent) -> bool:
+    """Apply one order event in the caller's transaction; True when the assigner has new work."""
+    order_id = event.order.order_id
+    work = False
+    if event.status == "paid":
+        work = await storage.add_pending(conn, pending_order(event))
+    elif event.status == "assigned":
+        if event.order.food_point_id:
+            await storage.confirm(conn, order_id, event.order.food_point_id)
+    elif event.status == "cancelled":
+        await storage.drop_pending(conn, order_id)
+        work = await storage.release(conn, order_id) is not None
+    elif event.status in ("ready", "in_delivery", "completed"):
+        work = await storage.mark_ready(conn, order_id) is not None
+    if work:
+        await storage.notify_assigner(conn)
+    return work
+
+
+async def handle_order_event(conn: AsyncConnection, envelope: Envelope) -> None:
+    """The consumer: the platform's inbox runs it once per event id, in one transaction with the claim."""
+    if envelope.type != ORDER_EVENT:
+        return
+    await apply_event(conn, order_event(envelope))

@@ -1,0 +1,100 @@
+"""Following an order live (Server-Sent Events), rebuilding the read model, and `sandwich demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from sandwich.cli.supervisor import Platform
+from tests.e2e.client import Api, wait_for_status
+from tests.e2e.world import World
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_status_changes_stream_as_server_sent_events(api: Api, admin: Api) -> None:
+    world = await World.create(admin)
+    point = await world.food_point(1, stock=None)
+    cook = await world.staff("cook", point)
+    customer = await api.new_customer(deposit=100_000)
+    order = await world.order(customer)
+    await wait_for_status(customer, order["order_id"], "paid")
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async with customer.client.stream(
+            "GET", f"/api/v1/orders/{order['order_id']}/events", headers=customer.auth, timeout=30
+        ) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            async for line in stream.aiter_lines():
+                if line.startswith("data:"):
+                    seen.append(json.loads(line[5:])["status"])
+                    if seen[-1] == "ready":
+                        return
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.5)
+    for ingredient in world.ingredients:
+        await world.stock(point, ingredient, 10)
+    await wait_for_status(customer, order["order_id"], "assigned")
+    assert (await cook.post(f"/api/v1/kitchen/orders/{order['order_id']}/ready")).status_code == 200
+    await asyncio.wait_for(follower, 20)
+    assert seen == ["paid", "assigned", "ready"]
+    stranger = await api.new_customer()
+    assert (await stranger.get(f"/api/v1/orders/{order['order_id']}/events")).status_code == 404
+
+
+def _sandwich(*args: str, platform: Platform) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandwich.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **platform._env},
+    )
+
+
+async def test_replay_rebuilds_the_same_read_model(
+    api: Api, platform: Platform, sandwich_item: dict[str, Any]
+) -> None:
+    customer = await api.new_customer(deposit=100_000)
+    for _ in range(3):
+        assert (
+            await customer.place_order([{"menu_item_id": sandwich_item["id"], "quantity": 1}])
+        ).status_code == 201
+    before = (await customer.get("/api/v1/orders")).json()
+    details_before = [(await customer.get(f"/api/v1/orders/{o['order_id']}")).json() for o in before["items"]]
+    result = await asyncio.to_thread(
+        _sandwich, "replay", "order_info", "--data-dir", str(platform.data_dir), platform=platform
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = (await customer.get("/api/v1/orders")).json()
+    details_after = [(await customer.get(f"/api/v1/orders/{o['order_id']}")).json() for o in after["items"]]
+    assert after == before and details_after == details_before
+
+
+async def test_sandwich_demo_walks_to_completed(platform: Platform) -> None:
+    from sandwich.cli.demo_world import load_or_create_credentials, seed_demo_world
+
+    credentials = load_or_create_credentials(platform.data_dir, platform._env)
+    await asyncio.to_thread(seed_demo_world, platform.gateway_url, credentials)
+    result = await asyncio.to_thread(
+        _sandwich,
+        "demo",
+        "--url",
+        platform.gateway_url,
+        "--data-dir",
+        str(platform.data_dir),
+        platform=platform,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    for status in ("created", "paid", "assigned", "ready", "in_delivery", "completed", "order_completed"):
+        assert status in output, status

@@ -1,0 +1,95 @@
+"""A real PostgreSQL database for the kitchen's storage and assigner: one per test session, dropped after.
+
+The server is $DATABASE_URL or the local one (postgresql://postgres@127.0.0.1:5432/postgres); the
+database gets a unique name, so parallel runs on one server never meet.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+import sandwich.services.kitchen as kitchen_package
+from sandwich.platform.db import Database, plain_url
+from sandwich.platform.http import Response, ServiceUnavailable
+from sandwich.platform.settings import Settings
+from sandwich.services.kitchen.domain import Recipe
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+MIGRATIONS = Path(kitchen_package.__file__).parent / "migrations"
+
+
+@pytest.fixture(scope="session")
+async def kitchen_db() -> AsyncIterator[Database]:
+    server = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    settings = Settings(database_url=server, db_prefix=f"it_{uuid.uuid4().hex[:12]}")
+    db = Database(settings, "kitchen")
+    await db.prepare(MIGRATIONS)
+    try:
+        yield db
+    finally:
+        await db.close()
+        conn = await asyncpg.connect(plain_url(server, "postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def db(kitchen_db: Database) -> Database:
+    """The session's database, emptied before each test."""
+    async with kitchen_db.begin() as conn:
+        await conn.execute(text("TRUNCATE assignments, pending_orders, stock, food_points, inbox"))
+    return kitchen_db
+
+
+class FakeOrders:
+    """orders as the kitchen sees it: records the calls; answers 200 unless told otherwise."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.status = 200
+        self.down = False
+
+    async def _answer(self, verb: str, order_id: str, arg: str) -> Response:
+        if self.down:
+            raise ServiceUnavailable("orders", "down")
+        self.calls.append((verb, order_id, arg))
+        if self.status == 200:
+            return Response(200, {"order_id": order_id, "status": verb})
+        return Response(self.status, {"error": {"code": "illegal_transition", "message": "no"}})
+
+    async def assign(self, order_id: str, food_point_id: str) -> Response:
+        return await self._answer("assigned", order_id, food_point_id)
+
+    async def ready(self, order_id: str, food_point_id: str) -> Response:
+        return await self._answer("ready", order_id, food_point_id)
+
+    async def cancel(self, order_id: str, reason: str) -> Response:
+        return await self._answer("cancelled", order_id, reason)
+
+    async def get(self, order_id: str) -> Response:
+        return Response(404, None)
+
+    def of(self, verb: str) -> list[tuple[str, str, str]]:
+        return [call for call in self.calls if call[0] == verb]
+
+
+class FakeRecipes:
+    def __init__(self, recipes: dict[str, Recipe]) -> None:
+        self.book = recipes
+
+    async def recipes(self, menu_item_ids: Iterable[str]) -> dict[str, Recipe]:
+        return {i: self.book[i] for i in menu_item_ids if i in self.book}
+
+
+@pytest.fixture
+def orders() -> FakeOrders:
+    return FakeOrders()
