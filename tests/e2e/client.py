@@ -17,9 +17,33 @@ class Api:
     client: httpx.AsyncClient
     token: str | None = None
     username: str | None = None
+    flow: str = "hybrid"
 
     def as_user(self, token: str, username: str | None = None) -> Api:
-        return Api(self.client, token, username)
+        return Api(self.client, token, username, self.flow)
+
+    @property
+    def accepted_status(self) -> int:
+        """What POST /api/v1/order answers: 201 with the payment outcome, or 202 `created` (async)."""
+        return 202 if self.flow == "async" else 201
+
+    async def settled(self, answer: httpx.Response, timeout: float = 20.0) -> dict[str, Any]:
+        """The order once its payment is settled: the answer itself in hybrid and sync; in async the
+        answer is 202 `created` and the outcome is read from the read model."""
+        assert answer.status_code == self.accepted_status, answer.text
+        order: dict[str, Any] = answer.json()
+        if self.flow != "async":
+            return order
+        assert order["status"] == "created"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = await self.get(f"/api/v1/orders/{order['order_id']}")
+            if found.status_code == 200 and found.json()["status"] != "created":
+                settled: dict[str, Any] = found.json()
+                settled.pop("history", None)
+                return settled
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"order {order['order_id']} was not settled within {timeout}s")
 
     @property
     def auth(self) -> dict[str, str]:

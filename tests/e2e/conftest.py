@@ -24,9 +24,13 @@ ADMIN_USERNAME = "root-admin"
 ADMIN_PASSWORD = secrets.token_urlsafe(12)
 
 
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    data_dir: Path = tmp_path_factory.mktemp("platform")
+FLOWS = [flow for flow in os.environ.get("SANDWICH_E2E_FLOWS", "hybrid,sync,async").split(",") if flow]
+
+
+@pytest.fixture(scope="session", params=FLOWS)
+def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The whole platform in one interaction style; the suite runs once per flow (SANDWICH_E2E_FLOWS)."""
+    data_dir: Path = tmp_path_factory.mktemp(f"platform-{request.param}")
     run_id = uuid.uuid4().hex[:8]
     env = {
         "SANDWICH_ADMIN_USERNAME": ADMIN_USERNAME,
@@ -40,7 +44,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     }
     if not os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = ""
-    running = Platform(data_dir, flow=os.environ.get("SANDWICH_FLOW", "hybrid"), env_overrides=env)
+    running = Platform(data_dir, flow=request.param, env_overrides=env)
     running.start()
     try:
         yield running
@@ -51,7 +55,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 @pytest.fixture
 async def api(platform: Platform) -> AsyncIterator[Api]:
     async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30.0) as client:
-        yield Api(client)
+        yield Api(client, flow=platform.flow.value)
 
 
 @pytest.fixture
@@ -70,7 +74,10 @@ async def sandwich_item(admin: Api) -> dict[str, object]:
         json={
             "name": f"Club {tag}",
             "price": 35000,
-            "ingredients": [{"name": f"bread-{tag}", "quantity": 2}, {"name": f"chicken-{tag}", "quantity": 1}],
+            "ingredients": [
+                {"name": f"bread-{tag}", "quantity": 2},
+                {"name": f"chicken-{tag}", "quantity": 1},
+            ],
         },
     )
     assert answer.status_code == 201, answer.text

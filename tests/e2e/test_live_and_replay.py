@@ -64,11 +64,13 @@ def _sandwich(*args: str, platform: Platform) -> subprocess.CompletedProcess[str
 async def test_replay_rebuilds_the_same_read_model(
     api: Api, platform: Platform, sandwich_item: dict[str, Any]
 ) -> None:
+    if api.flow == "sync":
+        pytest.skip("the sync flow has no broker: no event stream is retained to replay")
     customer = await api.new_customer(deposit=100_000)
     for _ in range(3):
-        assert (
+        await customer.settled(
             await customer.place_order([{"menu_item_id": sandwich_item["id"], "quantity": 1}])
-        ).status_code == 201
+        )
     before = (await customer.get("/api/v1/orders")).json()
     details_before = [(await customer.get(f"/api/v1/orders/{o['order_id']}")).json() for o in before["items"]]
     result = await asyncio.to_thread(

@@ -16,6 +16,7 @@ and exit on their own if it is killed outright.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -43,6 +44,10 @@ log = logging.getLogger("sandwich.supervisor")
 MAILSINK = "mailsink"
 LOCALHOST = "127.0.0.1"
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+
+CONNECTION_FILE = "platform.json"
+"""DATA_DIR/platform.json while the platform runs: where its database, broker and gateway are (and the
+prefixes), so tools such as `sandwich replay` can reach the running platform. Removed on stop."""
 
 PLATFORM_ID_ENV = "SANDWICH_PLATFORM_ID"
 """Set in every child: lets stop() find children of this Platform even if their Popen was lost."""
@@ -176,6 +181,7 @@ class Platform:
         self._database_url = self._external_database_url
         self._nats_url = self._external_nats_url if self.flow is not Flow.SYNC else ""
         self._started = False
+        self._connection_file_written = False
 
     # -- addresses -------------------------------------------------------------------------------
 
@@ -283,6 +289,7 @@ class Platform:
             )
             self._monitor.start()
             self._wait_ready(list(self._procs), self.ready_timeout)
+            self._write_connection_file()
             self._started = True
             log.info("platform ready in %.1fs: gateway at %s", time.monotonic() - began, self.gateway_url)
         except BaseException:
@@ -293,6 +300,7 @@ class Platform:
         """Stop everything: services and mail sink (SIGTERM, then SIGKILL after `stop_timeout`), the
         broker, the database. Idempotent, and safe after a start that failed halfway."""
         self._stopping.set()
+        self._remove_connection_file()
         monitor, self._monitor = self._monitor, None
         if monitor is not None and monitor is not threading.current_thread():
             monitor.join(timeout=5.0)
@@ -401,6 +409,42 @@ class Platform:
     @property
     def _nats_data_dir(self) -> Path:
         return self.data_dir
+
+    @property
+    def connection_file(self) -> Path:
+        return self.data_dir / CONNECTION_FILE
+
+    def connection_info(self) -> dict[str, str]:
+        """What platform.json holds: enough for a client of the platform's engines to find them."""
+        broker = self.flow is not Flow.SYNC
+        return {
+            "database_url": self._database_url,
+            "nats_url": self._nats_url if broker else "",
+            "kafka_bootstrap_servers": self._external_kafka if broker else "",
+            "db_prefix": self._env.get("SANDWICH_DB_PREFIX", "sandwich"),
+            "topic_prefix": self._env.get("SANDWICH_TOPIC_PREFIX", ""),
+            "gateway_url": self.gateway_url,
+            "flow": self.flow.value,
+        }
+
+    def _write_connection_file(self) -> None:
+        # Owner-only: the database URL may carry a password. Written whole, then renamed into place.
+        path = self.connection_file
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.connection_info(), fh, indent=2)
+            os.replace(temporary, path)
+            self._connection_file_written = True
+        except OSError as exc:
+            log.warning("could not write %s: %s", path, exc)
+
+    def _remove_connection_file(self) -> None:
+        if self._connection_file_written:
+            self._connection_file_written = False
+            with contextlib.suppress(OSError):
+                self.connection_file.unlink()
 
     def _proc(self, name: str) -> ManagedProcess:
         key = name.replace("-", "_")

@@ -19,9 +19,9 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from sandwich.platform.bus.base import EventBus, Subscription, dead_letter_topic
+from sandwich.platform.bus.base import EventBus, Message, Subscription, dead_letter_topic
 from sandwich.platform.db import Database
-from sandwich.platform.errors import install_error_handlers
+from sandwich.platform.errors import error_body, install_error_handlers
 from sandwich.platform.events import Envelope
 from sandwich.platform.http import ServiceClient
 from sandwich.platform.inbox import EnvelopeHandler, idempotent_consumer
@@ -122,11 +122,31 @@ class Service:
         if self.relay is not None:
             self.relay.notify()
 
+    async def announce_committed(self, key: str) -> None:
+        """After a commit that recorded events of `key`: hand them on as the interaction style says.
+
+        With a broker the relay publishes them in the background and the caller goes on. In `sync`
+        (ADR 001/004) they are pushed to their consumers over HTTP now, inside the caller's request,
+        and a consumer that is down fails that request with BusUnavailable (the events stay in the
+        outbox and the relay delivers them once it is back).
+        """
+        if self.settings.uses_broker or self.relay is None:
+            self.events_committed()
+            return
+        await self.relay.publish_events_of(key)
+
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         configure_logging(self.name, self.settings.log_level)
         if self.db is not None and self.migrations is not None:
             await self.db.prepare(self.migrations)
+        if not self.settings.uses_broker and self.publishes and self.db is not None:
+            from sandwich.platform.bus.http_push import HttpPushBus
+            from sandwich.platform.flows import SUBSCRIBERS
+
+            self.bus = HttpPushBus(self.http, SUBSCRIBERS)
+            self.relay = OutboxRelay(self.db, self.bus, self.name, batch_size=20, min_age_seconds=2.0)
+            self.relay.start()
         needs_bus = self.settings.uses_broker and (self.publishes or self.consumers)
         if needs_bus:
             from sandwich.platform.bus.factory import make_bus
@@ -205,7 +225,7 @@ class Service:
         checks: dict[str, bool] = {}
         if self.db is not None:
             checks["database"] = await self.db.healthy()
-        if self.bus is not None:
+        if self.bus is not None and getattr(self.bus, "is_broker", True):
             checks["broker"] = await self.bus.healthy()
         for name, check in self.readiness_checks.items():
             checks[name] = await check()
@@ -231,6 +251,8 @@ class Service:
         app.state.service = self
         install_error_handlers(app)
         app.include_router(health_router(self))
+        if self.consumers:
+            app.include_router(events_router(self))
         for router in routers:
             app.include_router(router)
         app.add_middleware(RequestObservabilityMiddleware, service=self.name)
@@ -269,3 +291,36 @@ def service_of(request: Request) -> Service:
     """FastAPI dependency: the Service this app belongs to."""
     service: Service = request.app.state.service
     return service
+
+
+def events_router(service: Service) -> APIRouter:
+    """`POST /internal/v1/events/{topic}`: the consumers of this service, reachable over HTTP.
+
+    The `sync` flow delivers events this way (platform/bus/http_push.py); the handler is the same one
+    the broker would call, behind the same inbox, so a repeated push changes nothing.
+    """
+    router = APIRouter(tags=["events"], include_in_schema=False)
+    handlers = {
+        spec.topic: idempotent_consumer(
+            service.database, service.name, spec.consumer, spec.handle, service.events_committed
+        )
+        for spec in service.consumers
+    }
+
+    @router.post("/internal/v1/events/{topic}")
+    async def ingest(topic: str, request: Request) -> JsonResponse:
+        handler = handlers.get(topic)
+        if handler is None:
+            return JsonResponse(error_body("unknown_topic", f"{service.name} does not consume {topic}."), 404)
+        raw = await request.body()
+        try:
+            envelope = Envelope.from_bytes(raw)
+        except Exception:
+            return JsonResponse(error_body("invalid_event", "The body is not an event envelope."), 422)
+        try:
+            await handler(Message(topic=topic, key=envelope.key, value=raw))
+        except Exception as exc:
+            return JsonResponse(error_body("event_not_handled", f"{type(exc).__name__}: {exc}"), 503)
+        return JsonResponse({"event_id": envelope.event_id, "status": "handled"})
+
+    return router

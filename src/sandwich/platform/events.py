@@ -27,6 +27,9 @@ TOPIC_NOTIFICATIONS_ORDERS = "notifications.orders"
 # Event types.
 ORDER_EVENT = "OrderEvent"
 USER_CREATED = "UserCreated"
+ORDER_PENDING = "OrderPending"
+PAYMENT_PROCESSED = "PaymentProcessed"
+ORDER_UPDATE_MESSAGE = "OrderUpdateMessage"
 
 
 def utcnow() -> datetime:
@@ -103,3 +106,21 @@ class OrderEvent(BaseModel):
     previous_status: str | None = None
     at: str
     order: OrderSnapshot
+
+
+class OrderPending(BaseModel):
+    """ADR 002: an order waits for its payment (`orders.pending`); billing charges it."""
+
+    order_id: str
+    user_id: str
+    username: str
+    total: int
+
+
+class PaymentProcessed(BaseModel):
+    """ADR 002: billing's verdict on an order's payment (`billing.payments`)."""
+
+    order_id: str
+    user_id: str
+    paid: bool
+    operation_id: str | None = None

@@ -125,6 +125,7 @@ class ServiceClient:
         path: str,
         *,
         json: Any = None,
+        raw_body: bytes | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
         idempotent: bool | None = None,
@@ -154,7 +155,9 @@ class ServiceClient:
                     if not breaker.allow():
                         raise ServiceUnavailable(service, "circuit breaker open")
                     try:
-                        response = await self._send(method, url, json, sent_headers, params, request_timeout)
+                        response = await self._send(
+                            method, url, json, raw_body, sent_headers, params, request_timeout
+                        )
                     except (aiohttp.ClientError, TimeoutError):
                         breaker.record_failure()
                         raise
@@ -176,11 +179,12 @@ class ServiceClient:
         method: str,
         url: str,
         json: Any,
+        raw_body: bytes | None,
         headers: dict[str, str],
         params: dict[str, str] | None,
         timeout: aiohttp.ClientTimeout | None,
     ) -> Response:
-        data = orjson.dumps(json) if json is not None else None
+        data = orjson.dumps(json) if json is not None else raw_body
         if data is not None:
             headers = {**headers, "Content-Type": "application/json"}
         kwargs: dict[str, Any] = {"data": data, "headers": headers, "params": params}

@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.platform.bus.base import BusUnavailable, EventBus
@@ -30,9 +32,17 @@ _INSERT = text(
 )
 _PENDING = text(
     "SELECT id, topic, key, envelope, created_at FROM outbox WHERE published_at IS NULL "
+    "AND created_at <= clock_timestamp() - make_interval(secs => :min_age) "
     "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
-_MARK = text("UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY(:ids)")
+# One aggregate's events, oldest first (read without locks: see publish_events_of).
+_PENDING_OF_KEY = text(
+    "SELECT id, topic, key, envelope, created_at FROM outbox WHERE published_at IS NULL AND key = :key "
+    "ORDER BY id LIMIT :limit"
+)
+_MARK = text(
+    "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY(:ids) AND published_at IS NULL"
+)
 _FAIL = text("UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = :id")
 
 
@@ -53,13 +63,23 @@ class OutboxRelay:
     """Publishes committed outbox rows; woken right after a commit, and polling as a safety net."""
 
     def __init__(
-        self, db: Database, bus: EventBus, service: str, *, batch_size: int = 200, poll_seconds: float = 0.5
+        self,
+        db: Database,
+        bus: EventBus,
+        service: str,
+        *,
+        batch_size: int = 200,
+        poll_seconds: float = 0.5,
+        min_age_seconds: float = 0.0,
     ):
         self.db = db
         self.bus = bus
         self.service = service
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        # In `sync` the request that committed an event pushes it itself; the relay is only the
+        # safety net for pushes that failed, so it leaves fresh rows to their requests.
+        self.min_age_seconds = min_age_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backoff = 0.0
@@ -94,30 +114,58 @@ class OutboxRelay:
                 log.error("outbox_relay_failed", error=repr(exc))
 
     async def publish_pending_events(self) -> int:
-        """Publish one batch in id order; returns how many rows were published."""
+        """Publish one batch in id order, holding the rows' locks so that two relays never publish the
+        same rows at once; returns how many were published."""
         async with self.db.begin() as conn:
-            rows = (await conn.execute(_PENDING, {"limit": self.batch_size})).all()
-            if not rows:
-                return 0
-            published: list[int] = []
-            failure: BusUnavailable | None = None
-            for row in rows:
-                try:
-                    await self.bus.publish(row.topic, row.key, bytes(row.envelope))
-                except BusUnavailable as exc:
-                    await conn.execute(_FAIL, {"id": row.id, "error": str(exc)[:500]})
-                    failure = exc
-                    break
-                published.append(row.id)
-                OUTBOX_LAG.labels(self.service).observe(
-                    max(0.0, time.time() - row.created_at.astimezone(UTC).timestamp())
-                )
-            if published:
-                await conn.execute(_MARK, {"ids": published})
-                EVENTS_PUBLISHED.labels(self.service).inc(len(published))
-        if failure is not None:
-            raise failure
+            rows = (
+                await conn.execute(_PENDING, {"limit": self.batch_size, "min_age": self.min_age_seconds})
+            ).all()
+            published, failed = await self._send(rows)
+            await self._record(conn, published, failed)
+        if failed is not None:
+            raise failed[1]
         return len(published)
+
+    async def publish_events_of(self, key: str) -> int:
+        """Publish one aggregate's pending events now, in order (the `sync` flow, inside a request).
+
+        No connection is held while consumers are called: a request must not keep a pooled
+        connection and row locks across HTTP calls. A concurrent publisher may send an event twice;
+        consumers are idempotent by event id (their inbox).
+        """
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(_PENDING_OF_KEY, {"limit": self.batch_size, "key": key})).all()
+        if not rows:
+            return 0
+        published, failed = await self._send(rows)
+        async with self.db.begin() as conn:
+            await self._record(conn, published, failed)
+        if failed is not None:
+            raise failed[1]
+        return len(published)
+
+    async def _send(self, rows: Sequence[Row[Any]]) -> tuple[list[int], tuple[int, BusUnavailable] | None]:
+        """Publish rows in order until one fails: (published ids, (failed id, why) or None)."""
+        published: list[int] = []
+        for row in rows:
+            try:
+                await self.bus.publish(row.topic, row.key, bytes(row.envelope))
+            except BusUnavailable as exc:
+                return published, (row.id, exc)
+            published.append(row.id)
+            OUTBOX_LAG.labels(self.service).observe(
+                max(0.0, time.time() - row.created_at.astimezone(UTC).timestamp())
+            )
+        return published, None
+
+    async def _record(
+        self, conn: AsyncConnection, published: list[int], failed: tuple[int, BusUnavailable] | None
+    ) -> None:
+        if published:
+            await conn.execute(_MARK, {"ids": published})
+            EVENTS_PUBLISHED.labels(self.service).inc(len(published))
+        if failed is not None:
+            await conn.execute(_FAIL, {"id": failed[0], "error": str(failed[1])[:500]})
 
 
 async def pending_count(db: Database) -> int:

@@ -9,6 +9,8 @@ Semantics every adapter keeps (the shared contract test suite checks them):
   raises is retried with backoff; after `max_attempts` failed attempts the message is parked on
   `dead_letter_topic(topic)` with the error, and acknowledged, so it never blocks its key forever.
 - A message handed out but never acknowledged (the consumer died) is delivered again.
+- `read_retained` reads what the broker still keeps of a topic, oldest first, outside of any group
+  (no position is stored or moved): what a read model is rebuilt from (`sandwich replay`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import abc
 import asyncio
 import enum
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -89,6 +91,21 @@ class EventBus(abc.ABC):
     @abc.abstractmethod
     async def healthy(self) -> bool:
         """True when the broker answers (used by /health/ready)."""
+
+    async def read_retained(self, topic: str) -> AsyncIterator[Message]:
+        """Every message the broker still retains for the topic, from the oldest, then stop.
+
+        Per-key order is kept (messages of one key come in publish order; across keys the adapter
+        may interleave). The read ends at the end of the topic as it was when the read began, so it
+        terminates on a busy topic; what is published meanwhile may or may not be included. A topic
+        that does not exist yields nothing. No group is involved: nothing is acknowledged and no
+        consumer's position moves. Raises `BusUnavailable` when the broker cannot be read.
+
+        An adapter that cannot read its topics back (a broker without retention) keeps this
+        default, which says so.
+        """
+        raise NotImplementedError(f"the {self.name} bus cannot read a topic's retained messages")
+        yield  # pragma: no cover - makes this an async generator, like the adapters' versions
 
 
 # --- Shared by the adapters -------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -71,6 +71,8 @@ log = structlog.get_logger("sandwich.bus.kafka")
 _VALID_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _DLQ_SUFFIX = dead_letter_topic("")
 _TOPIC_ALREADY_EXISTS = 36
+READ_BATCH = 500
+"""Records per poll when a topic is read back (`read_retained`)."""
 
 
 def _with_dead_letters(topics: Iterable[str]) -> list[str]:
@@ -284,6 +286,77 @@ class KafkaBus(EventBus):
             self._ensured.discard(name)
             raise BusUnavailable(f"Kafka did not acknowledge a publish to {name}: {exc!r}") from exc
 
+    # -- reading back -------------------------------------------------------------------------------
+    async def read_retained(self, topic: str) -> AsyncIterator[Message]:
+        """Every record the topic still holds, oldest first per partition, then stop.
+
+        A consumer without a group: it is assigned every partition, seeks to the beginning and reads
+        up to the end of each partition; it commits nothing, so no group's position moves. Partitions
+        are read side by side, so records of different keys interleave, while each key (one
+        partition) keeps its publish order.
+
+        The end of a partition is its end offset when the read began, raised to the high watermark of
+        the first fetch answer: tansu answers ListOffsets(latest) with the base offset of the last
+        record batch plus one, which undercounts when the producer sent several records in one batch.
+        The high watermark of a fetch is right on both.
+        """
+        name = self.topic_name(topic)
+        if self._closed:
+            raise BusUnavailable("the Kafka bus is closed")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=f"{self.client_name}-read",
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=self._request_timeout_ms,
+        )
+        try:
+            await asyncio.wait_for(consumer.start(), self.publish_timeout_seconds)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise BusUnavailable(f"Kafka at {self.bootstrap_servers} is unreachable: {exc!r}") from exc
+        try:
+            try:
+                if name not in await asyncio.wait_for(consumer.topics(), self.publish_timeout_seconds):
+                    return  # the topic was never created: nothing retained
+                partitions = sorted(consumer.partitions_for_topic(name) or ())
+                assigned = [TopicPartition(name, partition) for partition in partitions]
+                consumer.assign(assigned)
+                ends: dict[TopicPartition, int] = await asyncio.wait_for(
+                    consumer.end_offsets(assigned), self.publish_timeout_seconds
+                )
+                await consumer.seek_to_beginning(*assigned)
+                remaining = {tp for tp in assigned if await consumer.position(tp) < ends[tp]}
+            except (KafkaError, OSError, TimeoutError) as exc:
+                raise BusUnavailable(f"could not read topic {name}: {exc!r}") from exc
+            idle_polls = 0
+            watermarked: set[TopicPartition] = set()
+            while remaining:
+                try:
+                    batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=READ_BATCH)
+                except (KafkaError, OSError) as exc:
+                    raise BusUnavailable(f"reading topic {name} failed: {exc!r}") from exc
+                idle_polls = 0 if batch else idle_polls + 1
+                if idle_polls >= 10:
+                    raise BusUnavailable(f"topic {name} stopped delivering before its end offsets")
+                for tp, records in batch.items():
+                    if tp not in watermarked:
+                        watermarked.add(tp)
+                        ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
+                    for record in records:
+                        if record.offset >= ends[tp]:
+                            break  # published after the read began
+                        yield _message_of(topic, record)
+                # The end may sit behind records a consumer never sees (transaction markers).
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), 10.0)
+
     # -- consuming ----------------------------------------------------------------------------------
     async def subscribe(
         self,
@@ -309,6 +382,15 @@ class KafkaBus(EventBus):
         self._subscriptions.add(subscription)
         subscription.start()
         return subscription
+
+
+def _message_of(topic: str, record: ConsumerRecord[bytes, bytes]) -> Message:
+    return Message(
+        topic=topic,
+        key=(record.key or b"").decode("utf-8", "replace"),
+        value=record.value or b"",
+        headers={k: (v or b"").decode("utf-8", "replace") for k, v in (record.headers or ())},
+    )
 
 
 async def _leave_group_of_generation_zero(consumer: AIOKafkaConsumer) -> None:
@@ -435,12 +517,7 @@ class _KafkaSubscription(Subscription):
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> bool:
         """Deliver one record; True when it may be committed (handled or dead-lettered)."""
-        message = Message(
-            topic=self.topic,
-            key=(record.key or b"").decode("utf-8", "replace"),
-            value=record.value or b"",
-            headers={k: (v or b"").decode("utf-8", "replace") for k, v in (record.headers or ())},
-        )
+        message = _message_of(self.topic, record)
         result = await deliver_with_retries(
             self.handler,
             message,

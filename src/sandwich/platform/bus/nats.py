@@ -31,6 +31,8 @@ import asyncio
 import contextlib
 import re
 import time
+import uuid
+from collections.abc import AsyncIterator
 
 import nats.errors
 import nats.js.errors
@@ -66,6 +68,9 @@ log = structlog.get_logger("sandwich.bus.nats")
 
 KEY_HEADER = "x-bus-key"
 """Header carrying the message key (JetStream messages have subjects and headers, no key)."""
+
+READ_BATCH = 256
+"""Messages per fetch when a topic is read back (`read_retained`)."""
 
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _VALID_SUBJECT = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
@@ -292,6 +297,72 @@ class NatsBus(EventBus):
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             raise BusUnavailable(f"NATS did not acknowledge a publish to {subject}: {exc!r}") from exc
 
+    # -- reading back -------------------------------------------------------------------------------
+    async def read_retained(self, topic: str) -> AsyncIterator[Message]:
+        """Every message the topic's stream still holds, oldest first, then stop.
+
+        Read through a throw-away pull consumer: no durable name, no acknowledgements, kept in memory,
+        deleted when the read ends (or by the server after a minute of inactivity, should this
+        process die first), so no group's position moves. The read ends at the stream's last
+        sequence as it was when it began; it ends sooner if the consumer has nothing pending (the
+        oldest messages may age out while we read).
+        """
+        js = self._connected_js()
+        stream = self.stream_name(topic)
+        try:
+            info = await js.stream_info(stream)
+        except nats.js.errors.NotFoundError:
+            return  # the topic was never created: nothing retained
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            raise BusUnavailable(f"could not read stream {stream}: {exc!r}") from exc
+        last_seq = int(info.state.last_seq or 0)
+        if not info.state.messages:
+            return
+        name = f"read_{uuid.uuid4().hex}"
+        config = ConsumerConfig(
+            name=name,
+            filter_subject=self.subject(topic),
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=60.0,
+            mem_storage=True,
+        )
+        try:
+            await js.add_consumer(stream, config=config)
+            psub = await js.pull_subscribe_bind(consumer=name, stream=stream)
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            raise BusUnavailable(f"could not read stream {stream}: {exc!r}") from exc
+        try:
+            pending = int((await psub.consumer_info()).num_pending or 0)
+            idle_fetches = 0
+            while pending > 0:
+                try:
+                    # Exactly what is pending (up to a batch): a fetch for more would wait out its expiry.
+                    messages = await psub.fetch(
+                        min(pending, READ_BATCH), timeout=self.request_timeout_seconds
+                    )
+                except TimeoutError:
+                    idle_fetches += 1
+                    if idle_fetches >= 3:
+                        raise BusUnavailable(
+                            f"stream {stream} stopped delivering with {pending} messages pending"
+                        ) from None
+                    pending = int((await psub.consumer_info()).num_pending or 0)
+                    continue
+                idle_fetches = 0
+                for msg in messages:
+                    yield _message_of(topic, msg)
+                    if int(msg.metadata.sequence.stream) >= last_seq:
+                        return
+                    pending = _num_pending(msg)
+        except (nats.errors.Error, OSError) as exc:
+            raise BusUnavailable(f"reading stream {stream} failed: {exc!r}") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(js.delete_consumer(stream, name), self.request_timeout_seconds)
+
     # -- consuming ----------------------------------------------------------------------------------
     async def subscribe(
         self,
@@ -465,11 +536,7 @@ class _NatsSubscription(Subscription):
             delivered = int(msg.metadata.num_delivered)
         except Exception:
             delivered = 1
-        headers = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
-        key = headers.pop(KEY_HEADER, "")
-        message = Message(
-            topic=self.topic, key=key, value=msg.data, headers=headers, delivery_attempt=delivered
-        )
+        message = _message_of(self.topic, msg, delivered)
         result = await deliver_with_retries(
             self.handler,
             message,
@@ -540,6 +607,13 @@ class _NatsSubscription(Subscription):
             await asyncio.wait({keepalive})
         await self._drop_psub()
         self.bus._subscriptions.discard(self)
+
+
+def _message_of(topic: str, msg: Msg, delivery_attempt: int = 1) -> Message:
+    """A JetStream message as the bus hands it out: the key from its header, NATS' own headers dropped."""
+    headers = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
+    key = headers.pop(KEY_HEADER, "")
+    return Message(topic=topic, key=key, value=msg.data, headers=headers, delivery_attempt=delivery_attempt)
 
 
 def _num_pending(msg: Msg) -> int:

@@ -105,7 +105,26 @@ async def register_user(service: Service, body: Registration, roles: list[str]) 
         if answer.status == 409:
             raise ApiError(409, "username_taken", "This username is taken.")
         raise ApiError(503, "service_unavailable", f"users answered {answer.status}.")
+    if not service.settings.uses_broker:
+        await _open_account(service, user_id, body.username)
     return {"user_id": user_id, "username": body.username}
+
+
+async def _open_account(service: Service, user_id: str, username: str) -> None:
+    """`sync` flow (ADR 001): auth opens the billing account itself, there is no UserCreated event.
+
+    If billing is away the registration still stands: billing opens an account on first use too.
+    """
+    try:
+        await service.http.request(
+            "billing",
+            "POST",
+            "/internal/v1/accounts",
+            json={"user_id": user_id, "username": username},
+            idempotent=True,
+        )
+    except ServiceUnavailable as exc:
+        log.warning("account_not_opened_at_registration", user_id=user_id, error=str(exc))
 
 
 async def _forget(service: Service, user_id: str) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError, error_body
@@ -67,22 +68,35 @@ async def apply_operation(
     key: str | None,
 ) -> tuple[int, dict[str, Any]]:
     """Move the balance and append the ledger row, once per idempotency key; (status, body)."""
-    body_hash = request_hash({"kind": kind.value, "amount": amount, "order_id": order_id})
     async with service.database.begin() as conn:
-        if key is not None:
-            stored = await claim_key(conn, user_id, key, body_hash)
-            if stored is not None and stored.status_code is not None:
-                return stored.status_code, stored.body
+        return await operate_in(conn, user_id, username, kind, amount, order_id, key)
+
+
+async def operate_in(
+    conn: AsyncConnection,
+    user_id: str,
+    username: str | None,
+    kind: OperationKind,
+    amount: int,
+    order_id: str | None,
+    key: str | None,
+) -> tuple[int, dict[str, Any]]:
+    """apply_operation inside the caller's transaction (the async flow's consumer uses it with its inbox)."""
+    body_hash = request_hash({"kind": kind.value, "amount": amount, "order_id": order_id})
+    if key is not None:
+        stored = await claim_key(conn, user_id, key, body_hash)
+        if stored is not None and stored.status_code is not None:
+            return stored.status_code, stored.body
+    new_balance = await storage.move_balance(conn, user_id, signed_amount(kind, amount))
+    if new_balance is None and await storage.open_account(conn, user_id, username):
         new_balance = await storage.move_balance(conn, user_id, signed_amount(kind, amount))
-        if new_balance is None and await storage.open_account(conn, user_id, username):
-            new_balance = await storage.move_balance(conn, user_id, signed_amount(kind, amount))
-        if new_balance is None:
-            status, body = 406, error_body("insufficient_funds", "Not enough money on the account.")
-        else:
-            status = 201
-            body = await storage.record_operation(conn, user_id, kind, amount, new_balance, order_id, key)
-        if key is not None:
-            await store_answer(conn, user_id, key, status, body, body.get("operation_id"))
+    if new_balance is None:
+        status, body = 406, error_body("insufficient_funds", "Not enough money on the account.")
+    else:
+        status = 201
+        body = await storage.record_operation(conn, user_id, kind, amount, new_balance, order_id, key)
+    if key is not None:
+        await store_answer(conn, user_id, key, status, body, body.get("operation_id"))
     return status, body
 
 
@@ -185,3 +199,19 @@ async def refund_order(
             f"order-{order_id}-refund-{new_balance}",
         )
     return {"order_id": order_id, "refunded": owed, "operation": operation}
+
+
+class NewAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    username: str = Field(min_length=1, max_length=64)
+
+
+@router.post("/internal/v1/accounts", response_model=AccountOut, include_in_schema=False)
+async def open_account(body: NewAccount, service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
+    """Open a new user's account (the `sync` flow's registration calls this; repeating it is harmless)."""
+    async with service.database.begin() as conn:
+        await storage.open_account(conn, body.user_id, body.username)
+        found = await storage.account(conn, body.user_id)
+    assert found is not None
+    return {"balance": found[0], "currency": found[1]}

@@ -93,10 +93,9 @@ async def forward(
         return error_response(503, "service_unavailable", f"{service} did not answer in time.")
     finally:
         upstream.release()
-    if upstream.status >= 500:
-        breaker.record_failure()
-    else:
-        breaker.record_success()
+    # A service that answers is up, whatever it answered (a 503 `downstream_unavailable` is its
+    # verdict about a peer): only transport failures open the gateway's breaker.
+    breaker.record_success()
     return Response(content, status_code=upstream.status, headers=headers)
 
 
@@ -104,5 +103,7 @@ async def _stream(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     try:
         async for chunk in upstream.content.iter_any():
             yield chunk
+    except (aiohttp.ClientError, TimeoutError):
+        return  # the upstream went away: the client's stream simply ends (it may reconnect)
     finally:
         upstream.release()

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent
+from sandwich.platform.events import ORDER_EVENT, ORDER_UPDATE_MESSAGE, Envelope, OrderEvent
 from sandwich.services.notifications import storage
 from sandwich.services.notifications.contacts import ContactBook
 from sandwich.services.notifications.domain import (
@@ -84,7 +84,7 @@ class Notifier:
 
     async def on_order_event(self, conn: AsyncConnection, envelope: Envelope) -> None:
         """Consumer of `order.events`: a letter for the statuses that deserve one, nothing otherwise."""
-        if envelope.type != ORDER_EVENT:
+        if envelope.type not in (ORDER_EVENT, ORDER_UPDATE_MESSAGE):
             return
         event = OrderEvent.model_validate(envelope.payload)
         kind = kind_for_status(event.status)

@@ -1,5 +1,6 @@
-"""Routes of order_info: the customer's orders and one order with its history (read model), and the
-HTTP ingestion of order events that the sync flow uses instead of the broker.
+"""Routes of order_info: the customer's orders and one order with its history (read model), the live
+stream of an order's status changes (Server-Sent Events), and the HTTP ingestion of order events that
+the sync flow uses instead of the broker.
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ValidationError
+from starlette.responses import Response, StreamingResponse
 
 from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError
@@ -28,6 +30,7 @@ from sandwich.services.order_info.domain import (
     public_order,
 )
 from sandwich.services.order_info.handlers import CONSUMER, order_update
+from sandwich.services.order_info.live import TERMINAL_STATUSES, LiveOrders, status_events
 
 log = structlog.get_logger("order_info")
 
@@ -35,6 +38,8 @@ router = APIRouter(tags=["orders"])
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+LIVE_STATE = "live_orders"
+"""Where app.py keeps the process's `LiveOrders` in `Service.state`."""
 
 
 class OrderItemOut(BaseModel):
@@ -126,6 +131,54 @@ async def one_order(
     if not may_read(owner, identity.user_id, identity.is_admin):
         raise _not_found()
     return JsonResponse({**public_order(snapshot), "history": public_history(history)})
+
+
+@router.get(
+    "/api/v1/orders/{order_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "`event: status` per change, `id` = the order's version, "
+            '`data` = `{"order_id", "status", "version", "at"}`; first the current state, or every '
+            "change after `Last-Event-ID`; a `: keep-alive` comment every 15 s; the stream ends after "
+            "completed, cancelled or payment_failed.",
+            "content": {"text/event-stream": {}},
+        },
+        204: {"description": "The order ended at or before `Last-Event-ID`: nothing more will come."},
+    },
+)
+async def order_events(
+    order_id: str,
+    identity: Annotated[Identity, Depends(current_identity)],
+    service: Annotated[Service, Depends(service_of)],
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Server-Sent Events of the order's status changes; someone else's order answers 404."""
+    try:
+        order_uuid = uuid.UUID(order_id)
+    except ValueError as exc:
+        raise _not_found() from exc
+    async with service.database.connect() as conn:
+        current = await storage.current_status(conn, order_uuid)
+    if current is None:
+        # Not in the read model yet: the write side says whether it exists and is the caller's; the
+        # stream then starts once the read model has it.
+        if await _from_write_side(service, identity, order_uuid) is None:
+            raise _not_found()
+    elif not may_read(current[0], identity.user_id, identity.is_admin):
+        raise _not_found()
+    after = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else None
+    if current is not None and after is not None:
+        entry = current[1]
+        if entry.status in TERMINAL_STATUSES and after >= entry.version:
+            # The client saw the end already; 204 tells an EventSource to stop reconnecting.
+            return Response(status_code=204)
+    live: LiveOrders = service.state[LIVE_STATE]
+    return StreamingResponse(
+        status_events(service.database, live, order_uuid, after),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 async def _from_write_side(

@@ -1,4 +1,5 @@
-"""Wiring of order_info: its read-model database, the OrderEvent consumer (broker flows) and routes.
+"""Wiring of order_info: its read-model database, the OrderEvent consumer (broker flows), the listener
+of the live event streams, and routes.
 
 In the sync flow there is no broker: orders pushes the same envelopes to POST /internal/v1/order-events.
 """
@@ -10,9 +11,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from sandwich.platform.app import Service
+from sandwich.platform.db import plain_url
 from sandwich.platform.events import TOPIC_ORDER_EVENTS
-from sandwich.services.order_info.api import router
+from sandwich.services.order_info.api import LIVE_STATE, router
 from sandwich.services.order_info.handlers import CONSUMER, apply_order_event
+from sandwich.services.order_info.live import LiveOrders
 
 
 def create_app() -> FastAPI:
@@ -23,4 +26,7 @@ def create_app() -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
     )
     service.consume(TOPIC_ORDER_EVENTS, CONSUMER, apply_order_event)
+    # One LISTEN connection per process for the live event streams, opened by the first stream.
+    database = service.database
+    service.state[LIVE_STATE] = LiveOrders(plain_url(database.server_url, database.name), spawn=service.spawn)
     return service.create_app(router)

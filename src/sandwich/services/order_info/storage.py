@@ -1,4 +1,9 @@
-"""The order_views and order_history tables of the order_info database."""
+"""The order_views and order_history tables of the order_info database.
+
+Every change of an order's view is announced with NOTIFY on `STATUS_CHANNEL`, in the transaction that
+makes it, so listeners (the live event streams of every order_info instance) hear of it exactly when
+it is committed, and never of a change that was rolled back.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.services.order_info.domain import HistoryEntry, OrderUpdate, supersedes
 
+STATUS_CHANNEL = "order_info_status"
+"""The NOTIFY channel of view changes; the payload is `<order_id>:<version>:<status>`."""
+
 _INSERT_HISTORY = text(
     "INSERT INTO order_history (order_id, version, status, at) VALUES (:order_id, :version, :status, :at) "
     "ON CONFLICT DO NOTHING"
 )
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 _LOCK_VIEW = text("SELECT version FROM order_views WHERE order_id = :order_id FOR UPDATE")
 # The WHERE repeats domain.supersedes for the one case the lock above cannot cover: two first events
 # of a new order racing to insert the row.
@@ -59,7 +68,46 @@ async def apply_update(conn: AsyncConnection, update: OrderUpdate) -> bool:
             "updated_at": view.updated_at,
         },
     )
-    return bool(result.rowcount)
+    if not result.rowcount:
+        return False
+    await conn.execute(
+        _NOTIFY,
+        {"channel": STATUS_CHANNEL, "payload": status_payload(update.order_id, view.version, view.status)},
+    )
+    return True
+
+
+def status_payload(order_id: str, version: int, status: str) -> str:
+    return f"{order_id}:{version}:{status}"
+
+
+async def current_status(conn: AsyncConnection, order_id: uuid.UUID) -> tuple[str, HistoryEntry] | None:
+    """(owner user id, the history entry of the version the view shows), or None when unseen."""
+    row = (
+        await conn.execute(
+            text(
+                "SELECT v.user_id::text AS user_id, v.version, v.status, COALESCE(h.at, v.updated_at) AS at "
+                "FROM order_views v LEFT JOIN order_history h "
+                "ON h.order_id = v.order_id AND h.version = v.version WHERE v.order_id = :id"
+            ),
+            {"id": order_id},
+        )
+    ).one_or_none()
+    return (row.user_id, HistoryEntry(row.version, row.status, row.at)) if row else None
+
+
+async def history_after(conn: AsyncConnection, order_id: uuid.UUID, version: int) -> list[HistoryEntry]:
+    """The history entries of versions above `version`, oldest first."""
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT version, status, at FROM order_history WHERE order_id = :id AND version > :version "
+                "ORDER BY version"
+            ),
+            {"id": order_id, "version": version},
+        )
+    ).all()
+    return [HistoryEntry(row.version, row.status, row.at) for row in rows]
 
 
 async def order_view(conn: AsyncConnection, order_id: uuid.UUID) -> tuple[str, dict[str, Any]] | None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandwich.platform.app import Service, service_of
+from sandwich.platform.bus.base import BusUnavailable
 from sandwich.platform.errors import ApiError
 from sandwich.platform.events import utcnow
 from sandwich.platform.idempotency import check_key, request_hash
@@ -93,7 +94,12 @@ def context_of(service: Annotated[Service, Depends(service_of)]) -> OrdersContex
     return ctx
 
 
-@router.post("/api/v1/order", status_code=201, response_model=OrderOut)
+@router.post(
+    "/api/v1/order",
+    status_code=201,
+    response_model=OrderOut,
+    responses={202: {"model": OrderOut, "description": "async flow: accepted, status `created`"}},
+)
 async def create_order(
     body: OrderIn,
     identity: Annotated[Identity, Depends(current_identity)],
@@ -121,6 +127,8 @@ async def create_order(
         raise ApiError(503, "service_unavailable", "The basket cannot be read right now, try again.") from exc
     except PricesUnavailable as exc:
         raise ApiError(503, "service_unavailable", "The menu cannot be read right now, try again.") from exc
+    except BusUnavailable as exc:
+        raise _downstream_unavailable(exc) from exc
     return JsonResponse(answer, status_code=status)
 
 
@@ -137,6 +145,15 @@ async def order_for_read_side(
     return {"order": storage.order_view(order, with_user=True), "history": history}
 
 
+def _downstream_unavailable(exc: BusUnavailable) -> ApiError:
+    """`sync` flow only: the change is committed, but a service that must hear of it now did not.
+
+    The event stays in the outbox and is delivered when that service is back; repeating the request
+    with the same Idempotency-Key returns the committed answer.
+    """
+    return ApiError(503, "downstream_unavailable", f"Saved, but not yet passed on: {exc}")
+
+
 def _illegal(exc: IllegalTransition) -> ApiError:
     return ApiError(
         409, "illegal_transition", f"The order is {exc.current.value}: it cannot become {exc.wanted.value}."
@@ -150,6 +167,8 @@ async def _change(ctx: OrdersContext, order_id: str, change: Callable[[Order], O
         raise ApiError(404, "order_not_found", "No such order.") from exc
     except IllegalTransition as exc:
         raise _illegal(exc) from exc
+    except BusUnavailable as exc:
+        raise _downstream_unavailable(exc) from exc
     return storage.order_view(order)
 
 
@@ -168,6 +187,8 @@ async def cancel_my_order(
         cancelled_order = await cancel_order(ctx, order_id, "cancelled by the customer")
     except IllegalTransition as exc:
         raise _illegal(exc) from exc
+    except BusUnavailable as exc:
+        raise _downstream_unavailable(exc) from exc
     return storage.order_view(cancelled_order)
 
 
@@ -253,4 +274,6 @@ async def cancel_by_system(
         raise ApiError(404, "order_not_found", "No such order.") from exc
     except IllegalTransition as exc:
         raise _illegal(exc) from exc
+    except BusUnavailable as exc:
+        raise _downstream_unavailable(exc) from exc
     return storage.order_view(order)

@@ -8,8 +8,15 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from sandwich.platform.app import Service
+from sandwich.platform.events import TOPIC_BILLING_PAYMENTS
+from sandwich.platform.settings import Flow
 from sandwich.services.orders.api import router
-from sandwich.services.orders.commands import OrdersContext, retry_pending_payments, retry_pending_refunds
+from sandwich.services.orders.commands import (
+    OrdersContext,
+    PaymentVerdicts,
+    retry_pending_payments,
+    retry_pending_refunds,
+)
 from sandwich.services.orders.ports import HttpBasket, HttpPayments, HttpRefunds, MenuPrices
 
 
@@ -36,6 +43,10 @@ def create_app() -> FastAPI:
     async def refund_pending() -> None:
         await retry_pending_refunds(ctx)
 
-    service.every("retry-pending-payments", 1.0, settle_pending)
+    if service.settings.flow is Flow.ASYNC:
+        # ADR 002: billing's verdicts arrive as events; the outbox makes sure OrderPending reaches it.
+        service.consume(TOPIC_BILLING_PAYMENTS, "orders-payments", PaymentVerdicts(ctx).on_payment_processed)
+    else:
+        service.every("retry-pending-payments", 1.0, settle_pending)
     service.every("retry-pending-refunds", 2.0, refund_pending)
     return service.create_app(router)

@@ -17,8 +17,24 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.platform.app import Service
-from sandwich.platform.events import ORDER_EVENT, TOPIC_ORDER_EVENTS, OrderEvent, rfc3339, utcnow
+from sandwich.platform.bus.base import BusUnavailable
+from sandwich.platform.events import (
+    ORDER_EVENT,
+    ORDER_PENDING,
+    ORDER_UPDATE_MESSAGE,
+    PAYMENT_PROCESSED,
+    TOPIC_NOTIFICATIONS_ORDERS,
+    TOPIC_ORDER_EVENTS,
+    TOPIC_ORDERS_PENDING,
+    Envelope,
+    OrderEvent,
+    OrderPending,
+    PaymentProcessed,
+    rfc3339,
+    utcnow,
+)
 from sandwich.platform.idempotency import attach_resource, claim_key, load_answer, store_answer
+from sandwich.platform.settings import Flow
 from sandwich.services.orders import storage
 from sandwich.services.orders.domain import (
     Delivery,
@@ -66,8 +82,22 @@ async def record_change(
         at=rfc3339(order.updated_at),
         order=storage.order_view(order, with_user=True),  # type: ignore[arg-type]
     )
-    envelope = service.envelope(ORDER_EVENT, order.order_id, event.model_dump(), version=order.version)
+    payload = event.model_dump()
+    envelope = service.envelope(ORDER_EVENT, order.order_id, payload, version=order.version)
     await service.record_event(conn, TOPIC_ORDER_EVENTS, envelope)
+    if service.settings.flow is Flow.ASYNC:
+        # ADR 002: notifications hear of orders on their own topic.
+        update = service.envelope(ORDER_UPDATE_MESSAGE, order.order_id, payload, version=order.version)
+        await service.record_event(conn, TOPIC_NOTIFICATIONS_ORDERS, update)
+        if order.status is OrderStatus.CREATED:
+            pending = OrderPending(
+                order_id=order.order_id, user_id=order.user_id, username=order.username, total=order.total
+            )
+            await service.record_event(
+                conn,
+                TOPIC_ORDERS_PENDING,
+                service.envelope(ORDER_PENDING, order.order_id, pending.model_dump()),
+            )
 
 
 async def place_order(ctx: OrdersContext, command: PlaceOrder) -> tuple[int, dict[str, Any]]:
@@ -92,15 +122,31 @@ async def place_order(ctx: OrdersContext, command: PlaceOrder) -> tuple[int, dic
         from_basket=command.lines is None,
     )
     service = ctx.service
+    stored = None
     async with service.database.begin() as conn:
         if command.idempotency_key is not None:
             stored = await claim_key(conn, command.user_id, command.idempotency_key, command.request_hash)
-            if stored is not None:
-                return await _replay(ctx, command, stored.status_code, stored.body, stored.resource_id)
+        if stored is None and command.idempotency_key is not None:
             await attach_resource(conn, command.user_id, command.idempotency_key, order.order_id)
-        await storage.insert_order(conn, order)
-        await record_change(service, conn, order, None)
-    service.events_committed()
+        if stored is None:
+            await storage.insert_order(conn, order)
+            await record_change(service, conn, order, None)
+            if service.settings.flow is Flow.ASYNC and command.idempotency_key is not None:
+                # ADR 002: the answer is "accepted"; billing's verdict arrives as an event later.
+                await store_answer(
+                    conn,
+                    order.user_id,
+                    command.idempotency_key,
+                    202,
+                    storage.order_view(order),
+                    order.order_id,
+                )
+    if stored is not None:
+        # A repeated request: answered outside the transaction, which must not wait holding a connection.
+        return await _replay(ctx, command, stored.status_code, stored.body, stored.resource_id)
+    await service.announce_committed(order.order_id)
+    if service.settings.flow is Flow.ASYNC:
+        return 202, storage.order_view(order)
     order = await settle_payment(ctx, order)
     return 201, storage.order_view(order)
 
@@ -137,13 +183,8 @@ async def settle_payment(ctx: OrdersContext, order: Order) -> Order:
         log.warning("payment_pending", order_id=order.order_id)
         return order
 
-    def settle(current: Order) -> Order:
-        if outcome.paid:
-            return current.transition(OrderStatus.PAID, utcnow(), payment_operation_id=outcome.operation_id)
-        return current.transition(OrderStatus.PAYMENT_FAILED, utcnow())
-
     try:
-        return await apply_change(ctx, order.order_id, settle)
+        return await apply_change(ctx, order.order_id, settle(outcome.paid, outcome.operation_id))
     except IllegalTransition as refused:
         if refused.current is OrderStatus.CANCELLED and outcome.paid:
             await mark_refund_pending(ctx, order.order_id)
@@ -169,27 +210,69 @@ async def apply_change(ctx: OrdersContext, order_id: str, change: Callable[[Orde
     """
     service = ctx.service
     async with service.database.begin() as conn:
-        current = await storage.load_order(conn, order_id, for_update=True)
-        if current is None:
-            raise OrderNotFound(order_id)
-        changed = change(current)
-        if changed is current:
-            return current
-        await storage.save_transition(conn, changed)
-        await record_change(service, conn, changed, current.status)
-        if changed.idempotency_key and changed.status in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED):
-            await store_answer(
-                conn,
-                changed.user_id,
-                changed.idempotency_key,
-                201,
-                storage.order_view(changed),
-                changed.order_id,
-            )
-    service.events_committed()
+        current, changed = await apply_change_in(conn, service, order_id, change)
+    if changed is current:
+        return current
+    await service.announce_committed(order_id)
     if changed.refund_pending:
         service.spawn(refund(ctx, changed), f"refund-{order_id}")
     return changed
+
+
+async def apply_change_in(
+    conn: AsyncConnection, service: Service, order_id: str, change: Callable[[Order], Order]
+) -> tuple[Order, Order]:
+    """apply_change inside the caller's transaction: (the order before, the order after)."""
+    current = await storage.load_order(conn, order_id, for_update=True)
+    if current is None:
+        raise OrderNotFound(order_id)
+    changed = change(current)
+    if changed is current:
+        return current, current
+    await storage.save_transition(conn, changed)
+    await record_change(service, conn, changed, current.status)
+    settled = changed.status in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED)
+    if changed.idempotency_key and settled and service.settings.flow is not Flow.ASYNC:
+        # The first answer of a POST /order in the HTTP flows carries the payment outcome (async: 202
+        # `created`, stored when the order was accepted).
+        view = storage.order_view(changed)
+        await store_answer(conn, changed.user_id, changed.idempotency_key, 201, view, changed.order_id)
+    return current, changed
+
+
+def settle(paid: bool, operation_id: str | None) -> Callable[[Order], Order]:
+    """The change a payment verdict makes to a created order."""
+
+    def change(current: Order) -> Order:
+        if paid:
+            return current.transition(OrderStatus.PAID, utcnow(), payment_operation_id=operation_id)
+        return current.transition(OrderStatus.PAYMENT_FAILED, utcnow())
+
+    return change
+
+
+class PaymentVerdicts:
+    """ADR 002: billing's PaymentProcessed settles the order, in one transaction with the inbox claim.
+
+    A verdict for an order that was cancelled meanwhile marks it for a refund, as in the HTTP flows.
+    """
+
+    def __init__(self, ctx: OrdersContext):
+        self.ctx = ctx
+
+    async def on_payment_processed(self, conn: AsyncConnection, envelope: Envelope) -> None:
+        if envelope.type != PAYMENT_PROCESSED:
+            return
+        verdict = PaymentProcessed.model_validate(envelope.payload)
+        try:
+            await apply_change_in(
+                conn, self.ctx.service, verdict.order_id, settle(verdict.paid, verdict.operation_id)
+            )
+        except IllegalTransition as refused:
+            if refused.current is OrderStatus.CANCELLED and verdict.paid:
+                await storage.set_refund_pending(conn, verdict.order_id, True)
+        except OrderNotFound:
+            log.error("payment_for_unknown_order", order_id=verdict.order_id)
 
 
 async def cancel_order(ctx: OrdersContext, order_id: str, reason: str) -> Order:
@@ -233,4 +316,7 @@ async def retry_pending_payments(ctx: OrdersContext) -> None:
         async with ctx.service.database.connect() as conn:
             order = await storage.load_order(conn, order_id)
         if order is not None and order.status is OrderStatus.CREATED:
-            await settle_payment(ctx, order)
+            try:
+                await settle_payment(ctx, order)
+            except BusUnavailable as exc:  # sync flow: committed; the relay passes it on later
+                log.warning("order_change_not_passed_on", order_id=order_id, error=str(exc))

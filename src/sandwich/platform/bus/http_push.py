@@ -1,0 +1,67 @@
+"""The `sync` flow's stand-in for a broker (ADR 001/004): an event is "published" by POSTing it to
+every service that consumes its topic, and it counts as published only when all of them answered.
+
+It fills the same EventBus port as NATS and Kafka, so the outbox, its relay and the consumers'
+inbox work unchanged; what changes is the coupling the ADRs argue about: a consumer that is down
+makes the publisher's call fail, and in `sync` that call happens inside the client's request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sandwich.platform.bus.base import BusUnavailable, EventBus, Handler, Subscription
+from sandwich.platform.http import ServiceClient, ServiceUnavailable
+
+EVENTS_PATH = "/internal/v1/events/{topic}"
+
+
+class HttpPushBus(EventBus):
+    name = "http-push"
+    is_broker = False
+
+    def __init__(self, http: ServiceClient, subscribers: Mapping[str, tuple[str, ...]]):
+        self.http = http
+        self.subscribers = subscribers
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ensure_topics(self, topics: list[str]) -> None:
+        return None
+
+    async def publish(
+        self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        for service in self.subscribers.get(topic, ()):
+            try:
+                answer = await self.http.request(
+                    service,
+                    "POST",
+                    EVENTS_PATH.format(topic=topic),
+                    raw_body=value,
+                    idempotent=True,  # consumers are idempotent by event id (their inbox)
+                )
+            except ServiceUnavailable as exc:
+                raise BusUnavailable(f"{service} did not take {topic}: {exc.reason}") from exc
+            if not answer.ok:
+                raise BusUnavailable(f"{service} refused {topic}: {answer.status}")
+
+    async def subscribe(
+        self,
+        topic: str,
+        group: str,
+        handler: Handler,
+        *,
+        max_attempts: int = 5,
+        retry_backoff_seconds: float = 0.2,
+    ) -> Subscription:
+        raise NotImplementedError(
+            "in the sync flow events arrive over HTTP: see platform/app.py events_router"
+        )
+
+    async def healthy(self) -> bool:
+        return True
