@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ValidationError
 
+from sandwich.platform.contract import OrderOut
 from sandwich.platform.errors import ApiError
 from sandwich.platform.events import ORDER_EVENT, Envelope
 from sandwich.platform.identity import Identity, current_identity, require_role
@@ -63,20 +64,6 @@ class OfferOut(BaseModel):
 
 class OffersOut(BaseModel):
     items: list[OfferOut]
-
-
-class OrderOut(BaseModel):
-    order_id: str
-    username: str
-    status: str
-    items: list[OrderItemOut]
-    total: int
-    delivery: PlaceOut
-    food_point_id: str | None = None
-    courier: str | None = None
-    payment_operation_id: str | None = None
-    created_at: str
-    updated_at: str
 
 
 class IngestedOut(BaseModel):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response, StreamingResponse
 
 from sandwich.platform.app import Service, service_of
+from sandwich.platform.contract import OrderOut
 from sandwich.platform.errors import ApiError
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderSnapshot
 from sandwich.platform.http import ServiceUnavailable
@@ -40,33 +41,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 LIVE_STATE = "live_orders"
 """Where app.py keeps the process's `LiveOrders` in `Service.state`."""
-
-
-class OrderItemOut(BaseModel):
-    menu_item_id: str
-    name: str
-    quantity: int
-    price: int
-
-
-class DeliveryOut(BaseModel):
-    address: str
-    lat: float
-    lon: float
-
-
-class OrderOut(BaseModel):
-    order_id: str
-    username: str
-    status: str
-    items: list[OrderItemOut]
-    total: int
-    delivery: DeliveryOut
-    food_point_id: str | None = None
-    courier: str | None = None
-    payment_operation_id: str | None = None
-    created_at: str
-    updated_at: str
 
 
 class HistoryEntryOut(BaseModel):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandwich.platform.app import Service, service_of
 from sandwich.platform.bus.base import BusUnavailable
+from sandwich.platform.contract import OrderOut
 from sandwich.platform.errors import ApiError
 from sandwich.platform.events import utcnow
 from sandwich.platform.idempotency import check_key, request_hash
@@ -60,33 +61,6 @@ class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[LineIn] | None = Field(default=None, min_length=1, max_length=MAX_LINES)
     delivery: DeliveryIn
-
-
-class LineOut(BaseModel):
-    menu_item_id: str
-    name: str
-    quantity: int
-    price: int
-
-
-class DeliveryOut(BaseModel):
-    address: str
-    lat: float
-    lon: float
-
-
-class OrderOut(BaseModel):
-    order_id: str
-    username: str
-    status: str
-    items: list[LineOut]
-    total: int
-    delivery: DeliveryOut
-    food_point_id: str | None = None
-    courier: str | None = None
-    payment_operation_id: str | None = None
-    created_at: str
-    updated_at: str
 
 
 def context_of(service: Annotated[Service, Depends(service_of)]) -> OrdersContext:
