@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sandwich.platform.bus.base import BusUnavailable, EventBus, Handler, Subscription
+from sandwich.platform.flows import Push
 from sandwich.platform.http import ServiceClient, ServiceUnavailable
 
 EVENTS_PATH = "/internal/v1/events/{topic}"
@@ -20,7 +21,7 @@ class HttpPushBus(EventBus):
     name = "http-push"
     is_broker = False
 
-    def __init__(self, http: ServiceClient, subscribers: Mapping[str, tuple[str, ...]]):
+    def __init__(self, http: ServiceClient, subscribers: Mapping[str, tuple[Push, ...]]):
         self.http = http
         self.subscribers = subscribers
 
@@ -36,19 +37,20 @@ class HttpPushBus(EventBus):
     async def publish(
         self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
     ) -> None:
-        for service in self.subscribers.get(topic, ()):
+        for push in self.subscribers.get(topic, ()):
             try:
                 answer = await self.http.request(
-                    service,
+                    push.service,
                     "POST",
-                    EVENTS_PATH.format(topic=topic),
-                    raw_body=value,
-                    idempotent=True,  # consumers are idempotent by event id (their inbox)
+                    push.path or EVENTS_PATH.format(topic=topic),
+                    raw_body=push.body(value) if push.body else value,
+                    headers={"Content-Type": "application/json"},
+                    idempotent=True,  # consumers are idempotent (their inbox, or one letter per order and kind)
                 )
             except ServiceUnavailable as exc:
-                raise BusUnavailable(f"{service} did not take {topic}: {exc.reason}") from exc
+                raise BusUnavailable(f"{push.service} did not take {topic}: {exc.reason}") from exc
             if not answer.ok:
-                raise BusUnavailable(f"{service} refused {topic}: {answer.status}")
+                raise BusUnavailable(f"{push.service} refused {topic}: {answer.status}")
 
     async def subscribe(
         self,
