@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import text
@@ -17,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sandwich.platform.bus.base import Handler, Message
 from sandwich.platform.db import Database
 from sandwich.platform.events import Envelope
-from sandwich.platform.observability import EVENTS_HANDLED, trace_id_from_traceparent, trace_id_var
+from sandwich.platform.observability import (
+    EVENT_CONSUME_LAG,
+    EVENTS_HANDLED,
+    trace_id_from_traceparent,
+    trace_id_var,
+)
 
 log = structlog.get_logger("inbox")
 
@@ -51,6 +57,7 @@ def idempotent_consumer(
                     return
                 await handle(conn, envelope)
             EVENTS_HANDLED.labels(service, consumer, "handled").inc()
+            EVENT_CONSUME_LAG.labels(service, consumer).observe(_age_seconds(envelope.occurred_at))
             if after_commit is not None:
                 after_commit()
         except Exception:
@@ -63,3 +70,10 @@ def idempotent_consumer(
             trace_id_var.reset(token)
 
     return on_message
+
+
+def _age_seconds(occurred_at: str) -> float:
+    try:
+        return max(0.0, (datetime.now(UTC) - datetime.fromisoformat(occurred_at)).total_seconds())
+    except ValueError:
+        return 0.0

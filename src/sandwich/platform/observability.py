@@ -33,6 +33,12 @@ EVENTS_HANDLED = Counter(
     "events_handled_total", "Events handled by consumers", ["service", "consumer", "outcome"]
 )
 EVENTS_PUBLISHED = Counter("outbox_events_published_total", "Outbox events published", ["service"])
+EVENT_CONSUME_LAG = Histogram(
+    "event_consume_lag_seconds",
+    "Time from an event's creation (in its producer's transaction) to its consumer's commit",
+    ["service", "consumer"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5, 30),
+)
 OUTBOX_LAG = Histogram(
     "outbox_publish_lag_seconds",
     "Time from commit to publish",
