@@ -247,6 +247,7 @@ async def api(settings: Settings, database: Database) -> AsyncIterator[tuple[htt
     service = Service("basket", title="basket under test", migrations=MIGRATIONS, settings=settings)
     menu = FakeMenu()
     service.state["menu"] = menu
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event)  # as app.py: mounts the events route
     app = service.create_app(router)
     await service.start()
     try:
@@ -326,26 +327,45 @@ async def test_without_the_menu(api: tuple[httpx.AsyncClient, FakeMenu]) -> None
         menu.up = True
 
 
-async def test_order_events_pushed_over_http(api: tuple[httpx.AsyncClient, FakeMenu]) -> None:
+EVENTS = f"/internal/v1/events/{TOPIC_ORDER_EVENTS}"
+"""Where the sync flow pushes order events: the platform's route in front of the registered consumer."""
+
+
+async def test_order_events_pushed_over_http(
+    api: tuple[httpx.AsyncClient, FakeMenu], database: Database
+) -> None:
     client, _ = api
     user_id, order = new_id(), new_id()
     user = as_user(user_id)
     await client.put(f"/api/v1/basket/items/{CLUB}", json={"quantity": 3}, headers=user)
+
+    async def push(envelope: Envelope) -> None:
+        answer = await client.post(EVENTS, json=envelope.model_dump())
+        assert (answer.status_code, answer.json()) == (
+            200,
+            {"event_id": envelope.event_id, "status": "handled"},
+        )
+
     envelope = paid_envelope(user_id, order, [(CLUB, 2)])
-    first = await client.post("/internal/v1/order-events", json=envelope.model_dump())
-    assert first.json() == {"event_id": envelope.event_id, "outcome": "applied"}
-    again = await client.post("/internal/v1/order-events", json=envelope.model_dump())
-    assert again.json()["outcome"] == "duplicate"
-    republished = paid_envelope(user_id, order, [(CLUB, 2)])
-    other = await client.post("/internal/v1/order-events", json=republished.model_dump())
-    assert other.json()["outcome"] == "already_applied"
-    created = paid_envelope(user_id, new_id(), [(CLUB, 1)], status="created")
-    ignored = await client.post("/internal/v1/order-events", json=created.model_dump())
-    assert ignored.json()["outcome"] == "ignored"
+    await push(envelope)
+    assert await basket(database, user_id) == {CLUB: 1}
+    await push(envelope)  # the same event again: the inbox recognises it
+    assert await basket(database, user_id) == {CLUB: 1}
+    await push(paid_envelope(user_id, order, [(CLUB, 2)]))  # the order's payment under a new event id
+    assert await basket(database, user_id) == {CLUB: 1}
+    await push(paid_envelope(user_id, new_id(), [(CLUB, 1)], status="created"))  # none of basket's business
     assert (await client.get(f"/internal/v1/baskets/{user_id}")).json()["items"] == [
         {"menu_item_id": CLUB, "quantity": 1}
     ]
-    broken = await client.post(
-        "/internal/v1/order-events", json={**envelope.model_dump(), "event_id": new_id(), "payload": {}}
-    )
-    assert broken.status_code == 422
+    async with database.connect() as conn:
+        claimed = await conn.exec_driver_sql(
+            f"SELECT count(*) FROM inbox WHERE consumer = '{CONSUMER}' AND event_id = '{envelope.event_id}'"
+        )
+        assert claimed.scalar_one() == 1
+
+    not_an_envelope = await client.post(EVENTS, json={"type": ORDER_EVENT, "producer": "orders"})
+    assert (not_an_envelope.status_code, not_an_envelope.json()["error"]["code"]) == (422, "invalid_event")
+    broken = {**envelope.model_dump(), "event_id": new_id(), "payload": {}}
+    not_handled = await client.post(EVENTS, json=broken)
+    assert (not_handled.status_code, not_handled.json()["error"]["code"]) == (503, "event_not_handled")
+    assert await basket(database, user_id) == {CLUB: 1}

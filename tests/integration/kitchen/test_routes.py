@@ -1,5 +1,6 @@
 """The kitchen's routes over ASGI against the real database, with orders played by a fake: the admin's
-food points and stock, the cooks' queue and "ready", the lookup for delivery, the sync-flow ingestion."""
+food points and stock, the cooks' queue and "ready", the lookup for delivery, and the order events the
+sync flow pushes to the platform's `POST /internal/v1/events/order.events`."""
 
 from __future__ import annotations
 
@@ -9,16 +10,28 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from sandwich.platform.app import Service
 from sandwich.platform.db import Database
+from sandwich.platform.events import TOPIC_ORDER_EVENTS
 from sandwich.platform.settings import Settings
 from sandwich.services.kitchen.api import KitchenContext, router
 from sandwich.services.kitchen.assigner import Assigner
+from sandwich.services.kitchen.handlers import CONSUMER, handle_order_event
 from tests.integration.kitchen.conftest import FakeOrders
-from tests.integration.kitchen.test_assignment import RECIPES, envelope, order, pending_ids, states
+from tests.integration.kitchen.test_assignment import (
+    RECIPES,
+    envelope,
+    order,
+    pending_ids,
+    point_state,
+    states,
+)
 
 pytestmark = pytest.mark.integration
+
+EVENTS = f"/internal/v1/events/{TOPIC_ORDER_EVENTS}"
 
 ADMIN = {"X-User-Id": str(uuid.uuid4()), "X-Username": "root", "X-Roles": "admin"}
 CUSTOMER = {"X-User-Id": str(uuid.uuid4()), "X-Username": "alice", "X-Roles": "customer"}
@@ -65,10 +78,9 @@ class Kitchen:
 
     async def paid(self, **kwargs: Any) -> str:
         pending = order(**kwargs)
-        answer = await self.client.post(
-            "/internal/v1/order-events", json=envelope("paid", pending).model_dump(mode="json")
-        )
-        assert answer.json()["outcome"] == "applied"
+        event = envelope("paid", pending)
+        answer = await self.client.post(EVENTS, json=event.model_dump(mode="json"))
+        assert (answer.status_code, answer.json()) == (200, {"event_id": event.event_id, "status": "handled"})
         return pending.order_id
 
 
@@ -78,6 +90,7 @@ async def kitchen(db: Database, orders: FakeOrders) -> AsyncIterator[Kitchen]:
     service.db = db
     assigner = Assigner(db, orders, RECIPES, timeout_seconds=600, confirm_retry_seconds=0)
     service.state["kitchen"] = KitchenContext(service=service, assigner=assigner, orders=orders)
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event)  # as app.py: mounts the events route
     app = service.create_app(router)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kitchen") as client:
         yield Kitchen(client, assigner, orders)
@@ -191,13 +204,14 @@ async def test_admin_manages_food_points_and_stock(kitchen: Kitchen) -> None:
             409,
             "illegal_transition",
         ),
+        ("POST", EVENTS, {}, {"type": "OrderEvent", "producer": "x"}, 422, "invalid_event"),
         (
             "POST",
-            "/internal/v1/order-events",
+            "/internal/v1/events/user.events",
             {},
-            {"type": "OrderEvent", "producer": "x", "key": "k"},
-            422,
-            "invalid_event",
+            {"type": "UserCreated", "producer": "x", "key": "k"},
+            404,
+            "unknown_topic",
         ),
     ],
 )
@@ -260,7 +274,38 @@ async def test_orders_refusing_ready_is_passed_on(kitchen: Kitchen) -> None:
 
 
 async def test_a_pushed_event_counts_once(kitchen: Kitchen) -> None:
-    event = envelope("paid", order()).model_dump(mode="json")
-    first = await kitchen.client.post("/internal/v1/order-events", json=event)
-    again = await kitchen.client.post("/internal/v1/order-events", json=event)
-    assert (first.json()["outcome"], again.json()["outcome"]) == ("applied", "duplicate")
+    point = await kitchen.point()
+    pending = order()
+    event = envelope("paid", pending)
+    first = await kitchen.client.post(EVENTS, json=event.model_dump(mode="json"))
+    assert (first.status_code, first.json()) == (200, {"event_id": event.event_id, "status": "handled"})
+    assert await pending_ids(kitchen.assigner.db) == {pending.order_id}
+    await kitchen.assigner.run_pass()
+    assert await states(kitchen.assigner.db) == {pending.order_id: "confirmed"}
+    taken = await point_state(kitchen.assigner.db, point)
+
+    # The same event again: the inbox recognises it, the answer is the same and nothing changes.
+    again = await kitchen.client.post(EVENTS, json=event.model_dump(mode="json"))
+    assert (again.status_code, again.json()) == (200, {"event_id": event.event_id, "status": "handled"})
+    await kitchen.assigner.run_pass()
+    assert await pending_ids(kitchen.assigner.db) == set()
+    assert await states(kitchen.assigner.db) == {pending.order_id: "confirmed"}
+    assert await point_state(kitchen.assigner.db, point) == taken
+    assert kitchen.orders.of("assigned") == [("assigned", pending.order_id, point)]
+    async with kitchen.assigner.db.connect() as conn:
+        claimed = await conn.execute(
+            text("SELECT count(*) FROM inbox WHERE consumer = :c AND event_id = :e"),
+            {"c": CONSUMER, "e": uuid.UUID(event.event_id)},
+        )
+        assert claimed.scalar_one() == 1
+
+
+async def test_a_malformed_order_event_is_not_handled_and_changes_nothing(kitchen: Kitchen) -> None:
+    broken = envelope("paid", order())
+    broken.payload = {"status": "paid"}
+    answer = await kitchen.client.post(EVENTS, json=broken.model_dump(mode="json"))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (503, "event_not_handled")
+    assert await pending_ids(kitchen.assigner.db) == set()
+    async with kitchen.assigner.db.connect() as conn:
+        claimed = await conn.execute(text("SELECT count(*) FROM inbox"))
+        assert claimed.scalar_one() == 0  # rolled back with the failed effect: a retry can apply it

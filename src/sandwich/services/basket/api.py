@@ -1,23 +1,22 @@
-"""Routes of basket: the customer's basket (read, set an item's quantity), the lines orders reads when
-an order is placed without items, and the HTTP ingestion of order events that the sync flow uses
-instead of the broker.
+"""Routes of basket: the customer's basket (read, set an item's quantity) and the lines orders reads
+when an order is placed without items.
+
+Order events reach the consumer registered in app.py: from the broker, or in the sync flow pushed to
+the platform's `POST /internal/v1/events/order.events` (platform/app.py, `events_router`).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError
-from sandwich.platform.events import ORDER_EVENT, Envelope
 from sandwich.platform.identity import Identity, current_identity
-from sandwich.platform.inbox import claim_event
-from sandwich.platform.observability import EVENTS_HANDLED
 from sandwich.platform.responses import JsonResponse
 from sandwich.services.basket import storage
 from sandwich.services.basket.domain import (
@@ -29,7 +28,6 @@ from sandwich.services.basket.domain import (
     priced_basket,
     set_quantity,
 )
-from sandwich.services.basket.handlers import CONSUMER, apply_order_event
 from sandwich.services.basket.ports import MenuCatalog, MenuUnavailable
 
 log = structlog.get_logger("basket")
@@ -66,11 +64,6 @@ class BasketLineOut(BaseModel):
 
 class BasketLinesOut(BaseModel):
     items: list[BasketLineOut]
-
-
-class IngestedOut(BaseModel):
-    event_id: str
-    outcome: Literal["applied", "ignored", "already_applied", "duplicate"]
 
 
 def catalog_of(service: Service) -> MenuCatalog:
@@ -170,32 +163,3 @@ async def basket_lines(user_id: str, service: Annotated[Service, Depends(service
     async with service.database.connect() as conn:
         lines = await storage.lines_of(conn, user_uuid)
     return JsonResponse({"items": [{"menu_item_id": item, "quantity": quantity} for item, quantity in lines]})
-
-
-@router.post("/internal/v1/order-events", response_model=IngestedOut, include_in_schema=False)
-async def ingest_order_event(
-    envelope: Envelope, service: Annotated[Service, Depends(service_of)]
-) -> JsonResponse:
-    """An OrderEvent envelope pushed over HTTP (sync flow): the same rule as the consumer, once per event id."""
-    if envelope.type != ORDER_EVENT:
-        raise ApiError(422, "unsupported_event_type", f"Only {ORDER_EVENT} envelopes are accepted here.")
-    try:
-        uuid.UUID(envelope.event_id)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_event", "event_id is not a UUID.") from exc
-    outcome: str
-    try:
-        async with service.database.begin() as conn:
-            if not await claim_event(conn, CONSUMER, envelope.event_id):
-                outcome = "duplicate"
-            else:
-                outcome = await apply_order_event(conn, envelope)
-    except ValidationError as exc:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in exc.errors()[:5]
-        )
-        raise ApiError(422, "invalid_event", f"Not a valid order event: {fields}") from exc
-    except ValueError as exc:
-        raise ApiError(422, "invalid_event", f"Not a valid order event: {exc}"[:500]) from exc
-    EVENTS_HANDLED.labels(service.name, CONSUMER, "duplicate" if outcome == "duplicate" else "handled").inc()
-    return JsonResponse({"event_id": envelope.event_id, "outcome": outcome})

@@ -1,7 +1,8 @@
 """Wiring of basket: its database, the menu it prices from, the OrderEvent consumer (broker flows)
 and its routes.
 
-In the sync flow there is no broker: the same envelopes can be pushed to POST /internal/v1/order-events.
+In the sync flow there is no broker: orders pushes the same envelopes to the platform's
+POST /internal/v1/events/order.events, which runs this very consumer behind the same inbox.
 """
 
 from __future__ import annotations

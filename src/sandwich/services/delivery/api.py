@@ -1,30 +1,23 @@
-"""Routes of delivery: couriers list the ready orders, take one and complete it; and the HTTP
-ingestion of order events that the sync flow uses instead of the broker.
+"""Routes of delivery: couriers list the ready orders, take one and complete it.
+
+Order events reach the consumer registered in app.py: from the broker, or in the sync flow pushed to
+the platform's `POST /internal/v1/events/order.events` (platform/app.py, `events_router`).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from sandwich.platform.contract import OrderOut
 from sandwich.platform.errors import ApiError
-from sandwich.platform.events import ORDER_EVENT, Envelope
 from sandwich.platform.identity import Identity, current_identity, require_role
-from sandwich.platform.inbox import claim_event
-from sandwich.platform.observability import EVENTS_HANDLED
 from sandwich.platform.responses import JsonResponse
 from sandwich.services.delivery.commands import DeliveryContext, complete_order, list_offers, take_order
-from sandwich.services.delivery.domain import (
-    InvalidDeliveryEvent,
-    InvalidPosition,
-    parse_order_id,
-    parse_position,
-)
-from sandwich.services.delivery.handlers import CONSUMER, delivery_update
+from sandwich.services.delivery.domain import InvalidPosition, parse_order_id, parse_position
 
 router = APIRouter(tags=["delivery"])
 
@@ -64,11 +57,6 @@ class OfferOut(BaseModel):
 
 class OffersOut(BaseModel):
     items: list[OfferOut]
-
-
-class IngestedOut(BaseModel):
-    event_id: str
-    outcome: Literal["applied", "stale", "ignored", "duplicate"]
 
 
 def context_of(request: Request) -> DeliveryContext:
@@ -126,33 +114,3 @@ async def complete(
 ) -> JsonResponse:
     """Mark the courier's delivery done; 403 `not_your_delivery` unless this courier took it."""
     return JsonResponse(await complete_order(ctx, _order_id(order_id), identity.username))
-
-
-@router.post("/internal/v1/order-events", response_model=IngestedOut, include_in_schema=False)
-async def ingest_order_event(
-    envelope: Envelope, ctx: Annotated[DeliveryContext, Depends(context_of)]
-) -> JsonResponse:
-    """An OrderEvent envelope pushed over HTTP (sync flow): the same rule as the consumer, once per event id."""
-    if envelope.type != ORDER_EVENT:
-        raise ApiError(422, "unsupported_event_type", f"Only {ORDER_EVENT} envelopes are accepted here.")
-    try:
-        uuid.UUID(envelope.event_id)
-        update = delivery_update(envelope)
-    except ValidationError as exc:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in exc.errors()[:5]
-        )
-        raise ApiError(422, "invalid_event", f"Not a valid order event: {fields}") from exc
-    except (ValueError, KeyError, TypeError, InvalidDeliveryEvent) as exc:
-        raise ApiError(422, "invalid_event", f"Not a valid order event: {exc}"[:500]) from exc
-    service = ctx.service
-    outcome: str
-    async with service.database.begin() as conn:
-        if not await claim_event(conn, CONSUMER, envelope.event_id):
-            outcome = "duplicate"
-        elif update is None:
-            outcome = "ignored"
-        else:
-            outcome = "applied" if await ctx.handler.apply(conn, update) else "stale"
-    EVENTS_HANDLED.labels(service.name, CONSUMER, "duplicate" if outcome == "duplicate" else "handled").inc()
-    return JsonResponse({"event_id": envelope.event_id, "outcome": outcome})

@@ -1,7 +1,8 @@
 """Wiring of delivery: its database, the OrderEvent consumer (broker flows), kitchen and orders over
 HTTP, the job that fills in pickup points kitchen could not tell at once, and the routes.
 
-In the sync flow there is no broker: orders pushes the same envelopes to POST /internal/v1/order-events.
+In the sync flow there is no broker: orders pushes the same envelopes to the platform's
+POST /internal/v1/events/order.events, which runs this very consumer behind the same inbox.
 """
 
 from __future__ import annotations

@@ -1,25 +1,24 @@
-"""Routes of kitchen: food points and stock (admin), the cooks' orders and their "ready", the food
-point lookup for delivery, and the HTTP ingestion of order events that the sync flow uses instead of
-the broker.
+"""Routes of kitchen: food points and stock (admin), the cooks' orders and their "ready", and the food
+point lookup for delivery.
+
+Order events reach the consumer registered in app.py: from the broker, or in the sync flow pushed to
+the platform's `POST /internal/v1/events/order.events` (platform/app.py, `events_router`).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError
-from sandwich.platform.events import ORDER_EVENT, Envelope
 from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity, admin_identity, current_identity, require_role
-from sandwich.platform.inbox import claim_event
-from sandwich.platform.observability import EVENTS_HANDLED
 from sandwich.platform.responses import JsonResponse
 from sandwich.services.kitchen import storage
 from sandwich.services.kitchen.assigner import Assigner
@@ -35,7 +34,6 @@ from sandwich.services.kitchen.domain import (
     clean_name,
     ready_verdict,
 )
-from sandwich.services.kitchen.handlers import CONSUMER, InvalidOrderEvent, apply_event, order_event
 from sandwich.services.kitchen.ports import OrdersPort
 
 log = structlog.get_logger("kitchen")
@@ -146,11 +144,6 @@ class CookOrderOut(BaseModel):
 
 class CookOrdersOut(BaseModel):
     items: list[CookOrderOut]
-
-
-class IngestedOut(BaseModel):
-    event_id: str
-    outcome: Literal["applied", "duplicate"]
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -305,33 +298,6 @@ async def food_point_for_peers(
     if point is None:
         raise _food_point_not_found()
     return JsonResponse(point.public())
-
-
-@router.post("/internal/v1/order-events", response_model=IngestedOut, include_in_schema=False)
-async def ingest_order_event(
-    envelope: Envelope, ctx: Annotated[KitchenContext, Depends(context_of)]
-) -> JsonResponse:
-    """An OrderEvent envelope pushed over HTTP (sync flow): the consumer's rule, once per event id."""
-    if envelope.type != ORDER_EVENT:
-        raise ApiError(422, "unsupported_event_type", f"Only {ORDER_EVENT} envelopes are accepted here.")
-    try:
-        uuid.UUID(envelope.event_id)
-        event = order_event(envelope)
-    except ValidationError as exc:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in exc.errors()[:5]
-        )
-        raise ApiError(422, "invalid_event", f"Not a valid order event: {fields}") from exc
-    except (ValueError, InvalidOrderEvent) as exc:
-        raise ApiError(422, "invalid_event", f"Not a valid order event: {exc}"[:500]) from exc
-    async with ctx.service.database.begin() as conn:
-        duplicate = not await claim_event(conn, CONSUMER, envelope.event_id)
-        if not duplicate:
-            await apply_event(conn, event)
-    EVENTS_HANDLED.labels(ctx.service.name, CONSUMER, "duplicate" if duplicate else "handled").inc()
-    if not duplicate:
-        ctx.assigner.wake()
-    return JsonResponse({"event_id": envelope.event_id, "outcome": "duplicate" if duplicate else "applied"})
 
 
 # --- cooks -----------------------------------------------------------------------------------------

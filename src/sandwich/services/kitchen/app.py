@@ -1,7 +1,8 @@
 """Wiring of kitchen: its database, the OrderEvent consumer (broker flows), the assigner loop and its
 NOTIFY listener, and the routes.
 
-In the sync flow there is no broker: orders pushes the same envelopes to POST /internal/v1/order-events.
+In the sync flow there is no broker: orders pushes the same envelopes to the platform's
+POST /internal/v1/events/order.events, which runs this very consumer behind the same inbox.
 """
 
 from __future__ import annotations

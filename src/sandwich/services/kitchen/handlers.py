@@ -1,5 +1,5 @@
 """Event consumer of kitchen: OrderEvents on `order.events` (the sync flow pushes the same envelopes to
-POST /internal/v1/order-events).
+the platform's POST /internal/v1/events/order.events, which runs this consumer behind the same inbox).
 
 - paid: the order waits for a food point (a pending row; the assigner is woken on commit);
 - assigned: orders confirmed our assignment (covers a confirmation whose HTTP answer was lost);

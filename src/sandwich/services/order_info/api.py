@@ -1,12 +1,14 @@
-"""Routes of order_info: the customer's orders and one order with its history (read model), the live
-stream of an order's status changes (Server-Sent Events), and the HTTP ingestion of order events that
-the sync flow uses instead of the broker.
+"""Routes of order_info: the customer's orders and one order with its history (read model) and the live
+stream of an order's status changes (Server-Sent Events).
+
+Order events reach the consumer registered in app.py: from the broker, or in the sync flow pushed to
+the platform's `POST /internal/v1/events/order.events` (platform/app.py, `events_router`).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query
@@ -16,21 +18,12 @@ from starlette.responses import Response, StreamingResponse
 from sandwich.platform.app import Service, service_of
 from sandwich.platform.contract import OrderOut
 from sandwich.platform.errors import ApiError
-from sandwich.platform.events import ORDER_EVENT, Envelope, OrderSnapshot
+from sandwich.platform.events import OrderSnapshot
 from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity, current_identity
-from sandwich.platform.inbox import claim_event
-from sandwich.platform.observability import EVENTS_HANDLED
 from sandwich.platform.responses import JsonResponse
 from sandwich.services.order_info import storage
-from sandwich.services.order_info.domain import (
-    InvalidOrderEvent,
-    OrderUpdate,
-    may_read,
-    public_history,
-    public_order,
-)
-from sandwich.services.order_info.handlers import CONSUMER, order_update
+from sandwich.services.order_info.domain import may_read, public_history, public_order
 from sandwich.services.order_info.live import TERMINAL_STATUSES, LiveOrders, status_events
 
 log = structlog.get_logger("order_info")
@@ -54,11 +47,6 @@ class OrderWithHistoryOut(OrderOut):
 
 class OrdersOut(BaseModel):
     items: list[OrderOut]
-
-
-class IngestedOut(BaseModel):
-    event_id: str
-    outcome: Literal["applied", "stale", "duplicate"]
 
 
 def _not_found() -> ApiError:
@@ -177,29 +165,3 @@ async def _from_write_side(
     if not may_read(order.user_id, identity.user_id, identity.is_admin):
         return None
     return {**public_order(order.model_dump()), "history": [entry.model_dump() for entry in history]}
-
-
-@router.post("/internal/v1/order-events", response_model=IngestedOut, include_in_schema=False)
-async def ingest_order_event(
-    envelope: Envelope, service: Annotated[Service, Depends(service_of)]
-) -> JsonResponse:
-    """An OrderEvent envelope pushed over HTTP (sync flow): the same rule as the consumer, once per event id."""
-    if envelope.type != ORDER_EVENT:
-        raise ApiError(422, "unsupported_event_type", f"Only {ORDER_EVENT} envelopes are accepted here.")
-    try:
-        uuid.UUID(envelope.event_id)
-        update: OrderUpdate = order_update(envelope)
-    except ValidationError as exc:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in exc.errors()[:5]
-        )
-        raise ApiError(422, "invalid_event", f"Not a valid order event: {fields}") from exc
-    except (ValueError, InvalidOrderEvent) as exc:
-        raise ApiError(422, "invalid_event", f"Not a valid order event: {exc}"[:500]) from exc
-    async with service.database.begin() as conn:
-        if not await claim_event(conn, CONSUMER, envelope.event_id):
-            outcome = "duplicate"
-        else:
-            outcome = "applied" if await storage.apply_update(conn, update) else "stale"
-    EVENTS_HANDLED.labels(service.name, CONSUMER, "duplicate" if outcome == "duplicate" else "handled").inc()
-    return JsonResponse({"event_id": envelope.event_id, "outcome": outcome})

@@ -1,7 +1,8 @@
 """Wiring of order_info: its read-model database, the OrderEvent consumer (broker flows), the listener
 of the live event streams, and routes.
 
-In the sync flow there is no broker: orders pushes the same envelopes to POST /internal/v1/order-events.
+In the sync flow there is no broker: orders pushes the same envelopes to the platform's
+POST /internal/v1/events/order.events, which runs this very consumer behind the same inbox.
 """
 
 from __future__ import annotations
