@@ -4,6 +4,8 @@
         the whole platform on this machine, supervised, until Ctrl-C
     sandwich replay order_info [--data-dir DIR] [--force]
         rebuild the read model from the events the broker retains
+    sandwich bench [--flow F] [--rate R | --customers N] [--duration S] [--json PATH] [--compare]
+        load the platform and measure it (sandwich/cli/bench.py)
     sandwich serve SERVICE [--port P]
         one service (or `mailsink`) in the foreground, configured by environment variables: what
         `up` runs for each service, and what a container runs
@@ -107,7 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="accept a rebuilt model with fewer orders than the current one"
     )
     replay.set_defaults(handler=cmd_replay)
+
+    bench = commands.add_parser(
+        "bench", help="load the platform and measure it; --compare: every flow under faults"
+    )
+    from sandwich.cli.bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench, DEFAULT_DATA_DIR)
+    bench.set_defaults(handler=cmd_bench)
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from sandwich.cli.bench import cmd_bench as run_bench
+
+    return run_bench(args)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -1,0 +1,187 @@
+"""`sandwich bench`: load a platform and measure it; `--compare` runs every flow under faults.
+
+    sandwich bench [--flow F] [--rate R] [--customers N] [--duration S] [--json PATH]
+                   [--url URL | --data-dir DIR] [--quick] [--no-floors]
+        one flow: an open-loop phase at R orders/s and/or a closed-loop phase with N virtual
+        customers (default: --rate 100); a table on the terminal, everything in the JSON file
+    sandwich bench --compare [--flows hybrid,sync,async] [--quick] [--publish DIR]
+        every flow healthy and under each fault; report.md with plots under DATA_DIR/bench/
+
+Without --url the benchmark starts a fresh platform of its own (embedded PostgreSQL and NATS) in
+DATA_DIR/bench/ and removes it afterwards (--keep-data keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from sandwich.platform.settings import Flow
+
+
+def add_arguments(bench: argparse.ArgumentParser, default_data_dir: str) -> None:
+    bench.add_argument(
+        "--flow", choices=[f.value for f in Flow], default=os.environ.get("SANDWICH_FLOW", "hybrid")
+    )
+    bench.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: orders per second (default 100; with --compare 50, plus hybrid at 100)",
+    )
+    bench.add_argument("--customers", type=int, default=None, help="closed loop: this many virtual customers")
+    bench.add_argument("--duration", type=float, default=None, help="seconds of load per phase (default 20)")
+    bench.add_argument("--json", type=Path, default=None, help="where to write the results (JSON)")
+    bench.add_argument(
+        "--url", default=None, help="load a running platform's gateway instead of starting one"
+    )
+    bench.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(default_data_dir),
+        help=f"the benchmark works under DATA_DIR/bench (default ./{default_data_dir})",
+    )
+    bench.add_argument(
+        "--admin",
+        default=None,
+        metavar="USER:PASSWORD",
+        help="with --url: an admin to create the bench's menu item (default: DATA_DIR/demo-credentials.json)",
+    )
+    bench.add_argument(
+        "--compare", action="store_true", help="every flow, healthy and under faults, with a report"
+    )
+    bench.add_argument(
+        "--flows", default="hybrid,sync,async", help="with --compare: which flows (comma separated)"
+    )
+    bench.add_argument("--quick", action="store_true", help="short phases (tests, a first look)")
+    bench.add_argument("--no-floors", action="store_true", help="do not measure the floors")
+    bench.add_argument(
+        "--keep-data", action="store_true", help="keep the self-started platform's data directory"
+    )
+    bench.add_argument("--publish", type=Path, default=None, help="with --compare: also copy the report here")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from sandwich.bench.report import render_table, write_json
+
+    console = Console(stderr=True)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    data_dir: Path = args.data_dir.resolve()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        if args.compare:
+            result = asyncio.run(_compare(args, data_dir, console))
+        else:
+            result = asyncio.run(_single(args, data_dir, console))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except Exception as exc:
+        console.print(f"[red]the benchmark failed:[/] {exc}")
+        return 1
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=220)
+    out.print(render_table(result["phases"]))
+    _print_targets(console, result)
+    if args.compare:
+        directory = data_dir / "bench" / f"compare-{stamp}"
+        path = _write_report(result, directory)
+        latest = data_dir / "bench" / "latest"
+        shutil.rmtree(latest, ignore_errors=True)
+        shutil.copytree(directory, latest)
+        if args.publish is not None:
+            shutil.copytree(directory, args.publish, dirs_exist_ok=True)
+        json_path = args.json or directory / "report.json"
+        if args.json:
+            write_json(result, args.json)
+        console.print(f"report: {path}\nJSON: {json_path}\nlatest: {latest / 'report.md'}")
+        return 0 if result["phases"] else 1
+    json_path = args.json or data_dir / "bench" / f"bench-{result['flow']}-{stamp}.json"
+    write_json(result, json_path)
+    console.print(f"JSON: {json_path}")
+    return 0 if result["phases"] else 1
+
+
+async def _single(args: argparse.Namespace, data_dir: Path, console: Console) -> dict[str, Any]:
+    from sandwich.bench.runner import SingleOptions, run_single
+
+    rate = args.rate
+    if rate is None and args.customers is None:
+        rate = 100.0
+    duration = args.duration if args.duration is not None else (8.0 if args.quick else 20.0)
+    admin = None
+    if args.admin:
+        user, _, password = str(args.admin).partition(":")
+        admin = (user, password)
+    options = SingleOptions(
+        flow=args.flow,
+        rate=rate,
+        customers=args.customers,
+        duration=duration,
+        url=args.url,
+        data_dir=data_dir,
+        admin=admin,
+        floors=not args.no_floors,
+        quick=args.quick,
+        keep_data=args.keep_data,
+    )
+    return await run_single(options, console)
+
+
+async def _compare(args: argparse.Namespace, data_dir: Path, console: Console) -> dict[str, Any]:
+    from sandwich.bench.runner import CompareOptions, run_compare
+
+    flows = [f.strip() for f in str(args.flows).split(",") if f.strip()]
+    unknown = [f for f in flows if f not in {x.value for x in Flow}]
+    if unknown:
+        raise ValueError(f"unknown flows: {', '.join(unknown)}")
+    options = CompareOptions(
+        flows=flows,
+        data_dir=data_dir,
+        rate=args.rate or 50.0,
+        customers=args.customers or 32,
+        quick=args.quick,
+        keep_data=args.keep_data,
+    )
+    return await run_compare(options, console)
+
+
+def _write_report(result: dict[str, Any], directory: Path) -> Path:
+    from sandwich.bench.report import plot_latencies, plot_throughput, write_json, write_markdown
+
+    directory.mkdir(parents=True, exist_ok=True)
+    phases = result["phases"]
+    plots: dict[str, str] = {}
+    healthy = [p for p in phases if p.get("scenario") == "healthy"]
+    if healthy and plot_latencies(
+        healthy, directory / "latency.png", "healthy, open loop: create latency per flow"
+    ):
+        plots["latency distributions per flow (healthy)"] = "latency.png"
+    best = [p for p in phases if p.get("scenario") == "max throughput"]
+    if best and plot_latencies(best, directory / "latency-max.png", "closed loop at full speed"):
+        plots["latency distributions per flow (closed loop)"] = "latency-max.png"
+    if plot_throughput([p for p in phases if p.get("mode") == "open"], directory / "throughput.png"):
+        plots["throughput over time, fault window shaded"] = "throughput.png"
+    result["plots"] = plots
+    write_json(result, directory / "report.json")
+    return write_markdown(result, directory)
+
+
+def _print_targets(console: Console, result: dict[str, Any]) -> None:
+    for verdict in result.get("targets") or ():
+        mark = {True: "[green]met[/]", False: "[red]MISSED[/]", None: "[yellow]not measured[/]"}[
+            verdict["met"]
+        ]
+        console.print(f"{mark}  {verdict['name']}: {verdict['measured']} ({verdict['by']})", highlight=False)
+    for flow, reason in (result.get("skipped") or {}).items():
+        console.print(f"[yellow]skipped {flow}[/]: {reason}", highlight=False)

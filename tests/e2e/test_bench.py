@@ -1,0 +1,75 @@
+"""`sandwich bench --quick` against a platform it starts itself: the JSON has every field, no errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.timeout(120)
+def test_bench_quick_hybrid_writes_the_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "DATABASE_URL": "", "NATS_URL": "", "KAFKA_BOOTSTRAP_SERVERS": ""}
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sandwich.cli.main",
+            "bench",
+            "--quick",
+            "--flow",
+            "hybrid",
+            "--rate",
+            "20",
+            "--duration",
+            "8",
+            "--data-dir",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env=env,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads(out.read_text())
+
+    assert result["flow"] == "hybrid" and result["machine"]["logical_cores"] >= 1
+    (phase,) = result["phases"]
+    create = phase["create"]
+    assert create["sent"] == 160 and create["ok"] == 160, create
+    assert create["errors"] == {}
+    for key in ("p50", "p95", "p99", "max"):
+        assert create["latency"][key] is not None and create["latency"][key] > 0
+    assert phase["paid"]["count"] == 160 and phase["paid"]["orders_per_s"] > 0
+    assert phase["paid"]["create_to_paid"]["p99"] is not None
+    assert phase["letter"]["create_to_letter"]["count"] == 160
+    assert phase["event_lag"]["commit_to_consumer"]["count"] == 160
+    assert phase["event_lag"]["publish"]["count"] > 0
+    after = phase["after_recovery"]
+    assert after["unfinished"] == 0
+    assert after["duplicate_charges"] == 0
+    assert after["duplicate_notifications"] == 0 and after["duplicate_letters"] == 0
+    assert {"orders", "postgres", "nats", "gateway", "bench"} <= set(phase["resources"])
+    assert all(v["cpu_seconds"] >= 0 and v["peak_rss_mb"] >= 0 for v in phase["resources"].values())
+    assert phase["cpu"]["platform_cpu_ms_per_order"] > 0
+    assert len(phase["timeseries"]["ok"]) >= 8
+    assert result["idle_memory"]["hybrid"]["postgres"]["rss_mb"] > 0
+    floors = result["floors"]
+    assert floors["database"]["orders_per_s"] > 0
+    assert floors["http"]["hop"]["requests_per_s"] > 0 and floors["http"]["direct"]["requests_per_s"] > 0
+    assert floors["platform_hop"]["requests_per_s"] > 0
+    assert {t["name"] for t in result["targets"]} >= {
+        "one inter-service hop >= 40% of the direct call's throughput"
+    }
+    # the self-started platform is gone, and its data with it
+    assert not list((tmp_path / "bench").glob("platform-*"))

@@ -1,0 +1,115 @@
+"""The open-loop schedule and coordinated omission: latency counts from the scheduled send time."""
+
+import asyncio
+import itertools
+from typing import Any
+
+import pytest
+
+from sandwich.bench.load import (
+    Customer,
+    PhaseClock,
+    Record,
+    classify_error,
+    open_loop_schedule,
+    run_closed_loop,
+    run_open_loop,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_schedule_is_evenly_spaced_within_the_duration() -> None:
+    times = open_loop_schedule(100, 2.0)
+    assert len(times) == 200
+    assert times[0] == 0.0 and times[1] == pytest.approx(0.01) and times[-1] < 2.0
+    assert all(b - a == pytest.approx(0.01) for a, b in itertools.pairwise(times))
+    assert len(open_loop_schedule(3, 1.0)) == 3
+    assert len(open_loop_schedule(2.5, 1.0)) == 3  # 0, 0.4, 0.8
+    assert open_loop_schedule(0, 5) == [] and open_loop_schedule(10, 0) == []
+
+
+def test_error_kinds_come_from_the_error_shape() -> None:
+    assert classify_error(503, {"error": {"code": "service_unavailable", "message": "x"}}) == (
+        "http_503_service_unavailable"
+    )
+    assert classify_error(502, "<html>") == "http_502"
+    assert classify_error(500, None) == "http_500"
+
+
+class SlowServer:
+    """Answers one request at a time, each taking `service_time`: a queue builds up."""
+
+    def __init__(self, service_time: float) -> None:
+        self.customers = [Customer(0, "c0", "t0"), Customer(1, "c1", "t1")]
+        self.service_time = service_time
+        self.lock = asyncio.Lock()
+        self.seen: list[int] = []
+
+    async def place(self, seq: int, customer: Customer, t_sched: float, clock: PhaseClock) -> Record:
+        t_sent = clock.now()
+        async with self.lock:
+            await asyncio.sleep(self.service_time)
+        self.seen.append(customer.index)
+        return Record(
+            seq, customer.index, f"k{seq}", t_sched, t_sent, clock.now() - t_sched, 201, None, f"o{seq}"
+        )
+
+
+async def test_open_loop_counts_latency_from_the_scheduled_time() -> None:
+    server = SlowServer(0.05)
+    placer: Any = server
+    records = await run_open_loop(placer, rate=100, duration=0.2)
+    assert [r.seq for r in records] == list(range(20))
+    assert [r.t_sched for r in records] == pytest.approx(open_loop_schedule(100, 0.2))
+    # Every order was sent on time, however slow the answers: the queue shows up as latency.
+    assert all(r.t_sent - r.t_sched < 0.05 for r in records)
+    # The 20th waited for the 19 before it (20 x 50 ms) minus its 190 ms offset.
+    assert records[-1].latency == pytest.approx(20 * 0.05 - 0.19, abs=0.08)
+    assert records[-1].latency > 10 * records[0].latency
+    assert server.seen.count(0) == server.seen.count(1) == 10  # round robin over the customers
+
+
+async def test_open_loop_drops_what_exceeds_the_in_flight_bound() -> None:
+    placer: Any = SlowServer(0.05)
+    records = await run_open_loop(placer, rate=200, duration=0.1, max_in_flight=5)
+    assert len(records) == 20
+    assert sum(1 for r in records if r.error == "client_backlog") >= 10
+
+
+async def test_closed_loop_waits_for_each_answer() -> None:
+    placer: Any = SlowServer(0.01)
+    records = await run_closed_loop(placer, virtual_customers=2, duration=0.2, follow=False)
+    # one at a time through the lock: about 0.2 / 0.01 orders, however many loops
+    assert 10 <= len(records) <= 22
+    assert len({r.seq for r in records}) == len(records)
+
+
+class FakeGateway:
+    """GET /api/v1/orders/{id}: `created` for the first polls, then `paid`."""
+
+    def __init__(self, created_polls: int) -> None:
+        self.polls = 0
+        self.created_polls = created_polls
+
+    async def get(self, path: str, **_: Any) -> Any:
+        from sandwich.bench.load import Answer
+
+        self.polls += 1
+        status = "created" if self.polls <= self.created_polls else "paid"
+        return Answer(200, {}, f'{{"status": "{status}"}}'.encode())
+
+
+async def test_following_an_accepted_order_until_its_payment_is_decided() -> None:
+    from sandwich.bench.load import OrderPlacer
+
+    gateway: Any = FakeGateway(created_polls=2)
+    placer = OrderPlacer(gateway, [Customer(0, "c0", "t0")], "item")
+    clock = PhaseClock()
+    accepted = Record(0, 0, "k0", 0.0, 0.0, 0.01, 202, None, "o0", "created")
+    await placer.follow(accepted, placer.customers[0], clock)
+    assert gateway.polls == 3 and accepted.final_status == "paid"
+    assert accepted.t_final is not None and accepted.t_final >= 0.02
+    paid_at_once = Record(1, 0, "k1", 0.0, 0.0, 0.01, 201, None, "o1", "paid")
+    await placer.follow(paid_at_once, placer.customers[0], clock)
+    assert gateway.polls == 3 and paid_at_once.t_final == pytest.approx(0.01)
