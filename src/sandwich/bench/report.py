@@ -427,7 +427,7 @@ def write_markdown(result: Mapping[str, Any], directory: Path) -> Path:
         "phase paid per second of the phase; `->paid`, `->letter`: from the scheduled send to the "
         "platform's paid time and to the letter in the mail sink; `lag`: commit of `paid` -> the "
         "notifications consumer's transaction (platform timestamps). `unfinished`, `dup $`, "
-        "`dup letters`: after recovery.\n"
+        "`dup letters`: after recovery (an order still `created` when the phase's recovery time ran out is looked at again at the end of its flow, before the platform stops).\n"
     )
     lines.append(markdown_table([phase_row(p) for p in phases]))
 

@@ -291,7 +291,6 @@ async def run_phase(
     """Load the platform for `duration` seconds (with `fault` injected), wait for it to settle, and
     measure everything about the orders of this phase."""
     target, console = ctx.target, ctx.console
-    flow = Flow(target.flow) if target.flow in {f.value for f in Flow} else None
     label = f"[{target.flow} {scenario}]"
     expected = (rate or 0) * duration if mode == "open" else 400 * duration
     # The sampler's requests stay under 10% of the orders' (at least 5/s): it must not be the load.
