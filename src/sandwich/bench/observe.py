@@ -229,9 +229,14 @@ async def _get_json(client: Http, path: str, headers: Mapping[str, str], **param
 
 
 async def list_orders(
-    client: Http, customers: Sequence[Customer], since_wall: float, parallel: int = 16
+    client: Http,
+    customers: Sequence[Customer],
+    since_wall: float,
+    parallel: int = 16,
+    until_wall: float | None = None,
 ) -> dict[str, OrderView]:
-    """Every order of these customers created since `since_wall` that the read model lists."""
+    """Every order of these customers created between `since_wall` and `until_wall` (a phase's
+    orders, not those of the phases after it) that the read model lists."""
     semaphore = asyncio.Semaphore(parallel)
     found: dict[str, OrderView] = {}
 
@@ -240,7 +245,9 @@ async def list_orders(
             body = await _get_json(client, "/api/v1/orders", customer.headers, limit=LIST_LIMIT)
         for item in (body or {}).get("items", ()):
             created = parse_time(item.get("created_at"))
-            if created is not None and created < since_wall - 1.0:
+            if created is not None and (
+                created < since_wall - 1.0 or (until_wall is not None and created > until_wall)
+            ):
                 continue
             found[str(item["order_id"])] = OrderView(
                 str(item["order_id"]),
@@ -289,7 +296,12 @@ async def collect_outcomes(
 ) -> Outcomes:
     """Orders, notifications, payments and letters of the phase that began at `since_wall`."""
     out = Outcomes()
-    out.orders = dict(views) if views is not None else await list_orders(client, customers, since_wall)
+    until_wall = since_wall + max((r.t_sched + r.latency for r in records), default=0.0) + 1.0
+    out.orders = (
+        dict(views)
+        if views is not None
+        else await list_orders(client, customers, since_wall, until_wall=until_wall)
+    )
     by_index = {c.index: c for c in customers}
     semaphore = asyncio.Semaphore(parallel)
 
@@ -336,6 +348,12 @@ async def collect_outcomes(
     await asyncio.gather(*(read_one(r) for r in missing), *(money_and_notes(c) for c in customers))
     if mail_dir is not None:
         out.letters = await asyncio.to_thread(read_letters, mail_dir, since_wall - 1.0)
+    # Only this phase's orders: later phases' notifications, payments and letters are theirs.
+    ours = out.orders.keys()
+    out.notifications = {k: v for k, v in out.notifications.items() if k[0] in ours}
+    out.letters = {k: v for k, v in out.letters.items() if k[0] in ours}
+    out.payments = Counter({k: v for k, v in out.payments.items() if k in ours})
+    out.refunds = Counter({k: v for k, v in out.refunds.items() if k in ours})
     return out
 
 

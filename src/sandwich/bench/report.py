@@ -366,7 +366,7 @@ def plot_throughput(phases: Sequence[Mapping[str, Any]], path: Path) -> bool:
             )
             if any(errors):
                 ax.plot(
-                    xs[: len(errors)],
+                    list(range(len(errors))),
                     errors,
                     linestyle="--",
                     color=line.get_color(),

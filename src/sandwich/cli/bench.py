@@ -160,18 +160,40 @@ def _write_report(result: dict[str, Any], directory: Path) -> Path:
     from sandwich.bench.report import plot_latencies, plot_throughput, write_json, write_markdown
 
     directory.mkdir(parents=True, exist_ok=True)
+    write_json(result, directory / "report.json")  # first: whatever happens to the plots
     phases = result["phases"]
     plots: dict[str, str] = {}
-    healthy = [p for p in phases if p.get("scenario") == "healthy"]
-    if healthy and plot_latencies(
-        healthy, directory / "latency.png", "healthy, open loop: create latency per flow"
-    ):
-        plots["latency distributions per flow (healthy)"] = "latency.png"
-    best = [p for p in phases if p.get("scenario") == "max throughput"]
-    if best and plot_latencies(best, directory / "latency-max.png", "closed loop at full speed"):
-        plots["latency distributions per flow (closed loop)"] = "latency-max.png"
-    if plot_throughput([p for p in phases if p.get("mode") == "open"], directory / "throughput.png"):
-        plots["throughput over time, fault window shaded"] = "throughput.png"
+    wanted = [
+        (
+            "latency distributions per flow (healthy)",
+            "latency.png",
+            lambda path: plot_latencies(
+                [p for p in phases if p.get("scenario") == "healthy"],
+                path,
+                "healthy, open loop: create latency per flow",
+            ),
+        ),
+        (
+            "latency distributions per flow (closed loop)",
+            "latency-max.png",
+            lambda path: plot_latencies(
+                [p for p in phases if p.get("scenario") == "max throughput"],
+                path,
+                "closed loop at full speed",
+            ),
+        ),
+        (
+            "throughput over time, fault window shaded",
+            "throughput.png",
+            lambda path: plot_throughput([p for p in phases if p.get("mode") == "open"], path),
+        ),
+    ]
+    for caption, name, draw in wanted:
+        try:
+            if draw(directory / name):
+                plots[caption] = name
+        except Exception as exc:
+            result.setdefault("notes", []).append(f"plot {name} failed: {exc!r}")
     result["plots"] = plots
     write_json(result, directory / "report.json")
     return write_markdown(result, directory)
