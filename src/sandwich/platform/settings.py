@@ -69,6 +69,8 @@ class Settings:
         default_factory=lambda: float(_env("SANDWICH_PROFILE_CACHE_TTL", "30"))
     )
     login_rate_per_minute: int = field(default_factory=lambda: int(_env("SANDWICH_LOGIN_RATE", "30")))
+    # Fault injection for `sandwich bench --compare`: billing answers payments this much later.
+    fault_delay_ms: int = field(default_factory=lambda: int(_env("SANDWICH_FAULT_DELAY_MS", "0")))
     payment_retry_after_seconds: float = field(
         default_factory=lambda: float(_env("SANDWICH_PAYMENT_RETRY_AFTER", "5"))
     )

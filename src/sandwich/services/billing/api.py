@@ -6,6 +6,7 @@ replays the first answer (a refused payment included) and the work happens once.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -56,6 +57,12 @@ class Operate(BaseModel):
     kind: Literal["payment", "refund"]
     amount: int = Field(ge=1, le=MAX_OPERATION, strict=True)
     order_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
+
+
+async def injected_delay(service: Service) -> None:
+    """The benchmark's "billing answers 200 ms late" fault (SANDWICH_FAULT_DELAY_MS, 0 normally)."""
+    if service.settings.fault_delay_ms > 0:
+        await asyncio.sleep(service.settings.fault_delay_ms / 1000)
 
 
 async def apply_operation(
@@ -150,6 +157,7 @@ async def operate(
     key = check_key(idempotency_key)
     if key is None:
         raise ApiError(400, "idempotency_key_required", "Money operations need an Idempotency-Key.")
+    await injected_delay(service)
     status, answer = await apply_operation(
         service, body.user_id, body.username, OperationKind(body.kind), body.amount, body.order_id, key
     )

@@ -16,7 +16,7 @@ from sandwich.platform.events import (
     UserCreated,
 )
 from sandwich.services.billing import storage
-from sandwich.services.billing.api import operate_in
+from sandwich.services.billing.api import injected_delay, operate_in
 from sandwich.services.billing.domain import OperationKind
 
 
@@ -43,6 +43,7 @@ class PaymentsConsumer:
         if envelope.type != ORDER_PENDING:
             return
         pending = OrderPending.model_validate(envelope.payload)
+        await injected_delay(self.service)
         status, body = await operate_in(
             conn,
             pending.user_id,
