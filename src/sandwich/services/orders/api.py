@@ -23,7 +23,7 @@ from sandwich.services.orders.commands import (
     OrdersContext,
     PlaceOrder,
     apply_change,
-    cancel_order,
+    cancelling,
     place_order,
 )
 from sandwich.services.orders.domain import (
@@ -157,13 +157,7 @@ async def cancel_my_order(
         order = await storage.load_order(conn, order_id)
     if order is None or (order.user_id != identity.user_id and not identity.is_admin):
         raise ApiError(404, "order_not_found", "No such order.")
-    try:
-        cancelled_order = await cancel_order(ctx, order_id, "cancelled by the customer")
-    except IllegalTransition as exc:
-        raise _illegal(exc) from exc
-    except BusUnavailable as exc:
-        raise _downstream_unavailable(exc) from exc
-    return storage.order_view(cancelled_order)
+    return await _change(ctx, order_id, cancelling("cancelled by the customer"))
 
 
 class FoodPointIn(BaseModel):
@@ -242,12 +236,4 @@ async def cancel_by_system(
     order_id: str, body: ReasonIn, ctx: Annotated[OrdersContext, Depends(context_of)]
 ) -> dict[str, Any]:
     """A cancellation decided by another service (e.g. kitchen's assignment timeout); refunds too."""
-    try:
-        order = await cancel_order(ctx, order_id, body.reason)
-    except OrderNotFound as exc:
-        raise ApiError(404, "order_not_found", "No such order.") from exc
-    except IllegalTransition as exc:
-        raise _illegal(exc) from exc
-    except BusUnavailable as exc:
-        raise _downstream_unavailable(exc) from exc
-    return storage.order_view(order)
+    return await _change(ctx, order_id, cancelling(body.reason))

@@ -275,15 +275,16 @@ class PaymentVerdicts:
             log.error("payment_for_unknown_order", order_id=verdict.order_id)
 
 
-async def cancel_order(ctx: OrdersContext, order_id: str, reason: str) -> Order:
-    """Cancel (from created, paid or assigned) and refund what was paid; IllegalTransition later on."""
+def cancelling(reason: str) -> Callable[[Order], Order]:
+    """The change that cancels an order (from created, paid or assigned; a repeat changes nothing);
+    apply_change then refunds what was paid. IllegalTransition once cooking is done."""
 
     def cancel(current: Order) -> Order:
         if current.status is OrderStatus.CANCELLED:
             return current
         return cancelled(current, utcnow(), reason)
 
-    return await apply_change(ctx, order_id, cancel)
+    return cancel
 
 
 async def mark_refund_pending(ctx: OrdersContext, order_id: str) -> None:
