@@ -287,7 +287,7 @@ def health_router(service: Service) -> APIRouter:
     return router
 
 
-def service_of(request: Request) -> Service:
+async def service_of(request: Request) -> Service:
     """FastAPI dependency: the Service this app belongs to."""
     service: Service = request.app.state.service
     return service

@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sandwich.platform.bus.base import BusUnavailable, EventBus
+from sandwich.platform.bus.base import BusUnavailable, EventBus, Outgoing
 from sandwich.platform.db import Database
 from sandwich.platform.events import Envelope
 from sandwich.platform.observability import EVENTS_PUBLISHED, OUTBOX_LAG
@@ -31,13 +31,14 @@ _INSERT = text(
     "INSERT INTO outbox (event_id, topic, key, envelope) VALUES (:event_id, :topic, :key, :envelope)"
 )
 _PENDING = text(
-    "SELECT id, topic, key, envelope, created_at FROM outbox WHERE published_at IS NULL "
+    "SELECT id, event_id, topic, key, envelope, created_at FROM outbox WHERE published_at IS NULL "
     "AND created_at <= clock_timestamp() - make_interval(secs => :min_age) "
     "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
 # One aggregate's events, oldest first (read without locks: see publish_events_of).
 _PENDING_OF_KEY = text(
-    "SELECT id, topic, key, envelope, created_at FROM outbox WHERE published_at IS NULL AND key = :key "
+    "SELECT id, event_id, topic, key, envelope, created_at FROM outbox "
+    "WHERE published_at IS NULL AND key = :key "
     "ORDER BY id LIMIT :limit"
 )
 _MARK = text(
@@ -145,17 +146,18 @@ class OutboxRelay:
         return len(published)
 
     async def _send(self, rows: Sequence[Row[Any]]) -> tuple[list[int], tuple[int, BusUnavailable] | None]:
-        """Publish rows in order until one fails: (published ids, (failed id, why) or None)."""
-        published: list[int] = []
-        for row in rows:
-            try:
-                await self.bus.publish(row.topic, row.key, bytes(row.envelope))
-            except BusUnavailable as exc:
-                return published, (row.id, exc)
-            published.append(row.id)
+        """Publish rows as one pipelined batch, in order: (published ids, (first unpublished id, why))."""
+        result = await self.bus.publish_many(
+            [Outgoing(row.topic, row.key, bytes(row.envelope), message_id=str(row.event_id)) for row in rows]
+        )
+        published = [row.id for row in rows[: result.acknowledged]]
+        now = time.time()
+        for row in rows[: result.acknowledged]:
             OUTBOX_LAG.labels(self.service).observe(
-                max(0.0, time.time() - row.created_at.astimezone(UTC).timestamp())
+                max(0.0, now - row.created_at.astimezone(UTC).timestamp())
             )
+        if result.error is not None and result.acknowledged < len(rows):
+            return published, (rows[result.acknowledged].id, result.error)
         return published, None
 
     async def _record(

@@ -21,7 +21,10 @@ from sandwich.platform.bus.base import (
     DLQ_HEADER_GROUP,
     DLQ_HEADER_ORIGINAL_TOPIC,
     BusUnavailable,
+    EventBus,
     Message,
+    Outgoing,
+    PublishResult,
     dead_letter_topic,
 )
 from sandwich.platform.bus.factory import BusNotConfigured, make_bus
@@ -71,6 +74,51 @@ async def test_messages_of_a_key_arrive_in_publish_order(buses: BusMaker) -> Non
     for key in keys:
         sequence = [int(m.value.decode().split(":")[1]) for m in inbox.messages if m.key == key]
         assert sequence == list(range(50)), f"{key} arrived out of order: {sequence}"
+
+
+async def test_a_published_batch_is_stored_whole_and_in_order(buses: BusMaker) -> None:
+    bus = await buses.started()
+    await bus.ensure_topics([TOPIC])
+    inbox = Inbox()
+    await bus.subscribe(TOPIC, "batch", inbox.handler)
+    batch = [
+        Outgoing(TOPIC, f"order-{seq % 3}", f"order-{seq % 3}:{seq}".encode(), message_id=f"event-{seq}")
+        for seq in range(300)
+    ]
+
+    result = await bus.publish_many(batch)
+
+    assert result == PublishResult(300)
+    await eventually(lambda: len(inbox.messages) == 300, timeout=DELIVERY_TIMEOUT, what="300 messages")
+    for key in ("order-0", "order-1", "order-2"):
+        got = [int(m.value.decode().split(":")[1]) for m in inbox.messages if m.key == key]
+        assert got == [seq for seq in range(300) if f"order-{seq % 3}" == key], f"{key} out of order"
+    assert await bus.publish_many([]) == PublishResult(0)
+
+
+async def test_a_batch_published_again_is_not_stored_twice_on_nats(nats_url: str) -> None:
+    """NATS only: Kafka runs without broker-side de-duplication here (the consumers' inbox drops
+    repeats there)."""
+    buses = BusMaker("nats", nats_url)
+    try:
+        await _publish_a_batch_twice(await buses.started())
+    finally:
+        await buses.close_all()
+
+
+async def _publish_a_batch_twice(bus: EventBus) -> None:
+    await bus.ensure_topics([TOPIC])
+    inbox = Inbox()
+    await bus.subscribe(TOPIC, "dedup", inbox.handler)
+    batch = [Outgoing(TOPIC, "order-1", f"v{seq}".encode(), message_id=f"dedup-{seq}") for seq in range(5)]
+
+    assert await bus.publish_many(batch) == PublishResult(5)
+    assert await bus.publish_many(batch[2:]) == PublishResult(3)  # acknowledged, as duplicates
+    await bus.publish(TOPIC, "order-1", b"after")
+
+    await eventually(lambda: len(inbox.messages) == 6, timeout=DELIVERY_TIMEOUT, what="6 messages")
+    await asyncio.sleep(0.3)
+    assert inbox.values == [b"v0", b"v1", b"v2", b"v3", b"v4", b"after"]
 
 
 async def test_members_of_a_group_share_the_work(buses: BusMaker) -> None:
@@ -298,6 +346,10 @@ async def test_publish_fails_fast_while_broker_is_down_and_all_works_when_it_is_
     with pytest.raises(BusUnavailable):
         await bus.publish(TOPIC, "order-1", b"during the outage")
     assert time.monotonic() - started < 6, "a dead broker must fail the publish within seconds"
+    started = time.monotonic()
+    refused = await bus.publish_many([Outgoing(TOPIC, "order-1", b"batch during the outage")])
+    assert refused.acknowledged == 0 and isinstance(refused.error, BusUnavailable)
+    assert time.monotonic() - started < 20, "a dead broker must fail a batch within seconds"
     assert not await bus.healthy()
 
     own_broker.start()  # same port (and, for NATS, same data directory)

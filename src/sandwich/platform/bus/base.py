@@ -19,7 +19,7 @@ import abc
 import asyncio
 import enum
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -43,6 +43,28 @@ class Message:
 
 
 Handler = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message of a `publish_many` batch.
+
+    `message_id` names the message for the broker's own de-duplication where it has one (JetStream's
+    `Nats-Msg-Id`): a batch published again after a partial failure is then not stored twice.
+    """
+
+    topic: str
+    key: str
+    value: bytes
+    message_id: str = ""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """How a batch went: the first `acknowledged` messages are stored; `error` says why the rest not."""
+
+    acknowledged: int
+    error: BusUnavailable | None = None
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -75,6 +97,20 @@ class EventBus(abc.ABC):
         self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
     ) -> None:
         """Publish and wait for the broker's acknowledgement; raise BusUnavailable on failure."""
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> PublishResult:
+        """Publish a batch in order and say how many of its leading messages the broker stored.
+
+        This default publishes one at a time, each waiting for its acknowledgement; adapters that
+        can pipeline (send all, then collect the acknowledgements) override it, which is what makes
+        an outbox relay keep up with a busy service: one round trip per batch instead of per event.
+        """
+        for index, message in enumerate(messages):
+            try:
+                await self.publish(message.topic, message.key, message.value)
+            except BusUnavailable as exc:
+                return PublishResult(index, exc)
+        return PublishResult(len(messages))
 
     @abc.abstractmethod
     async def subscribe(

@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -59,6 +59,8 @@ from sandwich.platform.bus.base import (
     EventBus,
     Handler,
     Message,
+    Outgoing,
+    PublishResult,
     Subscription,
     dead_letter_headers,
     dead_letter_topic,
@@ -285,6 +287,41 @@ class KafkaBus(EventBus):
             # before the next publish.
             self._ensured.discard(name)
             raise BusUnavailable(f"Kafka did not acknowledge a publish to {name}: {exc!r}") from exc
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> PublishResult:
+        """Hand the whole batch to the producer in order, then wait for the deliveries.
+
+        The producer batches records of one partition into one request, so this costs about one
+        round trip per batch; records of one key (one partition) stay in order. Only the leading
+        delivered records count as published; Kafka has no broker-side de-duplication here
+        (idempotence is off, see `enable_idempotence`), so a later batch may repeat a record, which
+        the consumers' inbox drops.
+        """
+        if not messages:
+            return PublishResult(0)
+        deliveries: list[asyncio.Future[object]] = []
+        error: BusUnavailable | None = None
+        try:
+            producer = await self._ensure_producer()
+            for message in messages:
+                name = self.topic_name(message.topic)
+                if self.auto_create_topics and name not in self._ensured:
+                    await self._create_topics(_with_dead_letters([name]))
+                deliveries.append(
+                    await asyncio.wait_for(
+                        producer.send(name, value=message.value, key=message.key.encode()),
+                        3 * self.publish_timeout_seconds,
+                    )
+                )
+        except (BusUnavailable, KafkaError, OSError, TimeoutError) as exc:
+            error = exc if isinstance(exc, BusUnavailable) else BusUnavailable(f"Kafka send failed: {exc!r}")
+        for index, delivery in enumerate(deliveries):
+            try:
+                await asyncio.wait_for(delivery, 3 * self.publish_timeout_seconds)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                self._ensured.clear()
+                return PublishResult(index, BusUnavailable(f"Kafka did not acknowledge: {exc!r}"))
+        return PublishResult(len(deliveries), error)
 
     # -- reading back -------------------------------------------------------------------------------
     async def read_retained(self, topic: str) -> AsyncIterator[Message]:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from sandwich.platform.contract import OrderOut
 from sandwich.platform.errors import ApiError
-from sandwich.platform.identity import Identity, current_identity, require_role
+from sandwich.platform.identity import Identity, identity_of, require_role
 from sandwich.platform.responses import JsonResponse
 from sandwich.services.delivery.commands import DeliveryContext, complete_order, list_offers, take_order
 from sandwich.services.delivery.domain import InvalidPosition, parse_order_id, parse_position
@@ -59,14 +59,14 @@ class OffersOut(BaseModel):
     items: list[OfferOut]
 
 
-def context_of(request: Request) -> DeliveryContext:
+async def context_of(request: Request) -> DeliveryContext:
     ctx: DeliveryContext = request.app.state.service.state["delivery"]
     return ctx
 
 
-def courier_identity(request: Request) -> Identity:
+async def courier_identity(request: Request) -> Identity:
     """FastAPI dependency: the caller, who must be a courier (401 without identity, 403 without the role)."""
-    identity = current_identity(request)
+    identity = identity_of(request)
     require_role(identity, "courier")
     return identity
 

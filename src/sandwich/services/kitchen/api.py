@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError
 from sandwich.platform.http import ServiceUnavailable
-from sandwich.platform.identity import Identity, admin_identity, current_identity, require_role
+from sandwich.platform.identity import Identity, admin_identity, identity_of, require_role
 from sandwich.platform.responses import JsonResponse
 from sandwich.services.kitchen import storage
 from sandwich.services.kitchen.assigner import Assigner
@@ -48,7 +48,7 @@ class KitchenContext:
     orders: OrdersPort
 
 
-def context_of(service: Annotated[Service, Depends(service_of)]) -> KitchenContext:
+async def context_of(service: Annotated[Service, Depends(service_of)]) -> KitchenContext:
     ctx: KitchenContext = service.state["kitchen"]
     return ctx
 
@@ -174,9 +174,9 @@ def _with_stock(point: FoodPoint, stock: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def cook_food_point(request: Request) -> tuple[Identity, str]:
+async def cook_food_point(request: Request) -> tuple[Identity, str]:
     """FastAPI dependency: a cook and the food point the cook works at (canonical UUID text)."""
-    identity = current_identity(request)
+    identity = identity_of(request)
     require_role(identity, "cook")
     point = storage.as_uuid(identity.food_point_id or "")
     if point is None:

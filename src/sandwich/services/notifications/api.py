@@ -70,7 +70,7 @@ def _as_uuid(name: str, value: uuid.UUID | str | None) -> uuid.UUID | None:
         raise ApiError(422, "invalid_field", f"{name} is not a UUID.") from exc
 
 
-def notifier_of(request: Request) -> Notifier:
+async def notifier_of(request: Request) -> Notifier:
     """FastAPI dependency: the Notifier wired by app.py."""
     notifier: Notifier = request.app.state.notifier
     return notifier

@@ -63,7 +63,7 @@ class OrderIn(BaseModel):
     delivery: DeliveryIn
 
 
-def context_of(service: Annotated[Service, Depends(service_of)]) -> OrdersContext:
+async def context_of(service: Annotated[Service, Depends(service_of)]) -> OrdersContext:
     ctx: OrdersContext = service.state["orders"]
     return ctx
 
