@@ -24,7 +24,7 @@ from sandwich.platform.db import Database
 from sandwich.platform.errors import error_body, install_error_handlers
 from sandwich.platform.events import Envelope
 from sandwich.platform.http import ServiceClient
-from sandwich.platform.inbox import EnvelopeHandler, idempotent_consumer
+from sandwich.platform.inbox import EnvelopeHandler, EventFilter, idempotent_consumer
 from sandwich.platform.observability import RequestObservabilityMiddleware, configure_logging, traceparent
 from sandwich.platform.outbox import OutboxRelay, add_event
 from sandwich.platform.responses import JsonResponse
@@ -41,6 +41,7 @@ class ConsumerSpec:
     consumer: str
     handle: EnvelopeHandler
     max_attempts: int = 5
+    wants: EventFilter | None = None
 
 
 @dataclass
@@ -84,8 +85,17 @@ class Service:
         self.readiness_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
 
     # --- declaration -------------------------------------------------------------------------
-    def consume(self, topic: str, consumer: str, handle: EnvelopeHandler, *, max_attempts: int = 5) -> None:
-        self.consumers.append(ConsumerSpec(topic, consumer, handle, max_attempts))
+    def consume(
+        self,
+        topic: str,
+        consumer: str,
+        handle: EnvelopeHandler,
+        *,
+        max_attempts: int = 5,
+        wants: EventFilter | None = None,
+    ) -> None:
+        """Handle `topic`'s events once each (the inbox); `wants` skips the irrelevant ones cheaply."""
+        self.consumers.append(ConsumerSpec(topic, consumer, handle, max_attempts, wants))
 
     def every(self, name: str, seconds: float, run: Hook) -> None:
         self.jobs.append(PeriodicJob(name, seconds, run))
@@ -179,7 +189,7 @@ class Service:
         """Subscribe, retrying while the broker is away at start-up."""
         assert self.bus is not None and self.db is not None
         handler = idempotent_consumer(
-            self.database, self.name, spec.consumer, spec.handle, self.events_committed
+            self.database, self.name, spec.consumer, spec.handle, self.events_committed, spec.wants
         )
         delay = 0.2
         while True:
@@ -302,7 +312,7 @@ def events_router(service: Service) -> APIRouter:
     router = APIRouter(tags=["events"], include_in_schema=False)
     handlers = {
         spec.topic: idempotent_consumer(
-            service.database, service.name, spec.consumer, spec.handle, service.events_committed
+            service.database, service.name, spec.consumer, spec.handle, service.events_committed, spec.wants
         )
         for spec in service.consumers
     }

@@ -37,8 +37,16 @@ def _server_url(settings: Settings) -> str:
 
 
 def async_url(url: str, database: str) -> str:
-    """The SQLAlchemy asyncpg URL of `database` on the server that `url` points at."""
+    """The SQLAlchemy asyncpg URL of `database` on the server that `url` points at.
+
+    libpq's `sslmode` becomes asyncpg's `ssl` keyword (SQLAlchemy hands query parameters to
+    asyncpg.connect as they are, and asyncpg's keyword is `ssl`).
+    """
     parsed = make_url(url).set(drivername="postgresql+asyncpg", database=database)
+    if "sslmode" in parsed.query:
+        query = dict(parsed.query)
+        query["ssl"] = query.pop("sslmode")
+        parsed = parsed.set(query=query)
     return parsed.render_as_string(hide_password=False)
 
 
@@ -71,7 +79,11 @@ def _upgrade(connection: Connection, migrations_dir: Path) -> None:
 class Database:
     """The engine of one service's own database."""
 
-    def __init__(self, settings: Settings, service: str, *, pool_size: int = 10, max_overflow: int = 20):
+    def __init__(self, settings: Settings, service: str, *, pool_size: int = 20, max_overflow: int = 10):
+        """`pool_size` connections are kept once opened; the overflow ones are closed when handed
+        back. It is sized for a busy service: an overflow connection costs a new PostgreSQL backend
+        and an empty prepared-statement cache on every burst (seen as connection churn under load).
+        """
         self.server_url = _server_url(settings)
         self.name = service_database_name(settings, service)
         self.engine: AsyncEngine = create_async_engine(

@@ -8,6 +8,7 @@ stale or duplicated update; `trace` carries the W3C traceparent of the request t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,25 @@ def utcnow() -> datetime:
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def order_status_of(envelope: Envelope) -> str | None:
+    """The status an order envelope carries, read without validating it, or None when there is none.
+
+    For consumers' relevance tests (`Service.consume(wants=...)`): a None must be let through, so
+    that the handler validates the payload and a malformed event still ends on the dead-letter topic.
+    """
+    status = envelope.payload.get("status")
+    return status if isinstance(status, str) else None
+
+
+def carries_order_status(envelope: Envelope, statuses: Iterable[str], types: Iterable[str] = ()) -> bool:
+    """A consumer's relevance test: an order event (of `types`, default OrderEvent) whose status is
+    one of `statuses`, or one too malformed to tell (its handler then rejects it)."""
+    if envelope.type not in (tuple(types) or (ORDER_EVENT,)):
+        return False
+    status = order_status_of(envelope)
+    return status is None or status in statuses
 
 
 class Envelope(BaseModel):

@@ -147,8 +147,12 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        """URL of the server's maintenance database: postgresql://postgres@127.0.0.1:PORT/postgres."""
-        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres"
+        """URL of the server's maintenance database: postgresql://postgres@127.0.0.1:PORT/postgres.
+
+        `sslmode=disable`: the server listens on loopback only and has no certificate, and a client's
+        default (`prefer`) would ask for TLS on every new connection first.
+        """
+        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres?sslmode=disable"
 
     @property
     def pid(self) -> int | None:

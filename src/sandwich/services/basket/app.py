@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sandwich.platform.app import Service
 from sandwich.platform.events import TOPIC_ORDER_EVENTS
 from sandwich.services.basket.api import router
-from sandwich.services.basket.handlers import CONSUMER, handle_order_event
+from sandwich.services.basket.handlers import CONSUMER, concerns_basket, handle_order_event
 from sandwich.services.basket.ports import MenuCatalog
 
 
@@ -26,5 +26,5 @@ def create_app() -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
     )
     service.state["menu"] = MenuCatalog(service.http)
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event)
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event, wants=concerns_basket)
     return service.create_app(router)

@@ -13,7 +13,7 @@ from typing import Literal
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent
+from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
 from sandwich.services.basket import storage
 from sandwich.services.basket.domain import canonical_id, changes, empties_basket, subtract_order
 
@@ -51,6 +51,14 @@ async def apply_order_event(conn: AsyncConnection, envelope: Envelope) -> Outcom
     await storage.write_changes(conn, user_id, changes(before, after))
     log.info("basket_emptied_by_order", order_id=str(order_id), user_id=str(user_id))
     return "applied"
+
+
+def concerns_basket(envelope: Envelope) -> bool:
+    """The relevance test run before the inbox: only a paid order placed from the basket matters."""
+    order = envelope.payload.get("order")
+    if isinstance(order, dict) and order.get("from_basket") is False:
+        return False
+    return carries_order_status(envelope, ("paid",))
 
 
 async def handle_order_event(conn: AsyncConnection, envelope: Envelope) -> None:

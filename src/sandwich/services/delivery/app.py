@@ -15,7 +15,7 @@ from sandwich.platform.app import Service
 from sandwich.platform.events import TOPIC_ORDER_EVENTS
 from sandwich.services.delivery.api import router
 from sandwich.services.delivery.commands import DeliveryContext, fill_missing_pickups
-from sandwich.services.delivery.handlers import CONSUMER, OrderEventHandler
+from sandwich.services.delivery.handlers import CONSUMER, OrderEventHandler, concerns_delivery
 from sandwich.services.delivery.ports import FoodPoints, Orders
 
 PICKUP_FILL_SECONDS = 15.0
@@ -34,7 +34,7 @@ def create_app() -> FastAPI:
         service=service, food_points=food_points, orders=Orders(service.http), handler=handler
     )
     service.state["delivery"] = ctx
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handler)
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handler, wants=concerns_delivery)
 
     async def fill_pickups() -> None:
         await fill_missing_pickups(ctx)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent
+from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
 from sandwich.services.delivery import storage
-from sandwich.services.delivery.domain import DeliveryStatus, DeliveryUpdate
+from sandwich.services.delivery.domain import TRACKED_STATUSES, DeliveryStatus, DeliveryUpdate
 from sandwich.services.delivery.ports import FoodPoints
 
 CONSUMER = "delivery"
@@ -22,6 +22,11 @@ def delivery_update(envelope: Envelope) -> DeliveryUpdate | None:
     raises on a malformed one (it goes to the dead-letter topic)."""
     event = OrderEvent.model_validate(envelope.payload)
     return DeliveryUpdate.from_event(envelope.version, event.model_dump())
+
+
+def concerns_delivery(envelope: Envelope) -> bool:
+    """The relevance test run before the inbox: delivery keeps rows for ready orders onwards only."""
+    return carries_order_status(envelope, TRACKED_STATUSES)
 
 
 class OrderEventHandler:

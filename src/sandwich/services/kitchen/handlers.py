@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent
+from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
 from sandwich.services.kitchen import storage
 from sandwich.services.kitchen.domain import PendingOrder
 
@@ -79,6 +79,14 @@ async def apply_event(conn: AsyncConnection, event: OrderEvent) -> bool:
     if work:
         await storage.notify_assigner(conn)
     return work
+
+
+STATUSES_OF_INTEREST = frozenset({"paid", "assigned", "cancelled", "ready", "in_delivery", "completed"})
+
+
+def concerns_kitchen(envelope: Envelope) -> bool:
+    """The relevance test run before the inbox: `created` and `payment_failed` change nothing here."""
+    return carries_order_status(envelope, STATUSES_OF_INTEREST)
 
 
 async def handle_order_event(conn: AsyncConnection, envelope: Envelope) -> None:

@@ -13,17 +13,29 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sandwich.platform.events import ORDER_EVENT, ORDER_UPDATE_MESSAGE, Envelope, OrderEvent
+from sandwich.platform.events import (
+    ORDER_EVENT,
+    ORDER_UPDATE_MESSAGE,
+    Envelope,
+    OrderEvent,
+    carries_order_status,
+)
 from sandwich.services.notifications import storage
 from sandwich.services.notifications.contacts import ContactBook
 from sandwich.services.notifications.domain import (
     CHANNEL_EMAIL,
+    KIND_BY_STATUS,
     NotificationStatus,
     compose_letter,
     kind_for_status,
 )
 
 CONSUMER = "notifications"
+
+
+def concerns_notifications(envelope: Envelope) -> bool:
+    """The relevance test run before the inbox: only the statuses that deserve a letter."""
+    return carries_order_status(envelope, KIND_BY_STATUS, types=(ORDER_EVENT, ORDER_UPDATE_MESSAGE))
 
 
 @dataclass(frozen=True)
