@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=cmd_serve)
 
+    migrate = commands.add_parser(
+        "migrate", help="bring the services' databases to their newest schema (DATABASE_URL), then exit"
+    )
+    migrate.add_argument("services", nargs="*", help="default: every service with a database")
+    migrate.set_defaults(handler=cmd_migrate)
+
     up = commands.add_parser("up", help="run the whole platform on this machine")
     up.add_argument(
         "--flow", choices=[f.value for f in Flow], default=os.environ.get("SANDWICH_FLOW", "hybrid")
@@ -118,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(bench, DEFAULT_DATA_DIR)
     bench.set_defaults(handler=cmd_bench)
     return parser
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """A deploy step of its own (run before the services start), and what `sandwich up` runs first,
+    so that no service process loads Alembic just to find its database already up to date."""
+    from sandwich.cli.migrate import migrate_services, services_with_migrations
+
+    names = [str(name).replace("-", "_") for name in args.services] or services_with_migrations()
+    unknown = sorted(set(names) - set(services_with_migrations()))
+    if unknown:
+        console.print(f"[red]no migrations for {', '.join(unknown)}[/]")
+        return 2
+    migrate_services(names)
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -281,6 +281,7 @@ class Platform:
             self._start_database()
             self._start_broker_if_needed()
             self._allocate_ports()
+            self._migrate_databases()
             with self._lock:
                 for proc in self._procs.values():
                     self._spawn(proc)
@@ -534,6 +535,32 @@ class Platform:
             if name != MAILSINK:
                 env[service_url_env(name)] = other.url
         return env
+
+    def _migrate_databases(self) -> None:
+        """`sandwich migrate` in a process of its own before the services start: they then find their
+        databases up to date and never load Alembic (about 10 MB less in each of them)."""
+        log_path = self.logs_dir / "migrate.log"
+        env = dict(self._env)
+        env.update(
+            DATABASE_URL=self._database_url, SANDWICH_DATA_DIR=str(self.data_dir), PYTHONUNBUFFERED="1"
+        )
+        with log_path.open("ab") as log_file:
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-m", "sandwich.cli.main", "migrate"],
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    timeout=self.ready_timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise PlatformStartError(
+                    f"migrations took over {exc.timeout:.0f}s:\n{tail(log_path)}"
+                ) from exc
+        if done.returncode != 0:
+            raise PlatformStartError(f"migrations failed (exit {done.returncode}):\n{tail(log_path)}")
 
     def _spawn(self, proc: ManagedProcess) -> None:
         """Start (or restart) one child; its stdout and stderr are appended to its log file."""

@@ -8,6 +8,7 @@ service can read another's tables through its own connection.
 from __future__ import annotations
 
 import asyncio
+import re
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,8 +16,6 @@ from pathlib import Path
 
 import asyncpg
 import structlog
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -69,7 +68,43 @@ async def ensure_database(server_url: str, database: str) -> None:
         await conn.close()
 
 
+_REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(?:[\"']([^\"']+)[\"']|None)", re.MULTILINE)
+
+
+def head_revision(migrations_dir: Path) -> str | None:
+    """The newest revision of a service's migrations, read from the files without Alembic.
+
+    A service whose database is already there skips Alembic altogether: importing it (and Mako)
+    costs every process about 10 MB for the life of the process. `sandwich up` migrates all the
+    databases in its own process before it starts the services. None when the files do not tell
+    one head (Alembic then decides).
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (migrations_dir / "versions").glob("*.py"):
+        source = script.read_text(encoding="utf-8")
+        if (revision := _REVISION.search(source)) is None:
+            continue
+        revisions.add(revision.group(1))
+        if (parent := _DOWN_REVISION.search(source)) is not None and parent.group(1):
+            parents.add(parent.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+async def _is_at_revision(conn: AsyncConnection, revision: str) -> bool:
+    table = (await conn.execute(text("SELECT to_regclass('alembic_version')"))).scalar()
+    if table is None:
+        return False
+    current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    return list(current) == [revision]
+
+
 def _upgrade(connection: Connection, migrations_dir: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.attributes["connection"] = connection
@@ -106,8 +141,11 @@ class Database:
                 log.warning("database_not_ready", error=repr(exc))
                 await asyncio.sleep(0.5)
         lock_id = zlib.crc32(self.name.encode())
+        head = head_revision(migrations_dir)
         async with self.engine.begin() as conn:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+            if head is not None and await _is_at_revision(conn, head):
+                return
             await conn.run_sync(_upgrade, migrations_dir)
 
     @asynccontextmanager
