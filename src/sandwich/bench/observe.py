@@ -719,14 +719,15 @@ def discover_platform(gateway_url: str) -> tuple[dict[str, str], Callable[[], di
     port = gateway_url.rstrip("/").rsplit(":", 1)[-1]
     urls: dict[str, str] = {}
     supervisor = ""
+    supervisor_pid: int | None = None
     for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if "sandwich.cli.main" not in cmdline or "serve" not in cmdline:
+        if not _is_service_process(proc.info.get("cmdline") or []):
             continue
         with contextlib.suppress(psutil.Error):
             env = proc.environ()
             if env.get("SANDWICH_SERVICE") == "gateway" and env.get("SANDWICH_PORT") == port:
                 supervisor = env.get("SANDWICH_PLATFORM_ID", "")
+                supervisor_pid = proc.ppid()
                 for key, value in env.items():
                     if key.startswith("SANDWICH_URL_"):
                         urls[key.removeprefix("SANDWICH_URL_").lower()] = value
@@ -737,13 +738,25 @@ def discover_platform(gateway_url: str) -> tuple[dict[str, str], Callable[[], di
         if not supervisor:
             return {}
         for proc in psutil.process_iter(["cmdline"]):
-            cmdline = proc.info.get("cmdline") or []
-            if "sandwich.cli.main" not in cmdline:
+            if not _is_service_process(proc.info.get("cmdline") or []):
                 continue
             with contextlib.suppress(psutil.Error):
                 env = proc.environ()
                 if env.get("SANDWICH_PLATFORM_ID") == supervisor:
                     found[env.get("SANDWICH_SERVICE", "?")].append(proc.pid)
+        # The embedded PostgreSQL and NATS are the supervisor's other children.
+        with contextlib.suppress(psutil.Error, TypeError):
+            for child in psutil.Process(supervisor_pid).children():
+                name = child.name()
+                if name.startswith("postgres"):
+                    found["postgres"].append(child.pid)
+                elif name.startswith("nats-server"):
+                    found["nats"].append(child.pid)
         return dict(found)
 
     return urls, groups
+
+
+def _is_service_process(cmdline: Sequence[str]) -> bool:
+    """`python -m sandwich.cli.serve NAME` (what `sandwich up` runs), or `sandwich.cli.main serve NAME`."""
+    return "sandwich.cli.serve" in cmdline or ("sandwich.cli.main" in cmdline and "serve" in cmdline)

@@ -5,7 +5,7 @@ that the platform a developer clicks through is exactly the one the tests exerci
 deliberately synchronous (subprocesses plus one monitor thread): a pytest fixture can start it,
 kill a service or the broker in the middle of a test, and stop it, without an event loop.
 
-Each service is a separate OS process (`python -m sandwich.cli.main serve NAME`), configured only by
+Each service is a separate OS process (`python -m sandwich.cli.serve NAME`), configured only by
 environment variables, exactly as in a container. A service that dies is restarted on the same port
 with exponential backoff, unless a test killed it on purpose (`kill_service`). Whatever happens
 during start-up or shutdown, no process is left behind: children are terminated in order (services,
@@ -34,7 +34,7 @@ from types import TracebackType
 import httpx
 import psutil
 
-from sandwich.cli.main import SUPERVISOR_PID_ENV
+from sandwich.cli.serve import SUPERVISOR_PID_ENV
 from sandwich.platform.embedded.brokers import EmbeddedNats, free_port
 from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
 from sandwich.platform.settings import SERVICES, Flow, service_url_env
@@ -564,7 +564,7 @@ class Platform:
 
     def _spawn(self, proc: ManagedProcess) -> None:
         """Start (or restart) one child; its stdout and stderr are appended to its log file."""
-        command = [sys.executable, "-m", "sandwich.cli.main", "serve", proc.name, "--port", str(proc.port)]
+        command = [sys.executable, "-m", "sandwich.cli.serve", proc.name, "--port", str(proc.port)]
         with proc.log_path.open("ab") as log_file:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             log_file.write(f"=== {stamp} supervisor: starting {proc.name} on port {proc.port} ===\n".encode())
