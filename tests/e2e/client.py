@@ -45,6 +45,19 @@ class Api:
             await asyncio.sleep(0.1)
         raise AssertionError(f"order {order['order_id']} was not settled within {timeout}s")
 
+    async def seen_in_read_model(self, order: dict[str, Any], timeout: float = 20.0) -> None:
+        """Wait until the read model (order_info) shows the order at the status it has: in hybrid and
+        sync the POST answer carries it while the event is still on its way to the read model."""
+        await eventually(
+            lambda: self._shows(order["order_id"], order["status"]),
+            timeout=timeout,
+            interval=0.05,
+        )
+
+    async def _shows(self, order_id: str, status: str) -> bool:
+        found = await self.get(f"/api/v1/orders/{order_id}")
+        return found.status_code == 200 and found.json()["status"] == status
+
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}

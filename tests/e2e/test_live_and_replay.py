@@ -68,9 +68,10 @@ async def test_replay_rebuilds_the_same_read_model(
         pytest.skip("the sync flow has no broker: no event stream is retained to replay")
     customer = await api.new_customer(deposit=100_000)
     for _ in range(3):
-        await customer.settled(
+        order = await customer.settled(
             await customer.place_order([{"menu_item_id": sandwich_item["id"], "quantity": 1}])
         )
+        await customer.seen_in_read_model(order)
     before = (await customer.get("/api/v1/orders")).json()
     details_before = [(await customer.get(f"/api/v1/orders/{o['order_id']}")).json() for o in before["items"]]
     result = await asyncio.to_thread(

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sandwich.platform.errors import ApiError
 
 _INSERT = text(
-    "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (:scope, :key, :hash) "
-    "ON CONFLICT DO NOTHING"
+    "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id) "
+    "VALUES (:scope, :key, :hash, :resource_id) ON CONFLICT DO NOTHING"
 )
 _SELECT = text(
     "SELECT request_hash, resource_id, status_code, response FROM idempotency_keys WHERE scope = :scope AND key = :key"
@@ -55,12 +55,18 @@ class StoredAnswer:
     resource_id: str | None
 
 
-async def claim_key(conn: AsyncConnection, scope: str, key: str, body_hash: str) -> StoredAnswer | None:
+async def claim_key(
+    conn: AsyncConnection, scope: str, key: str, body_hash: str, resource_id: str | None = None
+) -> StoredAnswer | None:
     """None when this request owns the key now; otherwise the earlier attempt's answer (maybe unfinished).
 
-    Raises 409 idempotency_key_reused when the key was used with a different body.
+    `resource_id`, when the caller knows already what it will create, is recorded with the claim
+    (one statement instead of a claim and an `attach_resource`). Raises 409 idempotency_key_reused
+    when the key was used with a different body.
     """
-    inserted = await conn.execute(_INSERT, {"scope": scope, "key": key, "hash": body_hash})
+    inserted = await conn.execute(
+        _INSERT, {"scope": scope, "key": key, "hash": body_hash, "resource_id": resource_id}
+    )
     if inserted.rowcount:
         return None
     row = (await conn.execute(_SELECT, {"scope": scope, "key": key})).one()

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -97,6 +99,7 @@ class Assigner:
         self.confirm_retry_seconds = confirm_retry_seconds
         self.batch = batch
         self.waker = Waker()
+        self._last_sweep = -math.inf
 
     def wake(self) -> None:
         self.waker.wake()
@@ -159,9 +162,18 @@ class Assigner:
                 report.waiting += 1
             else:
                 report.skipped += 1
+        await self._sweep(report)
+        return report
+
+    async def _sweep(self, report: PassReport) -> None:
+        """The safety nets, at most once per `confirm_retry_seconds`: what they look for is only due
+        after that long, and a pass runs on every paid order (two queries each time for nothing)."""
+        now = time.monotonic()
+        if now - self._last_sweep < self.confirm_retry_seconds:
+            return
+        self._last_sweep = now
         await self.retry_unconfirmed(report)
         await self.retry_cancellations(report)
-        return report
 
     async def _recipes_for(self, waiting: list[PendingOrder]) -> dict[str, Recipe] | None:
         if not waiting:

@@ -14,27 +14,29 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sandwich.services.order_info.domain import HistoryEntry, OrderUpdate, supersedes
+from sandwich.services.order_info.domain import HistoryEntry, OrderUpdate
 
 STATUS_CHANNEL = "order_info_status"
 """The NOTIFY channel of view changes; the payload is `<order_id>:<version>:<status>`."""
 
-_INSERT_HISTORY = text(
-    "INSERT INTO order_history (order_id, version, status, at) VALUES (:order_id, :version, :status, :at) "
-    "ON CONFLICT DO NOTHING"
-)
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
-_LOCK_VIEW = text("SELECT version FROM order_views WHERE order_id = :order_id FOR UPDATE")
-# The WHERE repeats domain.supersedes for the one case the lock above cannot cover: two first events
-# of a new order racing to insert the row.
-_UPSERT_VIEW = text(
-    "INSERT INTO order_views (order_id, user_id, username, status, version, snapshot, created_at, updated_at) "
-    "VALUES (:order_id, :user_id, :username, :status, :version, CAST(:snapshot AS jsonb), "
-    ":created_at, :updated_at) "
-    "ON CONFLICT (order_id) DO UPDATE SET user_id = EXCLUDED.user_id, username = EXCLUDED.username, "
-    "status = EXCLUDED.status, version = EXCLUDED.version, snapshot = EXCLUDED.snapshot, "
-    "created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at "
-    "WHERE order_views.version < EXCLUDED.version"
+# One statement, one round trip: the history entry, the view (only when the event is newer than what
+# it shows: domain.supersedes, evaluated under the row lock the upsert takes, so two events of one
+# order racing each other, or the first two racing to insert the row, keep the newest) and, when the
+# view changed, the NOTIFY. All of it commits with the caller's inbox claim.
+_APPLY_UPDATE = text(
+    "WITH history AS ("
+    " INSERT INTO order_history (order_id, version, status, at) "
+    " VALUES (:order_id, :history_version, :history_status, :at) ON CONFLICT DO NOTHING"
+    "), changed AS ("
+    " INSERT INTO order_views (order_id, user_id, username, status, version, snapshot, created_at, updated_at) "
+    " VALUES (:order_id, :user_id, :username, :status, :version, CAST(:snapshot AS jsonb), "
+    " :created_at, :updated_at) "
+    " ON CONFLICT (order_id) DO UPDATE SET user_id = EXCLUDED.user_id, username = EXCLUDED.username, "
+    " status = EXCLUDED.status, version = EXCLUDED.version, snapshot = EXCLUDED.snapshot, "
+    " created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at "
+    " WHERE order_views.version < EXCLUDED.version "
+    " RETURNING version, status"
+    ") SELECT pg_notify(:channel, CAST(:order_id AS text) || ':' || version || ':' || status) FROM changed"
 )
 
 
@@ -45,20 +47,15 @@ def _json(raw: Any) -> Any:
 
 async def apply_update(conn: AsyncConnection, update: OrderUpdate) -> bool:
     """Apply one event in the caller's transaction; True when the view changed."""
-    order_id = uuid.UUID(update.order_id)
     entry = update.history_entry()
-    await conn.execute(
-        _INSERT_HISTORY,
-        {"order_id": order_id, "version": entry.version, "status": entry.status, "at": entry.at},
-    )
-    stored = (await conn.execute(_LOCK_VIEW, {"order_id": order_id})).scalar_one_or_none()
-    if not supersedes(stored, update.version):
-        return False
     view = update.view()
     result = await conn.execute(
-        _UPSERT_VIEW,
+        _APPLY_UPDATE,
         {
-            "order_id": order_id,
+            "order_id": uuid.UUID(update.order_id),
+            "history_version": entry.version,
+            "history_status": entry.status,
+            "at": entry.at,
             "user_id": uuid.UUID(view.user_id),
             "username": view.username,
             "status": view.status,
@@ -66,19 +63,10 @@ async def apply_update(conn: AsyncConnection, update: OrderUpdate) -> bool:
             "snapshot": orjson.dumps(dict(view.snapshot)).decode(),
             "created_at": view.created_at,
             "updated_at": view.updated_at,
+            "channel": STATUS_CHANNEL,
         },
     )
-    if not result.rowcount:
-        return False
-    await conn.execute(
-        _NOTIFY,
-        {"channel": STATUS_CHANNEL, "payload": status_payload(update.order_id, view.version, view.status)},
-    )
-    return True
-
-
-def status_payload(order_id: str, version: int, status: str) -> str:
-    return f"{order_id}:{version}:{status}"
+    return len(result.all()) > 0
 
 
 async def current_status(conn: AsyncConnection, order_id: uuid.UUID) -> tuple[str, HistoryEntry] | None:

@@ -33,7 +33,7 @@ from sandwich.platform.events import (
     rfc3339,
     utcnow,
 )
-from sandwich.platform.idempotency import attach_resource, claim_key, load_answer, store_answer
+from sandwich.platform.idempotency import claim_key, load_answer, store_answer
 from sandwich.platform.settings import Flow
 from sandwich.services.orders import storage
 from sandwich.services.orders.domain import (
@@ -125,9 +125,9 @@ async def place_order(ctx: OrdersContext, command: PlaceOrder) -> tuple[int, dic
     stored = None
     async with service.database.begin() as conn:
         if command.idempotency_key is not None:
-            stored = await claim_key(conn, command.user_id, command.idempotency_key, command.request_hash)
-        if stored is None and command.idempotency_key is not None:
-            await attach_resource(conn, command.user_id, command.idempotency_key, order.order_id)
+            stored = await claim_key(
+                conn, command.user_id, command.idempotency_key, command.request_hash, order.order_id
+            )
         if stored is None:
             await storage.insert_order(conn, order)
             await record_change(service, conn, order, None)

@@ -22,19 +22,22 @@ _COLUMNS = (
     "food_point_id, courier, payment_operation_id, idempotency_key, version, created_at, updated_at, "
     "cancel_reason, refund_pending, from_basket"
 )
+# The order and its first history entry in one statement (one round trip).
 _INSERT = text(
+    "WITH history AS (INSERT INTO order_history (order_id, version, status, at) "
+    "VALUES (:order_id, :version, :status, :updated_at)) "
     "INSERT INTO orders (order_id, user_id, username, status, items, total, delivery, idempotency_key, "
     "version, created_at, updated_at, from_basket) VALUES (:order_id, :user_id, :username, :status, :items, "
     ":total, :delivery, :key, :version, :created_at, :updated_at, :from_basket)"
 )
-_HISTORY = text(
-    "INSERT INTO order_history (order_id, version, status, at) VALUES (:order_id, :version, :status, :at)"
-)
+# The next version and its history entry in one statement; no row when someone moved it first.
 _UPDATE = text(
-    "UPDATE orders SET status = :status, version = :version, updated_at = :updated_at, "
+    "WITH moved AS (UPDATE orders SET status = :status, version = :version, updated_at = :updated_at, "
     "food_point_id = :food_point_id, courier = :courier, payment_operation_id = :payment_operation_id, "
     "cancel_reason = :cancel_reason, refund_pending = :refund_pending "
-    "WHERE order_id = :order_id AND version = :expected"
+    "WHERE order_id = :order_id AND version = :expected RETURNING order_id) "
+    "INSERT INTO order_history (order_id, version, status, at) "
+    "SELECT order_id, :version, :status, :updated_at FROM moved"
 )
 
 
@@ -101,19 +104,6 @@ async def insert_order(conn: AsyncConnection, order: Order) -> None:
             "from_basket": order.from_basket,
         },
     )
-    await add_history(conn, order)
-
-
-async def add_history(conn: AsyncConnection, order: Order) -> None:
-    await conn.execute(
-        _HISTORY,
-        {
-            "order_id": uuid.UUID(order.order_id),
-            "version": order.version,
-            "status": order.status.value,
-            "at": order.updated_at,
-        },
-    )
 
 
 async def save_transition(conn: AsyncConnection, order: Order) -> bool:
@@ -133,10 +123,7 @@ async def save_transition(conn: AsyncConnection, order: Order) -> bool:
             "refund_pending": order.refund_pending,
         },
     )
-    if not result.rowcount:
-        return False
-    await add_history(conn, order)
-    return True
+    return bool(result.rowcount)
 
 
 async def load_order(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Order | None:
