@@ -121,6 +121,34 @@ async def _publish_a_batch_twice(bus: EventBus) -> None:
     assert inbox.values == [b"v0", b"v1", b"v2", b"v3", b"v4", b"after"]
 
 
+async def test_on_nats_a_waiting_key_does_not_hold_up_the_other_keys(nats_url: str) -> None:
+    """NATS only (the Kafka adapter handles a partition in order, keys included). The handler of key
+    `slow` waits until every other key's message was handled: handled one at a time, it never would."""
+    buses = BusMaker("nats", nats_url)
+    try:
+        bus = await buses.started()
+        await bus.ensure_topics([TOPIC])
+        others_done = asyncio.Event()
+        handled: list[str] = []
+
+        async def handler(message: Message) -> None:
+            if message.key == "slow":
+                await asyncio.wait_for(others_done.wait(), DELIVERY_TIMEOUT)
+            handled.append(message.key)
+            if len([key for key in handled if key != "slow"]) == 10:
+                others_done.set()
+
+        await bus.publish(TOPIC, "slow", b"waits for the others")
+        for n in range(10):
+            await bus.publish(TOPIC, f"fast-{n}", b"quick")
+        await bus.subscribe(TOPIC, "lanes", handler, max_attempts=1)
+
+        await eventually(lambda: len(handled) == 11, timeout=DELIVERY_TIMEOUT, what="11 messages")
+        assert handled[-1] == "slow"
+    finally:
+        await buses.close_all()
+
+
 async def test_members_of_a_group_share_the_work(buses: BusMaker) -> None:
     # Two buses: two processes of the same service.
     first, second = await buses.started(), await buses.started()
