@@ -6,6 +6,9 @@
         customers (default: --rate 100); a table on the terminal, everything in the JSON file
     sandwich bench --compare [--flows hybrid,sync,async] [--quick] [--publish DIR]
         every flow healthy and under each fault; report.md with plots under DATA_DIR/bench/
+    sandwich bench --scale N [--customers C] [--duration S]
+        closed-loop throughput at 1,000 orders in the databases and again at N (filled through the
+        API in between, the throughput while filling recorded as a curve)
 
 Without --url the benchmark starts a fresh platform of its own (embedded PostgreSQL and NATS) in
 DATA_DIR/bench/ and removes it afterwards (--keep-data keeps it).
@@ -67,6 +70,14 @@ def add_arguments(bench: argparse.ArgumentParser, default_data_dir: str) -> None
         "--keep-data", action="store_true", help="keep the self-started platform's data directory"
     )
     bench.add_argument("--publish", type=Path, default=None, help="with --compare: also copy the report here")
+    bench.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        metavar="N",
+        help="throughput at 1,000 orders in the databases, then again once N are (e.g. 100000: about "
+        "20 minutes at 85 orders/s); closed loop with --customers (default 32)",
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -116,7 +127,9 @@ async def _single(args: argparse.Namespace, data_dir: Path, console: Console) ->
     from sandwich.bench.runner import SingleOptions, run_single
 
     rate = args.rate
-    if rate is None and args.customers is None:
+    if args.scale is not None and args.scale <= 2_000:
+        raise ValueError("--scale N needs N above 2,000 (the first measurement is at 1,000 orders)")
+    if rate is None and args.customers is None and args.scale is None:
         rate = 100.0
     duration = args.duration if args.duration is not None else (8.0 if args.quick else 20.0)
     admin = None
@@ -134,6 +147,7 @@ async def _single(args: argparse.Namespace, data_dir: Path, console: Console) ->
         floors=not args.no_floors,
         quick=args.quick,
         keep_data=args.keep_data,
+        scale_to=args.scale,
     )
     return await run_single(options, console)
 
