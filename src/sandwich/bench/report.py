@@ -387,6 +387,37 @@ def plot_throughput(phases: Sequence[Mapping[str, Any]], path: Path) -> bool:
     return True
 
 
+def profile_markdown(profile: Mapping[str, Any], parts: int = 5) -> str:
+    """One row per profiled service: its CPU per order, then the parts of the stack and the functions
+    that took most of it (py-spy samples while the GIL was held; bench/profile.py)."""
+    rows = []
+    services = profile.get("services") or {}
+    for name, summary in sorted(services.items(), key=lambda kv: -float(kv[1].get("cpu_ms_per_order") or 0)):
+        by_part = list((summary.get("by_part") or {}).items())[:parts]
+        rows.append(
+            {
+                "service": name,
+                "CPU ms/order": f"{summary.get('cpu_ms_per_order', 0):.2f}",
+                "samples": str(summary.get("samples", 0)),
+                "share by part of the stack": "; ".join(
+                    f"{part} {share * 100:.0f}%" for part, share in by_part
+                ),
+                "top functions": "; ".join(
+                    f"{fn} {share * 100:.0f}%" for fn, share in (summary.get("top_functions") or [])[:3]
+                ),
+            }
+        )
+    text = (
+        "py-spy samples (`--gil`, so CPU time of Python code and the C it calls; waiting is not in "
+        "them) of the busiest services, each sample counted where its innermost frame belongs.\n\n"
+    )
+    text += markdown_table(rows) if rows else "no samples\n"
+    errors = profile.get("errors") or []
+    if errors:
+        text += "\n" + "\n".join(f"- {error}" for error in errors) + "\n"
+    return text + "\n"
+
+
 def write_markdown(result: Mapping[str, Any], directory: Path) -> Path:
     """report.md (and its plots) in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -435,6 +466,11 @@ def write_markdown(result: Mapping[str, Any], directory: Path) -> Path:
     if floors:
         lines.append("## Floors (same run)\n")
         lines.append(floors_markdown(floors, phases))
+
+    for phase in phases:
+        if phase.get("profile"):
+            lines.append(f"## Where the time goes: {phase.get('flow')}, {phase.get('scenario')}\n")
+            lines.append(profile_markdown(phase["profile"]))
 
     resource_rows = []
     for phase in phases:

@@ -54,6 +54,7 @@ from sandwich.bench.observe import (
     histogram_delta,
     scrape_histograms,
 )
+from sandwich.bench.profile import Profiler, profiled_pids
 from sandwich.bench.report import Verdict, downsample, judge, judge_zero, per_second, percentiles, within
 from sandwich.platform.settings import SERVICES, Flow
 
@@ -295,9 +296,11 @@ async def run_phase(
     virtual_customers: int | None = None,
     fault: Fault | None = None,
     settle_timeout: float | None = None,
+    profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Load the platform for `duration` seconds (with `fault` injected), wait for it to settle, and
-    measure everything about the orders of this phase."""
+    measure everything about the orders of this phase; with `profile_dir`, py-spy samples the busiest
+    services meanwhile (bench/profile.py)."""
     target, console = ctx.target, ctx.console
     label = f"[{target.flow} {scenario}]"
     expected = (rate or 0) * duration if mode == "open" else 400 * duration
@@ -323,6 +326,11 @@ async def run_phase(
     # After a whole-phase injection: it restarts a service, whose counters start again from zero.
     before = await scrape_histograms(ctx.client, target.service_urls, SCRAPED)
 
+    profiler = None
+    if profile_dir is not None:
+        profiler = Profiler(profiled_pids(target.groups()), profile_dir, duration)
+        if not await profiler.start():
+            console.log(f"[yellow]{label} no profile: {'; '.join(profiler.errors)}")
     clock = PhaseClock()
     began_mono = time.monotonic()
     sampler.start()
@@ -422,6 +430,11 @@ async def run_phase(
             "cpu": cpu_per_order(resources, result["create"]["ok"]),
         }
     )
+    if profiler is not None:
+        ok = max(1, result["create"]["ok"])
+        result["profile"] = await profiler.finish(
+            {name: round(1000 * usage["cpu_seconds"] / ok, 2) for name, usage in resources.items()}
+        )
     if fault is not None and fault.name == "billing_slow":
         operate = result["billing_operate"]
         effect = None if operate is None or operate["p50_s"] is None else operate["p50_s"] >= 0.18
@@ -908,6 +921,7 @@ class SingleOptions:
     quick: bool = False
     keep_data: bool = False
     scale_to: int | None = None  # --scale: measure at 1,000 orders in the databases, then at this many
+    profile: bool = False  # py-spy on the busiest services during each phase
 
 
 async def run_single(options: SingleOptions, console: Console) -> dict[str, Any]:
@@ -970,6 +984,7 @@ async def run_single(options: SingleOptions, console: Console) -> dict[str, Any]
                     duration=options.duration,
                     rate=options.rate,
                     settle_timeout=30.0,
+                    profile_dir=base / f"profile-{time.strftime('%H%M%S')}-open" if options.profile else None,
                 )
             )
         if options.customers and not options.scale_to:
@@ -981,6 +996,9 @@ async def run_single(options: SingleOptions, console: Console) -> dict[str, Any]
                     duration=options.duration,
                     virtual_customers=options.customers,
                     settle_timeout=30.0,
+                    profile_dir=base / f"profile-{time.strftime('%H%M%S')}-closed"
+                    if options.profile
+                    else None,
                 )
             )
         await final_check(ctx, 30.0)
@@ -1117,6 +1135,7 @@ class PlannedPhase:
     optional: bool = False  # run only if the budget allows
     why_not: str | None = None  # not run, and why
     first: bool = False  # the flow's platform is not started yet
+    profile: bool = False  # py-spy on the busiest services while it runs (where the time goes)
 
     @property
     def cost(self) -> float:
@@ -1136,7 +1155,11 @@ def plan(flow: str, options: CompareOptions, durations: Durations) -> list[Plann
     if flow == "hybrid" and options.rate != options.target_rate:
         steps.append(
             PlannedPhase(
-                f"healthy at {options.target_rate:g}/s", "open", durations.open, rate=options.target_rate
+                f"healthy at {options.target_rate:g}/s",
+                "open",
+                durations.open,
+                rate=options.target_rate,
+                profile=True,
             )
         )
     for fault in faults_mod.scenarios(durations.fault, down_for=durations.down_for):
@@ -1252,6 +1275,7 @@ async def run_compare(options: CompareOptions, console: Console) -> dict[str, An
                     virtual_customers=step.virtual_customers,
                     fault=step.fault,
                     settle_timeout=settle_allowance(durations.settle),
+                    profile_dir=base / f"profile-{time.strftime('%H%M%S')}-{flow}" if step.profile else None,
                 )
                 phases.append(phase)
                 if step.scenario == "max throughput":

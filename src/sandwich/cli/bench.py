@@ -71,6 +71,11 @@ def add_arguments(bench: argparse.ArgumentParser, default_data_dir: str) -> None
     )
     bench.add_argument("--publish", type=Path, default=None, help="with --compare: also copy the report here")
     bench.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy samples the busiest services during each phase: where the CPU goes (JSON)",
+    )
+    bench.add_argument(
         "--scale",
         type=int,
         default=None,
@@ -148,6 +153,7 @@ async def _single(args: argparse.Namespace, data_dir: Path, console: Console) ->
         quick=args.quick,
         keep_data=args.keep_data,
         scale_to=args.scale,
+        profile=args.profile,
     )
     return await run_single(options, console)
 
