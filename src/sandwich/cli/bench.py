@@ -116,7 +116,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         shutil.rmtree(latest, ignore_errors=True)
         shutil.copytree(directory, latest)
         if args.publish is not None:
-            shutil.copytree(directory, args.publish, dirs_exist_ok=True)
+            # The report and its plots; the JSON (every sample, most of a megabyte) stays local.
+            shutil.copytree(
+                directory, args.publish, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.json")
+            )
         json_path = args.json or directory / "report.json"
         if args.json:
             write_json(result, args.json)
