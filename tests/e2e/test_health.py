@@ -36,6 +36,7 @@ async def test_gateway_openapi_describes_the_public_contract(api: Api) -> None:
         assert path in paths, path
     assert not [p for p in paths if p.startswith(("/internal", "/billing/account/operate"))]
     assert paths["/api/v1/order"]["post"]["security"] == [{"bearer": []}]
+    assert paths["/api/v1/pages/orders"]["get"]["security"] == [{"bearer": []}]
     assert "security" not in paths["/api/v1/auth/login"]["post"]
 
 

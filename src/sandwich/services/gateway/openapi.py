@@ -16,6 +16,39 @@ from sandwich.platform.app import Service
 from sandwich.platform.http import ServiceUnavailable
 from sandwich.services.gateway.domain import ROUTES, Access
 
+# The routes the gateway answers itself (the orders page composes four services' answers).
+GATEWAY_PATHS: dict[str, Any] = {
+    "/api/v1/pages/orders": {
+        "get": {
+            "summary": "The orders page in one call",
+            "description": "The caller's profile, orders, basket and the menu, fetched side by side. A part "
+            "whose service is down is null and named in `unavailable`; the page still answers 200.",
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {
+                    "description": "The page",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["user", "orders", "basket", "menu", "unavailable"],
+                                "properties": {
+                                    "user": {"type": ["object", "null"]},
+                                    "orders": {"type": ["object", "null"]},
+                                    "basket": {"type": ["object", "null"]},
+                                    "menu": {"type": ["object", "null"]},
+                                    "unavailable": {"type": "array", "items": {"type": "string"}},
+                                },
+                            }
+                        }
+                    },
+                },
+                "401": {"description": "No valid bearer token"},
+            },
+        }
+    }
+}
+
 
 def _prefixed(document: dict[str, Any], service: str) -> dict[str, Any]:
     raw = orjson.dumps(document).decode()
@@ -54,6 +87,7 @@ async def public_openapi(service: Service) -> dict[str, Any]:
                 if route.access is not Access.PUBLIC:
                     operation["security"] = [{"bearer": []}]
                 paths.setdefault(route.template, {})[method.lower()] = operation
+    paths.update(GATEWAY_PATHS)
     result = {
         "openapi": "3.1.0",
         "info": {"title": "sandwich public API", "version": "1.0.0"},
