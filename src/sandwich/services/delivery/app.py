@@ -29,12 +29,9 @@ def create_app() -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
     )
     food_points = FoodPoints(service.http)
-    handler = OrderEventHandler(food_points)
-    ctx = DeliveryContext(
-        service=service, food_points=food_points, orders=Orders(service.http), handler=handler
-    )
+    ctx = DeliveryContext(service=service, food_points=food_points, orders=Orders(service.http))
     service.state["delivery"] = ctx
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handler, wants=concerns_delivery)
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, OrderEventHandler(food_points), wants=concerns_delivery)
 
     async def fill_pickups() -> None:
         await fill_missing_pickups(ctx)

@@ -34,7 +34,6 @@ from sandwich.services.delivery.domain import (
     rank_offers,
     unknown_order_outcome,
 )
-from sandwich.services.delivery.handlers import OrderEventHandler
 from sandwich.services.delivery.ports import FoodPoints, Orders
 
 log = structlog.get_logger("delivery")
@@ -48,7 +47,6 @@ class DeliveryContext:
     service: Service
     food_points: FoodPoints
     orders: Orders
-    handler: OrderEventHandler
 
 
 def _unavailable(what: str) -> ApiError:
