@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -24,6 +25,9 @@ from sandwich.services.notifications import storage
 from sandwich.services.notifications.domain import message_id, retry_delay, status_after_failure
 
 log = structlog.get_logger("mail_sender")
+
+SMTP_IDLE_SECONDS = 15.0
+"""An SMTP connection unused this long is closed (servers drop idle clients after a few minutes)."""
 
 
 def build_message(letter: storage.Outgoing, mail_from: str) -> EmailMessage:
@@ -54,6 +58,8 @@ class MailSender:
         self.smtp_timeout = smtp_timeout
         self._wake = asyncio.Event()
         self._backoff = 0.0
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
 
     def wake(self) -> None:
         """Called after a commit that stored letters: send now rather than at the next poll."""
@@ -67,6 +73,7 @@ class MailSender:
         try:
             while await self.send_due() == self.batch_size:
                 pass
+            await self.close_idle_connection()
             self._backoff = 0.0
         except Exception as exc:  # the database is away: try again, less often
             self._backoff = min(5.0, max(0.2, self._backoff * 2))
@@ -79,10 +86,12 @@ class MailSender:
             if not letters:
                 return 0
             errors = await self._deliver(letters)
+            await storage.mark_sent(
+                conn, [x.notification_id for x in letters if x.notification_id not in errors]
+            )
             for letter in letters:
                 error = errors.get(letter.notification_id)
                 if error is None:
-                    await storage.mark_sent(conn, letter.notification_id)
                     continue
                 attempts = letter.attempts + 1
                 status = status_after_failure(attempts)
@@ -97,23 +106,53 @@ class MailSender:
         return len(letters)
 
     async def _deliver(self, letters: list[storage.Outgoing]) -> dict[str, str]:
-        """Send the letters over one SMTP connection; the error of each one that did not go out."""
-        smtp = aiosmtplib.SMTP(
-            hostname=self.settings.smtp_host, port=self.settings.smtp_port, timeout=self.smtp_timeout
-        )
-        try:
-            await smtp.connect()
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            reason = f"cannot reach the SMTP server: {exc!r}"
-            return {letter.notification_id: reason for letter in letters}
+        """Send the letters over the kept SMTP connection; the error of each one that did not go out.
+
+        The connection stays open between batches (closed after `SMTP_IDLE_SECONDS` unused): opening
+        one per batch cost a connect, EHLO and QUIT for what was mostly a single letter. A letter
+        that meets a connection the server has dropped meanwhile is sent once more on a new one.
+        """
         errors: dict[str, str] = {}
-        try:
-            for letter in letters:
+        for index, letter in enumerate(letters):
+            message = build_message(letter, self.settings.mail_from)
+            for fresh in (False, True):
                 try:
-                    await smtp.send_message(build_message(letter, self.settings.mail_from))
-                except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+                    smtp = await self._connection(fresh)
+                except (aiosmtplib.SMTPException, OSError) as exc:
+                    reason = f"cannot reach the SMTP server: {exc!r}"
+                    errors.update({later.notification_id: reason for later in letters[index:]})
+                    return errors
+                try:
+                    await smtp.send_message(message)
+                    break
+                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+                    await self._drop_connection()
+                    if fresh:
+                        errors[letter.notification_id] = repr(exc)
+                except (aiosmtplib.SMTPException, ValueError) as exc:  # refused by the server
                     errors[letter.notification_id] = repr(exc)
-        finally:
-            with contextlib.suppress(Exception):
-                await smtp.quit()
+                    break
+        self._last_used = time.monotonic()
         return errors
+
+    async def _connection(self, fresh: bool) -> aiosmtplib.SMTP:
+        if fresh or self._smtp is None or not self._smtp.is_connected:
+            await self._drop_connection()
+            smtp = aiosmtplib.SMTP(
+                hostname=self.settings.smtp_host, port=self.settings.smtp_port, timeout=self.smtp_timeout
+            )
+            await smtp.connect()
+            self._smtp = smtp
+        return self._smtp
+
+    async def _drop_connection(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            with contextlib.suppress(Exception):
+                if smtp.is_connected:
+                    await asyncio.wait_for(smtp.quit(), 2.0)
+            smtp.close()
+
+    async def close_idle_connection(self) -> None:
+        if self._smtp is not None and time.monotonic() - self._last_used > SMTP_IDLE_SECONDS:
+            await self._drop_connection()

@@ -129,13 +129,16 @@ async def lock_due(conn: AsyncConnection, limit: int) -> list[Outgoing]:
     return [Outgoing(r.notification_id, r.recipient, r.subject, r.body, r.attempts) for r in rows]
 
 
-async def mark_sent(conn: AsyncConnection, notification_id: str) -> None:
+async def mark_sent(conn: AsyncConnection, notification_ids: list[str]) -> None:
+    """The letters that went out, in one statement."""
+    if not notification_ids:
+        return
     await conn.execute(
         text(
             "UPDATE notifications SET status = 'sent', attempts = attempts + 1, last_error = NULL, "
-            "sent_at = clock_timestamp() WHERE notification_id = :id"
+            "sent_at = clock_timestamp() WHERE notification_id = ANY(:ids)"
         ),
-        {"id": uuid.UUID(notification_id)},
+        {"ids": [uuid.UUID(notification_id) for notification_id in notification_ids]},
     )
 
 
