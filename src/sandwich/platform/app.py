@@ -257,6 +257,10 @@ class Service:
             version="1.0.0",
             lifespan=lifespan,
             openapi_url=openapi_url,
+            # FastAPI's native OpenTelemetry asks on every request whether a provider is configured;
+            # none is (traces are W3C traceparent headers through logs, calls and events, see
+            # observability.py), so it is switched off rather than asked 10,000 times a second.
+            telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         )
         app.state.service = self
         install_error_handlers(app)
