@@ -58,8 +58,9 @@ def serve_service(name: str, port: int | None = None) -> int:
         http="httptools",
         log_level=settings.log_level.lower(),
         access_log=False,
-        # Services sit behind the gateway on loopback: no X-Forwarded-* to interpret per request.
-        proxy_headers=False,
+        # Only the gateway may sit behind a proxy of the operator's; the services behind it have no
+        # X-Forwarded-* to interpret on every request.
+        proxy_headers=name == "gateway",
         lifespan="on",
         # Longer than the callers' pooled keep-alive (15 s, platform/http.py): a caller must never
         # reuse a connection the server is closing at that moment.
