@@ -99,7 +99,8 @@ class Assigner:
         self.confirm_retry_seconds = confirm_retry_seconds
         self.batch = batch
         self.waker = Waker()
-        self._last_sweep = -math.inf
+        self._timers: dict[str, float] = {}
+        self._stale_swept_at: int | None = None
 
     def wake(self) -> None:
         self.waker.wake()
@@ -146,7 +147,13 @@ class Assigner:
     async def run_pass(self) -> PassReport:
         report = PassReport()
         async with self.db.connect() as conn:
-            waiting = await storage.pending_orders(conn, self.batch, self.timeout_seconds)
+            supply = await storage.supply_version(conn)
+            ask_stale = supply != self._stale_swept_at or self._timer_due("stale", self.interval_seconds)
+            waiting = await storage.pending_orders(
+                conn, self.batch, self.timeout_seconds, stale_before=supply if ask_stale else None
+            )
+        if ask_stale and len(waiting) < self.batch:
+            self._stale_swept_at = supply  # all of them are in this pass: none left stale at `supply`
         recipes = await self._recipes_for(waiting)
         for order in waiting:
             needs = self._needs(order, recipes)
@@ -165,13 +172,19 @@ class Assigner:
         await self._sweep(report)
         return report
 
+    def _timer_due(self, name: str, every: float) -> bool:
+        """True at most once per `every` seconds for `name` (and the first time)."""
+        now = time.monotonic()
+        if now - self._timers.get(name, -math.inf) < every:
+            return False
+        self._timers[name] = now
+        return True
+
     async def _sweep(self, report: PassReport) -> None:
         """The safety nets, at most once per `confirm_retry_seconds`: what they look for is only due
         after that long, and a pass runs on every paid order (two queries each time for nothing)."""
-        now = time.monotonic()
-        if now - self._last_sweep < self.confirm_retry_seconds:
+        if not self._timer_due("sweep", self.confirm_retry_seconds):
             return
-        self._last_sweep = now
         await self.retry_unconfirmed(report)
         await self.retry_cancellations(report)
 

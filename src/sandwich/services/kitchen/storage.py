@@ -248,29 +248,44 @@ async def add_pending(conn: AsyncConnection, order: PendingOrder) -> bool:
     return bool(result.rowcount)
 
 
+# Never tried, or past the assignment timeout: each through an index of its own (migration 0003).
 _DUE_PENDING = text(
     f"SELECT {_PENDING_COLUMNS} FROM pending_orders WHERE order_id IN ("
     "(SELECT order_id FROM pending_orders WHERE tried_at_supply IS NULL AND cancel_requested_at IS NULL "
     " ORDER BY paid_at, order_id LIMIT :limit) "
     "UNION ALL (SELECT order_id FROM pending_orders WHERE cancel_requested_at IS NULL "
-    " AND tried_at_supply < (SELECT version FROM supply WHERE id = 1) ORDER BY paid_at, order_id LIMIT :limit) "
-    "UNION ALL (SELECT order_id FROM pending_orders WHERE cancel_requested_at IS NULL "
     " AND paid_at < now() - make_interval(secs => :timeout) ORDER BY paid_at, order_id LIMIT :limit)"
     ") ORDER BY paid_at, order_id LIMIT :limit"
+)
+# Tried before the last supply change. No index makes "oldest first among the stale" cheap while
+# none is stale (PostgreSQL walks the waiting orders by age looking for one), so the assigner asks
+# this only when the supply changed since it last found them all, and on its safety-net timer.
+_STALE_PENDING = text(
+    f"SELECT {_PENDING_COLUMNS} FROM pending_orders WHERE cancel_requested_at IS NULL "
+    "AND tried_at_supply < :supply ORDER BY paid_at, order_id LIMIT :limit"
 )
 
 
 async def pending_orders(
-    conn: AsyncConnection, limit: int = 500, timeout_seconds: float = 600.0
+    conn: AsyncConnection,
+    limit: int = 500,
+    timeout_seconds: float = 600.0,
+    *,
+    stale_before: int | None = None,
 ) -> list[PendingOrder]:
-    """Orders worth trying now, oldest first: never tried, tried before the last supply change, or
-    past the assignment timeout (those being cancelled are not waiting).
+    """Orders worth trying now, oldest first: never tried, past the assignment timeout (those being
+    cancelled are not waiting), and with `stale_before` also those tried at an older supply version.
 
-    Each of the three is asked apart, through an index of its own (migration 0003), so that orders
-    which already failed at the current supply cost nothing however many of them wait.
+    Orders that already failed at the current supply cost nothing however many of them wait.
     """
-    rows = (await conn.execute(_DUE_PENDING, {"limit": limit, "timeout": float(timeout_seconds)})).all()
-    return [_pending(row) for row in rows]
+    params = {"limit": limit, "timeout": float(timeout_seconds)}
+    rows = list((await conn.execute(_DUE_PENDING, params)).all())
+    if stale_before is not None:
+        seen = {row.order_id for row in rows}
+        stale = (await conn.execute(_STALE_PENDING, {"limit": limit, "supply": stale_before})).all()
+        rows += [row for row in stale if row.order_id not in seen]
+        rows.sort(key=lambda row: (row.paid_at, row.order_id))
+    return [_pending(row) for row in rows[:limit]]
 
 
 async def lock_pending(
