@@ -427,6 +427,7 @@ async def run_phase(
             "resources": resources,
             "error_examples": placer.examples,
             "billing_operate": _billing_operate(after, before),
+            "fault_delay": _fault_delay(after, before),
             "cpu": cpu_per_order(resources, result["create"]["ok"]),
         }
     )
@@ -436,13 +437,12 @@ async def run_phase(
             {name: round(1000 * usage["cpu_seconds"] / ok, 2) for name, usage in resources.items()}
         )
     if fault is not None and fault.name == "billing_slow":
-        operate = result["billing_operate"]
-        effect = None if operate is None or operate["p50_s"] is None else operate["p50_s"] >= 0.18
+        delays = result["fault_delay"]
+        effect = delays is not None and delays["p50_s"] is not None and delays["p50_s"] >= 0.18
         result["fault"]["in_effect"] = effect
-        if effect is False:
+        if not effect:
             console.log(
-                f"[yellow]{label} billing answered operate in {1000 * operate['p50_s']:.0f} ms (p50): "
-                f"{faults_mod.FAULT_DELAY_ENV} is not in effect"
+                f"[yellow]{label} billing delayed no payment: {faults_mod.FAULT_DELAY_ENV} is not in effect"
             )
     ctx.done.append(DonePhase(result, records, clock.wall0, time.monotonic()))
     create = result["create"]
@@ -526,7 +526,8 @@ def cpu_per_order(resources: Mapping[str, Mapping[str, float]], orders: int) -> 
 
 
 OPERATE_LATENCY = "http_request_duration_seconds{operate"
-SCRAPED = (PUBLISH_LAG_METRIC, CONSUME_LAG_METRIC, OPERATE_LATENCY)
+FAULT_DELAY_METRIC = "fault_delay_seconds"
+SCRAPED = (PUBLISH_LAG_METRIC, CONSUME_LAG_METRIC, OPERATE_LATENCY, FAULT_DELAY_METRIC)
 
 
 def _billing_operate(after: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -539,6 +540,12 @@ def _billing_operate(after: Mapping[str, Any], before: Mapping[str, Any]) -> dic
         before,
         OPERATE_LATENCY,
     )[0]
+    return delta.as_dict() if delta is not None else None
+
+
+def _fault_delay(after: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The delays billing injected in the phase (its own metric, whichever route or consumer paid)."""
+    delta = histogram_delta(after, before, FAULT_DELAY_METRIC)[0]
     return delta.as_dict() if delta is not None else None
 
 
@@ -1299,15 +1306,16 @@ async def run_compare(options: CompareOptions, console: Console) -> dict[str, An
     for phase in phases:
         fault_info = phase.get("fault") or {}
         if fault_info.get("name") == "billing_slow":
-            operate = phase.get("billing_operate")
-            if operate is None:
+            delays = phase.get("fault_delay")
+            if fault_info.get("in_effect") is False:
                 result["notes"].append(
-                    f"{phase['flow']}: billing's operate route was not called in the slow-billing phase"
+                    f"{phase['flow']}: billing delayed no payment in the slow-billing phase: "
+                    f"{faults_mod.FAULT_DELAY_ENV}=200 was not in effect"
                 )
-            elif fault_info.get("in_effect") is False:
+            elif delays is not None:
                 result["notes"].append(
-                    f"{phase['flow']}: billing answered operate in {1000 * operate['p50_s']:.0f} ms (p50) in the "
-                    f"slow-billing phase: {faults_mod.FAULT_DELAY_ENV}=200 was not in effect"
+                    f"{phase['flow']}: in the slow-billing phase billing delayed {delays['count']:.0f} payments "
+                    f"by {1000 * delays['p50_s']:.0f} ms (p50)"
                 )
         for error in fault_info.get("errors") or ():
             result["notes"].append(f"{phase['flow']}, {phase['scenario']}: {error}")

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import asyncpg
 import structlog
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection as SyncConnection
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from sandwich.platform.settings import Settings
+from sandwich.platform.sql import Connection
 
 log = structlog.get_logger("db")
 
@@ -101,7 +104,7 @@ async def _is_at_revision(conn: AsyncConnection, revision: str) -> bool:
     return list(current) == [revision]
 
 
-def _upgrade(connection: Connection, migrations_dir: Path) -> None:
+def _upgrade(connection: SyncConnection, migrations_dir: Path) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -149,19 +152,31 @@ class Database:
             await conn.run_sync(_upgrade, migrations_dir)
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
+    async def begin(self) -> AsyncIterator[Connection]:
         """One transaction: committed when the block ends, rolled back if it raises."""
-        async with self.engine.begin() as conn:
+        async with self.connect() as conn, conn.driver.transaction():
             yield conn
 
     @asynccontextmanager
-    async def connect(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            yield conn
+    async def connect(self) -> AsyncIterator[Connection]:
+        """A pooled connection for the block; each statement commits on its own (see sql.py)."""
+        fairy = await greenlet_spawn(self.engine.sync_engine.pool.connect)
+        driver: asyncpg.Connection = fairy.driver_connection
+        broken = False
+        try:
+            yield Connection(driver)
+        except (asyncio.CancelledError, asyncpg.InterfaceError, OSError):
+            # Cancelled or cut off mid-statement: what the connection is doing is unknown.
+            broken = True
+            raise
+        finally:
+            if broken or driver.is_closed() or driver.is_in_transaction():
+                await greenlet_spawn(fairy.invalidate)  # closed instead of going back to the pool
+            await greenlet_spawn(fairy.close)
 
     async def healthy(self) -> bool:
         try:
-            async with self.engine.connect() as conn:
+            async with self.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             return True
         except Exception:

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.platform.errors import ApiError
+from sandwich.platform.sql import Connection
 
 _INSERT = text(
     "INSERT INTO idempotency_keys (scope, key, request_hash, resource_id) "
@@ -56,7 +56,7 @@ class StoredAnswer:
 
 
 async def claim_key(
-    conn: AsyncConnection, scope: str, key: str, body_hash: str, resource_id: str | None = None
+    conn: Connection, scope: str, key: str, body_hash: str, resource_id: str | None = None
 ) -> StoredAnswer | None:
     """None when this request owns the key now; otherwise the earlier attempt's answer (maybe unfinished).
 
@@ -78,7 +78,7 @@ async def claim_key(
     return StoredAnswer(row.status_code, body, row.resource_id)
 
 
-async def load_answer(conn: AsyncConnection, scope: str, key: str) -> StoredAnswer | None:
+async def load_answer(conn: Connection, scope: str, key: str) -> StoredAnswer | None:
     row = (await conn.execute(_SELECT, {"scope": scope, "key": key})).one_or_none()
     if row is None:
         return None
@@ -86,12 +86,12 @@ async def load_answer(conn: AsyncConnection, scope: str, key: str) -> StoredAnsw
     return StoredAnswer(row.status_code, body, row.resource_id)
 
 
-async def attach_resource(conn: AsyncConnection, scope: str, key: str, resource_id: str) -> None:
+async def attach_resource(conn: Connection, scope: str, key: str, resource_id: str) -> None:
     await conn.execute(_ATTACH, {"scope": scope, "key": key, "resource_id": resource_id})
 
 
 async def store_answer(
-    conn: AsyncConnection, scope: str, key: str, status_code: int, body: Any, resource_id: str | None = None
+    conn: Connection, scope: str, key: str, status_code: int, body: Any, resource_id: str | None = None
 ) -> None:
     await conn.execute(
         _COMPLETE,

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.platform.bus.base import Handler, Message
 from sandwich.platform.db import Database
@@ -24,17 +23,18 @@ from sandwich.platform.observability import (
     trace_id_from_traceparent,
     trace_id_var,
 )
+from sandwich.platform.sql import Connection
 
 log = structlog.get_logger("inbox")
 
 _CLAIM = text("INSERT INTO inbox (consumer, event_id) VALUES (:consumer, :event_id) ON CONFLICT DO NOTHING")
 
-EnvelopeHandler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
+EnvelopeHandler = Callable[[Connection, Envelope], Awaitable[None]]
 EventFilter = Callable[[Envelope], bool]
 """A consumer's cheap relevance test on the envelope, before any database work."""
 
 
-async def claim_event(conn: AsyncConnection, consumer: str, event_id: str) -> bool:
+async def claim_event(conn: Connection, consumer: str, event_id: str) -> bool:
     """True the first time this consumer sees the event (inside the caller's transaction)."""
     result = await conn.execute(_CLAIM, {"consumer": consumer, "event_id": uuid.UUID(event_id)})
     return bool(result.rowcount)

@@ -27,7 +27,7 @@ LATENCY = Histogram(
     "http_request_duration_seconds",
     "HTTP request latency",
     ["service", "route"],
-    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2.5, 5),
 )
 EVENTS_HANDLED = Counter(
     "events_handled_total", "Events handled by consumers", ["service", "consumer", "outcome"]
@@ -38,6 +38,12 @@ EVENT_CONSUME_LAG = Histogram(
     "Time from an event's creation (in its producer's transaction) to its consumer's commit",
     ["service", "consumer"],
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5, 30),
+)
+FAULT_DELAY = Histogram(
+    "fault_delay_seconds",
+    "Delays injected on purpose (the benchmark's slow-service fault, SANDWICH_FAULT_DELAY_MS)",
+    ["service"],
+    buckets=(0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 5),
 )
 OUTBOX_LAG = Histogram(
     "outbox_publish_lag_seconds",

@@ -14,16 +14,15 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
-from sqlalchemy import Row, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import text
 
 from sandwich.platform.bus.base import BusUnavailable, EventBus, Outgoing
 from sandwich.platform.db import Database
 from sandwich.platform.events import Envelope
 from sandwich.platform.observability import EVENTS_PUBLISHED, OUTBOX_LAG
+from sandwich.platform.sql import Connection, Row
 
 log = structlog.get_logger("outbox")
 
@@ -47,7 +46,7 @@ _MARK = text(
 _FAIL = text("UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = :id")
 
 
-async def add_event(conn: AsyncConnection, topic: str, envelope: Envelope) -> None:
+async def add_event(conn: Connection, topic: str, envelope: Envelope) -> None:
     """Record an event in the caller's transaction; the relay publishes it after commit."""
     await conn.execute(
         _INSERT,
@@ -145,7 +144,7 @@ class OutboxRelay:
             raise failed[1]
         return len(published)
 
-    async def _send(self, rows: Sequence[Row[Any]]) -> tuple[list[int], tuple[int, BusUnavailable] | None]:
+    async def _send(self, rows: Sequence[Row]) -> tuple[list[int], tuple[int, BusUnavailable] | None]:
         """Publish rows as one pipelined batch, in order: (published ids, (first unpublished id, why))."""
         result = await self.bus.publish_many(
             [Outgoing(row.topic, row.key, bytes(row.envelope), message_id=str(row.event_id)) for row in rows]
@@ -161,7 +160,7 @@ class OutboxRelay:
         return published, None
 
     async def _record(
-        self, conn: AsyncConnection, published: list[int], failed: tuple[int, BusUnavailable] | None
+        self, conn: Connection, published: list[int], failed: tuple[int, BusUnavailable] | None
     ) -> None:
         if published:
             await conn.execute(_MARK, {"ids": published})

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 import sandwich.services.basket as basket_package
@@ -143,8 +144,9 @@ async def test_a_zero_quantity_never_reaches_the_table(database: Database) -> No
     user = uuid.UUID(new_id())
     with pytest.raises(Exception, match="basket_lines_quantity_check"):
         async with database.begin() as conn:
-            await conn.exec_driver_sql(
-                f"INSERT INTO basket_lines (user_id, menu_item_id, quantity) VALUES ('{user}', '{CLUB}', 0)"
+            await conn.execute(
+                text("INSERT INTO basket_lines (user_id, menu_item_id, quantity) VALUES (:user, :item, 0)"),
+                {"user": user, "item": CLUB},
             )
 
 
@@ -220,8 +222,8 @@ async def test_a_malformed_order_event_raises_and_changes_nothing(database: Data
         await consumer(database)(message(broken))
     assert await basket(database, user) == {CLUB: 2}
     async with database.connect() as conn:
-        claimed = await conn.exec_driver_sql(
-            f"SELECT count(*) FROM inbox WHERE event_id = '{broken.event_id}'"
+        claimed = await conn.execute(
+            text("SELECT count(*) FROM inbox WHERE event_id = :id"), {"id": uuid.UUID(broken.event_id)}
         )
         assert claimed.scalar_one() == 0  # rolled back with the failed effect: it can be retried
 
@@ -358,8 +360,9 @@ async def test_order_events_pushed_over_http(
         {"menu_item_id": CLUB, "quantity": 1}
     ]
     async with database.connect() as conn:
-        claimed = await conn.exec_driver_sql(
-            f"SELECT count(*) FROM inbox WHERE consumer = '{CONSUMER}' AND event_id = '{envelope.event_id}'"
+        claimed = await conn.execute(
+            text("SELECT count(*) FROM inbox WHERE consumer = :consumer AND event_id = :id"),
+            {"consumer": CONSUMER, "id": uuid.UUID(envelope.event_id)},
         )
         assert claimed.scalar_one() == 1
 

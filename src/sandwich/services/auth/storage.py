@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sandwich.platform.sql import Connection
 from sandwich.platform.tokens import SigningKey
 
 
@@ -29,7 +29,7 @@ _COLUMNS = "user_id::text AS user_id, username, password_hash, roles, food_point
 
 
 async def insert_credential(
-    conn: AsyncConnection, user_id: str, username: str, password_hash: str, roles: list[str]
+    conn: Connection, user_id: str, username: str, password_hash: str, roles: list[str]
 ) -> None:
     try:
         async with conn.begin_nested():
@@ -40,15 +40,15 @@ async def insert_credential(
                 ),
                 {"user_id": uuid.UUID(user_id), "username": username, "hash": password_hash, "roles": roles},
             )
-    except IntegrityError as exc:
+    except asyncpg.UniqueViolationError as exc:
         raise UsernameTaken(username) from exc
 
 
-async def delete_credential(conn: AsyncConnection, user_id: str) -> None:
+async def delete_credential(conn: Connection, user_id: str) -> None:
     await conn.execute(text("DELETE FROM credentials WHERE user_id = :id"), {"id": uuid.UUID(user_id)})
 
 
-async def credential_by_username(conn: AsyncConnection, username: str) -> Credential | None:
+async def credential_by_username(conn: Connection, username: str) -> Credential | None:
     row = (
         await conn.execute(text(f"SELECT {_COLUMNS} FROM credentials WHERE username = :u"), {"u": username})
     ).one_or_none()
@@ -58,7 +58,7 @@ async def credential_by_username(conn: AsyncConnection, username: str) -> Creden
 
 
 async def set_roles(
-    conn: AsyncConnection, username: str, roles: list[str], food_point_id: str | None
+    conn: Connection, username: str, roles: list[str], food_point_id: str | None
 ) -> Credential | None:
     row = (
         await conn.execute(
@@ -74,14 +74,14 @@ async def set_roles(
     return Credential(row.user_id, row.username, row.password_hash, list(row.roles), row.food_point_id)
 
 
-async def signing_keys(conn: AsyncConnection) -> list[SigningKey]:
+async def signing_keys(conn: Connection) -> list[SigningKey]:
     rows = (
         await conn.execute(text("SELECT kid, private_pem FROM signing_keys ORDER BY created_at DESC"))
     ).all()
     return [SigningKey(row.kid, bytes(row.private_pem)) for row in rows]
 
 
-async def ensure_signing_key(conn: AsyncConnection) -> list[SigningKey]:
+async def ensure_signing_key(conn: Connection) -> list[SigningKey]:
     """The stored keys, newest first; the first start creates one (serialized by a lock)."""
     await conn.execute(text("LOCK TABLE signing_keys IN EXCLUSIVE MODE"))
     keys = await signing_keys(conn)

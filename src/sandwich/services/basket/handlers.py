@@ -11,9 +11,9 @@ import uuid
 from typing import Literal
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
+from sandwich.platform.sql import Connection
 from sandwich.services.basket import storage
 from sandwich.services.basket.domain import canonical_id, changes, empties_basket, subtract_order
 
@@ -34,7 +34,7 @@ def ordered_lines(event: OrderEvent) -> list[tuple[str, int]]:
     return lines
 
 
-async def apply_order_event(conn: AsyncConnection, envelope: Envelope) -> Outcome:
+async def apply_order_event(conn: Connection, envelope: Envelope) -> Outcome:
     """Apply one event in the caller's transaction; a malformed OrderEvent raises (it goes to the DLQ)."""
     if envelope.type != ORDER_EVENT:
         return "ignored"
@@ -61,6 +61,6 @@ def concerns_basket(envelope: Envelope) -> bool:
     return carries_order_status(envelope, ("paid",))
 
 
-async def handle_order_event(conn: AsyncConnection, envelope: Envelope) -> None:
+async def handle_order_event(conn: Connection, envelope: Envelope) -> None:
     """The consumer registered with the platform (its handler type returns nothing)."""
     await apply_order_event(conn, envelope)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sandwich.platform.sql import Connection
 from sandwich.services.basket.domain import BasketChanges
 
 _LOCK_BASKET = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
@@ -29,18 +29,18 @@ _CLAIM_ORDER = text(
 )
 
 
-async def lock_basket(conn: AsyncConnection, user_id: uuid.UUID) -> None:
+async def lock_basket(conn: Connection, user_id: uuid.UUID) -> None:
     """Serialise changes of one user's basket until the caller's transaction ends."""
     await conn.execute(_LOCK_BASKET, {"key": f"basket:{user_id}"})
 
 
-async def lines_of(conn: AsyncConnection, user_id: uuid.UUID) -> list[tuple[str, int]]:
+async def lines_of(conn: Connection, user_id: uuid.UUID) -> list[tuple[str, int]]:
     """(menu item id, quantity) of the user's basket, in the order the items were first added."""
     rows = (await conn.execute(_LINES, {"user_id": user_id})).all()
     return [(row.menu_item_id, row.quantity) for row in rows]
 
 
-async def write_changes(conn: AsyncConnection, user_id: uuid.UUID, basket_changes: BasketChanges) -> None:
+async def write_changes(conn: Connection, user_id: uuid.UUID, basket_changes: BasketChanges) -> None:
     for menu_item_id, quantity in basket_changes.upserts.items():
         await conn.execute(
             _UPSERT_LINE,
@@ -50,7 +50,7 @@ async def write_changes(conn: AsyncConnection, user_id: uuid.UUID, basket_change
         await conn.execute(_DELETE_LINE, {"user_id": user_id, "menu_item_id": uuid.UUID(menu_item_id)})
 
 
-async def claim_order(conn: AsyncConnection, order_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+async def claim_order(conn: Connection, order_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     """True the first time this order's payment is applied to the basket (in the caller's transaction)."""
     result = await conn.execute(_CLAIM_ORDER, {"order_id": order_id, "user_id": user_id})
     return bool(result.rowcount)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from sandwich.platform.app import Service
 from sandwich.platform.events import (
     ORDER_PENDING,
@@ -15,12 +13,13 @@ from sandwich.platform.events import (
     PaymentProcessed,
     UserCreated,
 )
+from sandwich.platform.sql import Connection
 from sandwich.services.billing import storage
 from sandwich.services.billing.api import injected_delay, operate_in
 from sandwich.services.billing.domain import OperationKind
 
 
-async def open_account_for_new_user(conn: AsyncConnection, envelope: Envelope) -> None:
+async def open_account_for_new_user(conn: Connection, envelope: Envelope) -> None:
     if envelope.type != USER_CREATED:
         return
     user = UserCreated.model_validate(envelope.payload)
@@ -39,7 +38,7 @@ class PaymentsConsumer:
     def __init__(self, service: Service):
         self.service = service
 
-    async def on_order_pending(self, conn: AsyncConnection, envelope: Envelope) -> None:
+    async def on_order_pending(self, conn: Connection, envelope: Envelope) -> None:
         if envelope.type != ORDER_PENDING:
             return
         pending = OrderPending.model_validate(envelope.payload)

@@ -10,9 +10,9 @@ import uuid
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.platform.events import rfc3339
+from sandwich.platform.sql import Connection
 from sandwich.services.billing.domain import CURRENCY, OperationKind
 
 _OPEN = text(
@@ -34,26 +34,26 @@ _OPERATIONS = text(
 )
 
 
-async def open_account(conn: AsyncConnection, user_id: str, username: str | None) -> bool:
+async def open_account(conn: Connection, user_id: str, username: str | None) -> bool:
     result = await conn.execute(
         _OPEN, {"user_id": uuid.UUID(user_id), "username": username, "currency": CURRENCY}
     )
     return bool(result.rowcount)
 
 
-async def account(conn: AsyncConnection, user_id: str) -> tuple[int, str] | None:
+async def account(conn: Connection, user_id: str) -> tuple[int, str] | None:
     row = (await conn.execute(_BALANCE, {"user_id": uuid.UUID(user_id)})).one_or_none()
     return (int(row.balance), row.currency) if row else None
 
 
-async def move_balance(conn: AsyncConnection, user_id: str, delta: int) -> int | None:
+async def move_balance(conn: Connection, user_id: str, delta: int) -> int | None:
     """The new balance, or None when the move would overdraw (or the account does not exist)."""
     row = (await conn.execute(_MOVE, {"user_id": uuid.UUID(user_id), "delta": delta})).one_or_none()
     return int(row.balance) if row else None
 
 
 async def record_operation(
-    conn: AsyncConnection,
+    conn: Connection,
     user_id: str,
     kind: OperationKind,
     amount: int,
@@ -94,7 +94,7 @@ def operation_view(
     return view
 
 
-async def operations(conn: AsyncConnection, user_id: str, limit: int) -> list[dict[str, Any]]:
+async def operations(conn: Connection, user_id: str, limit: int) -> list[dict[str, Any]]:
     rows = (await conn.execute(_OPERATIONS, {"user_id": uuid.UUID(user_id), "limit": limit})).all()
     return [
         operation_view(r.operation_id, r.kind, r.amount, r.balance_after, r.order_id, r.created_at)
@@ -102,7 +102,7 @@ async def operations(conn: AsyncConnection, user_id: str, limit: int) -> list[di
     ]
 
 
-async def lock_account(conn: AsyncConnection, user_id: str) -> bool:
+async def lock_account(conn: Connection, user_id: str) -> bool:
     """Serialize money moves of one account for the rest of the transaction."""
     row = await conn.execute(
         text("SELECT 1 FROM accounts WHERE user_id = :user_id FOR UPDATE"), {"user_id": uuid.UUID(user_id)}
@@ -110,7 +110,7 @@ async def lock_account(conn: AsyncConnection, user_id: str) -> bool:
     return row.first() is not None
 
 
-async def net_paid_for_order(conn: AsyncConnection, user_id: str, order_id: str) -> int:
+async def net_paid_for_order(conn: Connection, user_id: str, order_id: str) -> int:
     """Payments minus refunds recorded for one order of one user."""
     value = (
         await conn.execute(

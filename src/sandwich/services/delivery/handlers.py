@@ -7,9 +7,8 @@ event id apply once; the version rule in storage makes a stale or duplicated eve
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
+from sandwich.platform.sql import Connection
 from sandwich.services.delivery import storage
 from sandwich.services.delivery.domain import TRACKED_STATUSES, DeliveryStatus, DeliveryUpdate
 from sandwich.services.delivery.ports import FoodPoints
@@ -35,14 +34,14 @@ class OrderEventHandler:
     def __init__(self, food_points: FoodPoints):
         self.food_points = food_points
 
-    async def apply(self, conn: AsyncConnection, update: DeliveryUpdate) -> bool:
+    async def apply(self, conn: Connection, update: DeliveryUpdate) -> bool:
         """Apply one update in the caller's transaction; True when the row changed."""
         pickup = None
         if update.status is DeliveryStatus.READY and update.food_point_id:
             pickup = await self.food_points.pickup(update.food_point_id)
         return await storage.apply_update(conn, update, pickup)
 
-    async def __call__(self, conn: AsyncConnection, envelope: Envelope) -> None:
+    async def __call__(self, conn: Connection, envelope: Envelope) -> None:
         if envelope.type != ORDER_EVENT:
             return
         update = delivery_update(envelope)

@@ -12,9 +12,9 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import text
 
+from sandwich.platform.sql import Connection, Row
 from sandwich.services.delivery.domain import (
     Delivery,
     DeliveryStatus,
@@ -92,7 +92,7 @@ def _json(raw: Any) -> Any:
     return orjson.loads(raw) if isinstance(raw, str | bytes) else raw
 
 
-def _to_delivery(row: Row[Any]) -> Delivery:
+def _to_delivery(row: Row) -> Delivery:
     pickup = None
     if row.pickup_lat is not None and row.pickup_lon is not None:
         pickup = Pickup(row.pickup_lat, row.pickup_lon, row.pickup_address)
@@ -114,7 +114,7 @@ def _to_delivery(row: Row[Any]) -> Delivery:
     )
 
 
-async def apply_update(conn: AsyncConnection, update: DeliveryUpdate, pickup: Pickup | None = None) -> bool:
+async def apply_update(conn: Connection, update: DeliveryUpdate, pickup: Pickup | None = None) -> bool:
     """Apply one order event in the caller's transaction; True when the row changed."""
     result = await conn.execute(
         _UPSERT,
@@ -140,20 +140,20 @@ async def apply_update(conn: AsyncConnection, update: DeliveryUpdate, pickup: Pi
     return bool(result.rowcount)
 
 
-async def state(conn: AsyncConnection, order_id: uuid.UUID) -> tuple[str, str | None] | None:
+async def state(conn: Connection, order_id: uuid.UUID) -> tuple[str, str | None] | None:
     """(status, courier) of one delivery, or None when delivery has no row for the order."""
     row = (await conn.execute(_STATE, {"order_id": order_id})).one_or_none()
     return (row.status, row.courier) if row else None
 
 
-async def load(conn: AsyncConnection, order_id: uuid.UUID) -> Delivery | None:
+async def load(conn: Connection, order_id: uuid.UUID) -> Delivery | None:
     row = (
         await conn.execute(text(f"SELECT {_COLUMNS} FROM deliveries WHERE order_id = :id"), {"id": order_id})
     ).one_or_none()
     return _to_delivery(row) if row else None
 
 
-async def take(conn: AsyncConnection, order_id: uuid.UUID, courier: str) -> tuple[TakeOutcome, int | None]:
+async def take(conn: Connection, order_id: uuid.UUID, courier: str) -> tuple[TakeOutcome, int | None]:
     """Try to take the order for `courier`: (WON, the row's version) for exactly one of any number of
     concurrent callers; the others learn why not. Commit before telling anyone about a win."""
     for _ in range(TAKE_ATTEMPTS):
@@ -166,24 +166,24 @@ async def take(conn: AsyncConnection, order_id: uuid.UUID, courier: str) -> tupl
     return TakeOutcome.ALREADY_TAKEN, None
 
 
-async def release(conn: AsyncConnection, order_id: uuid.UUID, courier: str, version: int) -> bool:
+async def release(conn: Connection, order_id: uuid.UUID, courier: str, version: int) -> bool:
     """Undo `courier`'s take of the order (taken at `version`): it is offered again. True if undone."""
     result = await conn.execute(_RELEASE, {"order_id": order_id, "courier": courier, "version": version})
     return bool(result.rowcount)
 
 
-async def mark_completed(conn: AsyncConnection, order_id: uuid.UUID, courier: str) -> bool:
+async def mark_completed(conn: Connection, order_id: uuid.UUID, courier: str) -> bool:
     result = await conn.execute(_COMPLETE, {"order_id": order_id, "courier": courier})
     return bool(result.rowcount)
 
 
-async def offered(conn: AsyncConnection, limit: int) -> list[Delivery]:
+async def offered(conn: Connection, limit: int) -> list[Delivery]:
     """Deliveries ready and not taken, oldest first, at most `limit`."""
     rows = (await conn.execute(_OFFERED, {"limit": limit})).all()
     return [_to_delivery(row) for row in rows]
 
 
-async def set_pickup(conn: AsyncConnection, food_point_id: str, pickup: Pickup) -> int:
+async def set_pickup(conn: Connection, food_point_id: str, pickup: Pickup) -> int:
     """Fill in the pickup point of every delivery from this food point that lacks it."""
     result = await conn.execute(
         _SET_PICKUP,
@@ -192,6 +192,6 @@ async def set_pickup(conn: AsyncConnection, food_point_id: str, pickup: Pickup) 
     return int(result.rowcount)
 
 
-async def food_points_missing_pickup(conn: AsyncConnection, limit: int = 100) -> list[str]:
+async def food_points_missing_pickup(conn: Connection, limit: int = 100) -> list[str]:
     rows = (await conn.execute(_MISSING_PICKUPS, {"limit": limit})).all()
     return [str(row.food_point_id) for row in rows]

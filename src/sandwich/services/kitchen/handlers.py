@@ -13,9 +13,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
+from sandwich.platform.sql import Connection
 from sandwich.services.kitchen import storage
 from sandwich.services.kitchen.domain import PendingOrder
 
@@ -62,7 +61,7 @@ def pending_order(event: OrderEvent) -> PendingOrder:
     )
 
 
-async def apply_event(conn: AsyncConnection, event: OrderEvent) -> bool:
+async def apply_event(conn: Connection, event: OrderEvent) -> bool:
     """Apply one order event in the caller's transaction; True when the assigner has new work."""
     order_id = event.order.order_id
     work = False
@@ -89,7 +88,7 @@ def concerns_kitchen(envelope: Envelope) -> bool:
     return carries_order_status(envelope, STATUSES_OF_INTEREST)
 
 
-async def handle_order_event(conn: AsyncConnection, envelope: Envelope) -> None:
+async def handle_order_event(conn: Connection, envelope: Envelope) -> None:
     """The consumer: the platform's inbox runs it once per event id, in one transaction with the claim."""
     if envelope.type != ORDER_EVENT:
         return

@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sandwich.platform.sql import Connection
 from sandwich.services.kitchen.domain import (
     HOLDING_STATES,
     Assignment,
@@ -107,17 +107,17 @@ def _assignment(row: Any) -> Assignment:
     )
 
 
-async def bump_supply(conn: AsyncConnection) -> None:
+async def bump_supply(conn: Connection) -> None:
     """Record that what food points can take changed (a point, its stock, a freed slot): waiting
     orders are tried again only after such a change, not on every pass."""
     await conn.execute(text("UPDATE supply SET version = version + 1 WHERE id = 1"))
 
 
-async def supply_version(conn: AsyncConnection) -> int:
+async def supply_version(conn: Connection) -> int:
     return int((await conn.execute(text("SELECT version FROM supply WHERE id = 1"))).scalar_one())
 
 
-async def notify_assigner(conn: AsyncConnection) -> None:
+async def notify_assigner(conn: Connection) -> None:
     """Wake every assigner once the caller's transaction commits (NOTIFY is delivered on commit)."""
     await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
@@ -126,7 +126,7 @@ async def notify_assigner(conn: AsyncConnection) -> None:
 
 
 async def insert_food_point(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     name: str,
     address: str,
@@ -159,7 +159,7 @@ async def insert_food_point(
 
 
 async def update_food_point(
-    conn: AsyncConnection, food_point_id: uuid.UUID, changes: Mapping[str, Any]
+    conn: Connection, food_point_id: uuid.UUID, changes: Mapping[str, Any]
 ) -> FoodPoint | None:
     """Change the given fields (a subset of EDITABLE_FIELDS); None when there is no such food point."""
     await bump_supply(conn)
@@ -174,7 +174,7 @@ async def update_food_point(
     return _food_point(row) if row else None
 
 
-async def food_point(conn: AsyncConnection, food_point_id: uuid.UUID) -> FoodPoint | None:
+async def food_point(conn: Connection, food_point_id: uuid.UUID) -> FoodPoint | None:
     row = (
         await conn.execute(
             text(f"SELECT {_FOOD_POINT_COLUMNS} FROM food_points WHERE id = :id"), {"id": food_point_id}
@@ -183,16 +183,14 @@ async def food_point(conn: AsyncConnection, food_point_id: uuid.UUID) -> FoodPoi
     return _food_point(row) if row else None
 
 
-async def all_food_points(conn: AsyncConnection) -> list[FoodPoint]:
+async def all_food_points(conn: Connection) -> list[FoodPoint]:
     rows = (
         await conn.execute(text(f"SELECT {_FOOD_POINT_COLUMNS} FROM food_points ORDER BY created_at, id"))
     ).all()
     return [_food_point(row) for row in rows]
 
 
-async def stock_of(
-    conn: AsyncConnection, food_point_id: uuid.UUID | None = None
-) -> dict[str, dict[str, int]]:
+async def stock_of(conn: Connection, food_point_id: uuid.UUID | None = None) -> dict[str, dict[str, int]]:
     """{food point id: {ingredient: quantity}} of one food point, or of all of them."""
     query = "SELECT food_point_id::text AS food_point_id, ingredient, quantity FROM stock"
     params: dict[str, Any] = {}
@@ -206,7 +204,7 @@ async def stock_of(
     return stock
 
 
-async def put_stock(conn: AsyncConnection, food_point_id: uuid.UUID, ingredient: str, quantity: int) -> bool:
+async def put_stock(conn: Connection, food_point_id: uuid.UUID, ingredient: str, quantity: int) -> bool:
     """Set how much of an ingredient a food point has; False when there is no such food point."""
     await bump_supply(conn)
     result = await conn.execute(
@@ -224,7 +222,7 @@ async def put_stock(conn: AsyncConnection, food_point_id: uuid.UUID, ingredient:
 # --- pending orders --------------------------------------------------------------------------------
 
 
-async def add_pending(conn: AsyncConnection, order: PendingOrder) -> bool:
+async def add_pending(conn: Connection, order: PendingOrder) -> bool:
     """Remember a paid order until a food point takes it; once per order, never after its assignment."""
     result = await conn.execute(
         text(
@@ -267,7 +265,7 @@ _STALE_PENDING = text(
 
 
 async def pending_orders(
-    conn: AsyncConnection,
+    conn: Connection,
     limit: int = 500,
     timeout_seconds: float = 600.0,
     *,
@@ -289,7 +287,7 @@ async def pending_orders(
 
 
 async def lock_pending(
-    conn: AsyncConnection, order_id: str, timeout_seconds: float
+    conn: Connection, order_id: str, timeout_seconds: float
 ) -> tuple[PendingOrder, bool] | None:
     """Lock one waiting order for this transaction: (order, waited past the timeout), or None when it is
     gone, being cancelled, or another transaction works on it right now."""
@@ -306,7 +304,7 @@ async def lock_pending(
     return (_pending(row), bool(row.expired)) if row else None
 
 
-async def note_attempt(conn: AsyncConnection, order_id: str, tried_at_supply: int | None = None) -> None:
+async def note_attempt(conn: Connection, order_id: str, tried_at_supply: int | None = None) -> None:
     await conn.execute(
         text(
             "UPDATE pending_orders SET attempts = attempts + 1, last_attempt_at = now(), "
@@ -316,14 +314,14 @@ async def note_attempt(conn: AsyncConnection, order_id: str, tried_at_supply: in
     )
 
 
-async def request_cancel(conn: AsyncConnection, order_id: str) -> None:
+async def request_cancel(conn: Connection, order_id: str) -> None:
     await conn.execute(
         text("UPDATE pending_orders SET cancel_requested_at = now() WHERE order_id = :id"),
         {"id": uuid.UUID(order_id)},
     )
 
 
-async def cancellations_due(conn: AsyncConnection, older_than_seconds: float, limit: int = 100) -> list[str]:
+async def cancellations_due(conn: Connection, older_than_seconds: float, limit: int = 100) -> list[str]:
     """Timed-out orders whose cancellation orders has not confirmed, last tried a while ago."""
     rows = (
         await conn.execute(
@@ -338,7 +336,7 @@ async def cancellations_due(conn: AsyncConnection, older_than_seconds: float, li
     return [row.order_id for row in rows]
 
 
-async def drop_pending(conn: AsyncConnection, order_id: str) -> bool:
+async def drop_pending(conn: Connection, order_id: str) -> bool:
     result = await conn.execute(
         text("DELETE FROM pending_orders WHERE order_id = :id"), {"id": uuid.UUID(order_id)}
     )
@@ -348,7 +346,7 @@ async def drop_pending(conn: AsyncConnection, order_id: str) -> bool:
 # --- reserving -------------------------------------------------------------------------------------
 
 
-async def candidate_points(conn: AsyncConnection, needs: Mapping[str, int]) -> list[PointState]:
+async def candidate_points(conn: Connection, needs: Mapping[str, int]) -> list[PointState]:
     """Food points that accept delivery and have a free slot, with their stock of the needed ingredients."""
     rows = (
         await conn.execute(
@@ -393,7 +391,7 @@ class _Unavailable(Exception):
     """The food point lost its free slot or an ingredient since the snapshot: roll back to the savepoint."""
 
 
-async def reserve(conn: AsyncConnection, food_point_id: str, needs: Mapping[str, int]) -> None:
+async def reserve(conn: Connection, food_point_id: str, needs: Mapping[str, int]) -> None:
     """Take one slot and the needed ingredients at a food point, or raise _Unavailable (use in a savepoint)."""
     point_id = uuid.UUID(food_point_id)
     taken = await conn.execute(
@@ -417,7 +415,7 @@ async def reserve(conn: AsyncConnection, food_point_id: str, needs: Mapping[str,
             raise _Unavailable(food_point_id)
 
 
-async def try_assign(conn: AsyncConnection, order: PendingOrder, needs: Mapping[str, int]) -> str | None:
+async def try_assign(conn: Connection, order: PendingOrder, needs: Mapping[str, int]) -> str | None:
     """In the caller's transaction (with the pending row locked): reserve at the nearest food point that
     can take the order, record the assignment and forget the pending row. The food point id, or None.
 
@@ -437,7 +435,7 @@ async def try_assign(conn: AsyncConnection, order: PendingOrder, needs: Mapping[
 
 
 async def record_assignment(
-    conn: AsyncConnection, order: PendingOrder, food_point_id: str, needs: Mapping[str, int]
+    conn: Connection, order: PendingOrder, food_point_id: str, needs: Mapping[str, int]
 ) -> None:
     await conn.execute(
         text(
@@ -461,7 +459,7 @@ async def record_assignment(
 # --- assignments -----------------------------------------------------------------------------------
 
 
-async def assignment(conn: AsyncConnection, order_id: uuid.UUID) -> Assignment | None:
+async def assignment(conn: Connection, order_id: uuid.UUID) -> Assignment | None:
     row = (
         await conn.execute(
             text(f"SELECT {_ASSIGNMENT_COLUMNS} FROM assignments WHERE order_id = :id"), {"id": order_id}
@@ -471,7 +469,7 @@ async def assignment(conn: AsyncConnection, order_id: uuid.UUID) -> Assignment |
 
 
 async def assignments_at(
-    conn: AsyncConnection, food_point_id: uuid.UUID, states: tuple[str, ...] = HOLDING_STATES
+    conn: Connection, food_point_id: uuid.UUID, states: tuple[str, ...] = HOLDING_STATES
 ) -> list[Assignment]:
     """A food point's orders in the given states, oldest assignment first."""
     rows = (
@@ -486,7 +484,7 @@ async def assignments_at(
     return [_assignment(row) for row in rows]
 
 
-async def confirm(conn: AsyncConnection, order_id: str, food_point_id: str | None = None) -> bool:
+async def confirm(conn: Connection, order_id: str, food_point_id: str | None = None) -> bool:
     """orders says the order is assigned here: reserved -> confirmed (once)."""
     query = (
         "UPDATE assignments SET state = 'confirmed', confirmed_at = now() "
@@ -502,9 +500,7 @@ async def confirm(conn: AsyncConnection, order_id: str, food_point_id: str | Non
     return bool((await conn.execute(text(query), params)).rowcount)
 
 
-async def unconfirmed(
-    conn: AsyncConnection, older_than_seconds: float, limit: int = 100
-) -> list[tuple[str, str]]:
+async def unconfirmed(conn: Connection, older_than_seconds: float, limit: int = 100) -> list[tuple[str, str]]:
     """(order id, food point id) of reservations orders has not confirmed for a while."""
     rows = (
         await conn.execute(
@@ -520,7 +516,7 @@ async def unconfirmed(
     return [(row.order_id, row.food_point_id) for row in rows]
 
 
-async def note_confirm_attempt(conn: AsyncConnection, order_id: str) -> None:
+async def note_confirm_attempt(conn: Connection, order_id: str) -> None:
     await conn.execute(
         text(
             "UPDATE assignments SET confirm_attempts = confirm_attempts + 1, last_confirm_at = now() "
@@ -530,9 +526,7 @@ async def note_confirm_attempt(conn: AsyncConnection, order_id: str) -> None:
     )
 
 
-async def release(
-    conn: AsyncConnection, order_id: str, states: tuple[str, ...] = HOLDING_STATES
-) -> str | None:
+async def release(conn: Connection, order_id: str, states: tuple[str, ...] = HOLDING_STATES) -> str | None:
     """Give back the slot and the ingredients the order holds (once): the food point id, or None when the
     order holds nothing here in one of `states`."""
     await bump_supply(conn)
@@ -565,7 +559,7 @@ async def release(
     return str(row.food_point_id)
 
 
-async def mark_ready(conn: AsyncConnection, order_id: str) -> str | None:
+async def mark_ready(conn: Connection, order_id: str) -> str | None:
     """The order is cooked: free its slot (once); the ingredients stay used. The food point id, or None."""
     await bump_supply(conn)
     row = (

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sandwich.platform.sql import Connection
 from sandwich.services.menu.domain import Ingredient, MenuItem
 
 _COLUMNS = "id::text AS id, name, price, ingredients"
@@ -24,7 +24,7 @@ def _item(row: Any) -> MenuItem:
     return MenuItem(row.id, row.name, row.price, _ingredients(row.ingredients))
 
 
-async def insert_item(conn: AsyncConnection, item: MenuItem) -> bool:
+async def insert_item(conn: Connection, item: MenuItem) -> bool:
     """True when the item was added; False when an item of that name (in any letter case) exists."""
     result = await conn.execute(
         text(
@@ -41,12 +41,12 @@ async def insert_item(conn: AsyncConnection, item: MenuItem) -> bool:
     return bool(result.rowcount)
 
 
-async def all_items(conn: AsyncConnection) -> list[MenuItem]:
+async def all_items(conn: Connection) -> list[MenuItem]:
     rows = (await conn.execute(text(f"SELECT {_COLUMNS} FROM menu_items ORDER BY name, id"))).all()
     return [_item(row) for row in rows]
 
 
-async def items_by_ids(conn: AsyncConnection, ids: list[uuid.UUID]) -> list[MenuItem]:
+async def items_by_ids(conn: Connection, ids: list[uuid.UUID]) -> list[MenuItem]:
     if not ids:
         return []
     rows = (

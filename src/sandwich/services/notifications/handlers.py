@@ -11,8 +11,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from sandwich.platform.events import (
     ORDER_EVENT,
     ORDER_UPDATE_MESSAGE,
@@ -20,6 +18,7 @@ from sandwich.platform.events import (
     OrderEvent,
     carries_order_status,
 )
+from sandwich.platform.sql import Connection
 from sandwich.services.notifications import storage
 from sandwich.services.notifications.contacts import ContactBook
 from sandwich.services.notifications.domain import (
@@ -52,7 +51,7 @@ class Notifier:
 
     async def record(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         user_id: str,
         order_id: str | None,
@@ -94,7 +93,7 @@ class Notifier:
         assert existing is not None
         return Recorded(existing, created=False)
 
-    async def on_order_event(self, conn: AsyncConnection, envelope: Envelope) -> None:
+    async def on_order_event(self, conn: Connection, envelope: Envelope) -> None:
         """Consumer of `order.events`: a letter for the statuses that deserve one, nothing otherwise."""
         if envelope.type not in (ORDER_EVENT, ORDER_UPDATE_MESSAGE):
             return

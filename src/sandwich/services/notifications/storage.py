@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sandwich.platform.sql import Connection
 from sandwich.services.notifications.domain import NotificationStatus
 
 _PUBLIC = (
@@ -64,7 +64,7 @@ def _uuid(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value) if value is not None else None
 
 
-async def find(conn: AsyncConnection, order_id: str, kind: str) -> dict[str, Any] | None:
+async def find(conn: Connection, order_id: str, kind: str) -> dict[str, Any] | None:
     row = (
         await conn.execute(
             text(f"SELECT {_PUBLIC} FROM notifications WHERE order_id = :order_id AND kind = :kind"),
@@ -74,7 +74,7 @@ async def find(conn: AsyncConnection, order_id: str, kind: str) -> dict[str, Any
     return _public(row) if row else None
 
 
-async def insert(conn: AsyncConnection, notification: NewNotification) -> dict[str, Any] | None:
+async def insert(conn: Connection, notification: NewNotification) -> dict[str, Any] | None:
     """The stored notification, or None when this order already has one of this kind."""
     row = (
         await conn.execute(
@@ -101,7 +101,7 @@ async def insert(conn: AsyncConnection, notification: NewNotification) -> dict[s
     return _public(row) if row else None
 
 
-async def of_user(conn: AsyncConnection, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+async def of_user(conn: Connection, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
     rows = (
         await conn.execute(
             text(
@@ -114,7 +114,7 @@ async def of_user(conn: AsyncConnection, user_id: uuid.UUID, limit: int) -> list
     return [_public(row) for row in rows]
 
 
-async def lock_due(conn: AsyncConnection, limit: int) -> list[Outgoing]:
+async def lock_due(conn: Connection, limit: int) -> list[Outgoing]:
     """Pending letters whose time has come, locked for this transaction; other senders skip them."""
     rows = (
         await conn.execute(
@@ -129,7 +129,7 @@ async def lock_due(conn: AsyncConnection, limit: int) -> list[Outgoing]:
     return [Outgoing(r.notification_id, r.recipient, r.subject, r.body, r.attempts) for r in rows]
 
 
-async def mark_sent(conn: AsyncConnection, notification_ids: list[str]) -> None:
+async def mark_sent(conn: Connection, notification_ids: list[str]) -> None:
     """The letters that went out, in one statement."""
     if not notification_ids:
         return
@@ -143,7 +143,7 @@ async def mark_sent(conn: AsyncConnection, notification_ids: list[str]) -> None:
 
 
 async def mark_failed(
-    conn: AsyncConnection, notification_id: str, error: str, status: NotificationStatus, retry_in: float
+    conn: Connection, notification_id: str, error: str, status: NotificationStatus, retry_in: float
 ) -> None:
     await conn.execute(
         text(

@@ -6,9 +6,8 @@ domain makes the view right even when events come twice under different ids or o
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent
+from sandwich.platform.sql import Connection
 from sandwich.services.order_info import storage
 from sandwich.services.order_info.domain import OrderUpdate
 
@@ -21,7 +20,7 @@ def order_update(envelope: Envelope) -> OrderUpdate:
     return OrderUpdate.from_event(envelope.version, event.model_dump())
 
 
-async def apply_order_event(conn: AsyncConnection, envelope: Envelope) -> None:
+async def apply_order_event(conn: Connection, envelope: Envelope) -> None:
     if envelope.type != ORDER_EVENT:
         return
     await storage.apply_update(conn, order_update(envelope))

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.platform.bus.base import Message
 from sandwich.platform.events import ORDER_EVENT, Envelope
 from sandwich.platform.inbox import claim_event
+from sandwich.platform.sql import Connection
 from sandwich.services.order_info.domain import InvalidOrderEvent
 from sandwich.services.order_info.handlers import CONSUMER, apply_order_event, order_update
 
@@ -79,12 +79,12 @@ def _applicable(envelope: Envelope) -> bool:
     return True
 
 
-async def _count_orders(conn: AsyncConnection) -> int:
+async def _count_orders(conn: Connection) -> int:
     return int((await conn.execute(text("SELECT count(*) FROM order_views"))).scalar_one())
 
 
 async def rebuild(
-    conn: AsyncConnection,
+    conn: Connection,
     envelopes: AsyncIterable[Envelope],
     *,
     report: ReplayReport | None = None,

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sandwich.platform.sql import Connection
 from sandwich.services.order_info.domain import HistoryEntry, OrderUpdate
 
 STATUS_CHANNEL = "order_info_status"
@@ -45,7 +45,7 @@ def _json(raw: Any) -> Any:
     return orjson.loads(raw) if isinstance(raw, str | bytes) else raw
 
 
-async def apply_update(conn: AsyncConnection, update: OrderUpdate) -> bool:
+async def apply_update(conn: Connection, update: OrderUpdate) -> bool:
     """Apply one event in the caller's transaction; True when the view changed."""
     entry = update.history_entry()
     view = update.view()
@@ -69,7 +69,7 @@ async def apply_update(conn: AsyncConnection, update: OrderUpdate) -> bool:
     return len(result.all()) > 0
 
 
-async def current_status(conn: AsyncConnection, order_id: uuid.UUID) -> tuple[str, HistoryEntry] | None:
+async def current_status(conn: Connection, order_id: uuid.UUID) -> tuple[str, HistoryEntry] | None:
     """(owner user id, the history entry of the version the view shows), or None when unseen."""
     row = (
         await conn.execute(
@@ -84,7 +84,7 @@ async def current_status(conn: AsyncConnection, order_id: uuid.UUID) -> tuple[st
     return (row.user_id, HistoryEntry(row.version, row.status, row.at)) if row else None
 
 
-async def history_after(conn: AsyncConnection, order_id: uuid.UUID, version: int) -> list[HistoryEntry]:
+async def history_after(conn: Connection, order_id: uuid.UUID, version: int) -> list[HistoryEntry]:
     """The history entries of versions above `version`, oldest first."""
     rows = (
         await conn.execute(
@@ -98,7 +98,7 @@ async def history_after(conn: AsyncConnection, order_id: uuid.UUID, version: int
     return [HistoryEntry(row.version, row.status, row.at) for row in rows]
 
 
-async def order_view(conn: AsyncConnection, order_id: uuid.UUID) -> tuple[str, dict[str, Any]] | None:
+async def order_view(conn: Connection, order_id: uuid.UUID) -> tuple[str, dict[str, Any]] | None:
     """(owner user id, snapshot) of one order, or None when the read model has not seen it."""
     row = (
         await conn.execute(
@@ -109,7 +109,7 @@ async def order_view(conn: AsyncConnection, order_id: uuid.UUID) -> tuple[str, d
     return (row.user_id, _json(row.snapshot)) if row else None
 
 
-async def order_history(conn: AsyncConnection, order_id: uuid.UUID) -> list[HistoryEntry]:
+async def order_history(conn: Connection, order_id: uuid.UUID) -> list[HistoryEntry]:
     rows = (
         await conn.execute(
             text("SELECT version, status, at FROM order_history WHERE order_id = :id ORDER BY version"),
@@ -119,7 +119,7 @@ async def order_history(conn: AsyncConnection, order_id: uuid.UUID) -> list[Hist
     return [HistoryEntry(row.version, row.status, row.at) for row in rows]
 
 
-async def orders_of(conn: AsyncConnection, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+async def orders_of(conn: Connection, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
     """Snapshots of a user's orders, newest first."""
     rows = (
         await conn.execute(

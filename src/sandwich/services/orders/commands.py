@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.platform.app import Service
 from sandwich.platform.bus.base import BusUnavailable
@@ -35,6 +34,7 @@ from sandwich.platform.events import (
 )
 from sandwich.platform.idempotency import claim_key, load_answer, store_answer
 from sandwich.platform.settings import Flow
+from sandwich.platform.sql import Connection
 from sandwich.services.orders import storage
 from sandwich.services.orders.domain import (
     Delivery,
@@ -73,7 +73,7 @@ class PlaceOrder:
 
 
 async def record_change(
-    service: Service, conn: AsyncConnection, order: Order, previous: OrderStatus | None
+    service: Service, conn: Connection, order: Order, previous: OrderStatus | None
 ) -> None:
     """Announce a committed change: the event goes into the outbox in the caller's transaction."""
     event = OrderEvent(
@@ -220,7 +220,7 @@ async def apply_change(ctx: OrdersContext, order_id: str, change: Callable[[Orde
 
 
 async def apply_change_in(
-    conn: AsyncConnection, service: Service, order_id: str, change: Callable[[Order], Order]
+    conn: Connection, service: Service, order_id: str, change: Callable[[Order], Order]
 ) -> tuple[Order, Order]:
     """apply_change inside the caller's transaction: (the order before, the order after)."""
     current = await storage.load_order(conn, order_id, for_update=True)
@@ -260,7 +260,7 @@ class PaymentVerdicts:
     def __init__(self, ctx: OrdersContext):
         self.ctx = ctx
 
-    async def on_payment_processed(self, conn: AsyncConnection, envelope: Envelope) -> None:
+    async def on_payment_processed(self, conn: Connection, envelope: Envelope) -> None:
         if envelope.type != PAYMENT_PROCESSED:
             return
         verdict = PaymentProcessed.model_validate(envelope.payload)

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sandwich.platform.events import rfc3339
+from sandwich.platform.sql import Connection
 from sandwich.services.orders.domain import Delivery, Order, OrderLine, OrderStatus
 
 _COLUMNS = (
@@ -86,7 +86,7 @@ def order_view(order: Order, *, with_user: bool = False) -> dict[str, Any]:
     return view
 
 
-async def insert_order(conn: AsyncConnection, order: Order) -> None:
+async def insert_order(conn: Connection, order: Order) -> None:
     await conn.execute(
         _INSERT,
         {
@@ -106,7 +106,7 @@ async def insert_order(conn: AsyncConnection, order: Order) -> None:
     )
 
 
-async def save_transition(conn: AsyncConnection, order: Order) -> bool:
+async def save_transition(conn: Connection, order: Order) -> bool:
     """Store `order` (one version after the stored one); False if someone else moved it first."""
     result = await conn.execute(
         _UPDATE,
@@ -126,7 +126,7 @@ async def save_transition(conn: AsyncConnection, order: Order) -> bool:
     return bool(result.rowcount)
 
 
-async def load_order(conn: AsyncConnection, order_id: str, *, for_update: bool = False) -> Order | None:
+async def load_order(conn: Connection, order_id: str, *, for_update: bool = False) -> Order | None:
     try:
         key = uuid.UUID(order_id)
     except ValueError:
@@ -138,7 +138,7 @@ async def load_order(conn: AsyncConnection, order_id: str, *, for_update: bool =
     return _row_to_order(row) if row else None
 
 
-async def history(conn: AsyncConnection, order_id: str) -> list[dict[str, Any]]:
+async def history(conn: Connection, order_id: str) -> list[dict[str, Any]]:
     rows = (
         await conn.execute(
             text("SELECT status, at FROM order_history WHERE order_id = :id ORDER BY version"),
@@ -148,7 +148,7 @@ async def history(conn: AsyncConnection, order_id: str) -> list[dict[str, Any]]:
     return [{"status": row.status, "at": rfc3339(row.at)} for row in rows]
 
 
-async def orders_awaiting_payment(conn: AsyncConnection, older_than: datetime, limit: int) -> list[str]:
+async def orders_awaiting_payment(conn: Connection, older_than: datetime, limit: int) -> list[str]:
     rows = (
         await conn.execute(
             text(
@@ -161,7 +161,7 @@ async def orders_awaiting_payment(conn: AsyncConnection, older_than: datetime, l
     return [row.order_id for row in rows]
 
 
-async def orders_awaiting_refund(conn: AsyncConnection, limit: int) -> list[str]:
+async def orders_awaiting_refund(conn: Connection, limit: int) -> list[str]:
     rows = (
         await conn.execute(
             text(
@@ -173,7 +173,7 @@ async def orders_awaiting_refund(conn: AsyncConnection, limit: int) -> list[str]
     return [row.order_id for row in rows]
 
 
-async def set_refund_pending(conn: AsyncConnection, order_id: str, pending: bool) -> None:
+async def set_refund_pending(conn: Connection, order_id: str, pending: bool) -> None:
     await conn.execute(
         text("UPDATE orders SET refund_pending = :pending WHERE order_id = :id"),
         {"id": uuid.UUID(order_id), "pending": pending},

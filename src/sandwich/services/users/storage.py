@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sandwich.platform.sql import Connection
 from sandwich.services.users.domain import Profile
 
 _COLUMNS = "user_id::text AS user_id, username, email, phone, full_name"
@@ -16,7 +16,7 @@ def _profile(row: object) -> Profile:
     return Profile(row.user_id, row.username, row.email, row.phone, row.full_name)  # type: ignore[attr-defined]
 
 
-async def insert_profile(conn: AsyncConnection, profile: Profile) -> bool:
+async def insert_profile(conn: Connection, profile: Profile) -> bool:
     """True when the profile was created now; False when this user id already had one."""
     result = await conn.execute(
         text(
@@ -34,14 +34,14 @@ async def insert_profile(conn: AsyncConnection, profile: Profile) -> bool:
     return bool(result.rowcount)
 
 
-async def profile_by_username(conn: AsyncConnection, username: str) -> Profile | None:
+async def profile_by_username(conn: Connection, username: str) -> Profile | None:
     row = (
         await conn.execute(text(f"SELECT {_COLUMNS} FROM profiles WHERE username = :u"), {"u": username})
     ).one_or_none()
     return _profile(row) if row else None
 
 
-async def profile_by_id(conn: AsyncConnection, user_id: str) -> Profile | None:
+async def profile_by_id(conn: Connection, user_id: str) -> Profile | None:
     row = (
         await conn.execute(
             text(f"SELECT {_COLUMNS} FROM profiles WHERE user_id = :id"), {"id": uuid.UUID(user_id)}
@@ -51,7 +51,7 @@ async def profile_by_id(conn: AsyncConnection, user_id: str) -> Profile | None:
 
 
 async def update_profile(
-    conn: AsyncConnection, user_id: str, email: str, phone: str | None, full_name: str | None
+    conn: Connection, user_id: str, email: str, phone: str | None, full_name: str | None
 ) -> Profile | None:
     row = (
         await conn.execute(
