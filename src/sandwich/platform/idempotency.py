@@ -69,6 +69,12 @@ async def claim_key(
     )
     if inserted.rowcount:
         return None
+    return await existing_claim(conn, scope, key, body_hash)
+
+
+async def existing_claim(conn: Connection, scope: str, key: str, body_hash: str) -> StoredAnswer:
+    """The earlier attempt's answer for a key that is taken (maybe unfinished); raises 409
+    idempotency_key_reused when the key was used with a different body."""
     row = (await conn.execute(_SELECT, {"scope": scope, "key": key})).one()
     if row.request_hash != body_hash:
         raise ApiError(

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from sqlalchemy import text
@@ -26,9 +27,15 @@ from sandwich.platform.sql import Connection, Row
 
 log = structlog.get_logger("outbox")
 
-_INSERT = text(
-    "INSERT INTO outbox (event_id, topic, key, envelope) VALUES (:event_id, :topic, :key, :envelope)"
+OUTBOX_ROWS = (
+    "INSERT INTO outbox (event_id, topic, key, envelope) "
+    "SELECT * FROM unnest(CAST(:outbox_ids AS uuid[]), CAST(:outbox_topics AS text[]), "
+    "CAST(:outbox_keys AS text[]), CAST(:outbox_envelopes AS bytea[]))"
 )
+"""The outbox rows of a list of events (`outbox_params`), in order: a statement of its own, or a
+data-modifying CTE of the statement that makes the change (`... WHERE EXISTS (SELECT 1 FROM moved)`),
+so that a change and its events are one round trip."""
+_INSERT = text(OUTBOX_ROWS)
 _PENDING = text(
     "SELECT id, event_id, topic, key, envelope, created_at FROM outbox WHERE published_at IS NULL "
     "AND created_at <= clock_timestamp() - make_interval(secs => :min_age) "
@@ -46,17 +53,28 @@ _MARK = text(
 _FAIL = text("UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = :id")
 
 
+Event = tuple[str, Envelope]
+"""An event to record: (topic, envelope)."""
+
+
+def outbox_params(events: Sequence[Event]) -> dict[str, list[Any]]:
+    """The parameters of OUTBOX_ROWS for `events`."""
+    return {
+        "outbox_ids": [uuid.UUID(envelope.event_id) for _, envelope in events],
+        "outbox_topics": [topic for topic, _ in events],
+        "outbox_keys": [envelope.key for _, envelope in events],
+        "outbox_envelopes": [envelope.to_bytes() for _, envelope in events],
+    }
+
+
+async def add_events(conn: Connection, events: Sequence[Event]) -> None:
+    """Record events in the caller's transaction; the relay publishes them after commit."""
+    if events:
+        await conn.execute(_INSERT, outbox_params(events))
+
+
 async def add_event(conn: Connection, topic: str, envelope: Envelope) -> None:
-    """Record an event in the caller's transaction; the relay publishes it after commit."""
-    await conn.execute(
-        _INSERT,
-        {
-            "event_id": uuid.UUID(envelope.event_id),
-            "topic": topic,
-            "key": envelope.key,
-            "envelope": envelope.to_bytes(),
-        },
-    )
+    await add_events(conn, [(topic, envelope)])
 
 
 class OutboxRelay:

@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError, error_body
-from sandwich.platform.idempotency import check_key, claim_key, request_hash, store_answer
+from sandwich.platform.idempotency import check_key, existing_claim, request_hash
 from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.observability import FAULT_DELAY
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.sql import Connection
 from sandwich.services.billing import storage
-from sandwich.services.billing.domain import MAX_DEPOSIT, MAX_OPERATION, OperationKind, signed_amount
+from sandwich.services.billing.domain import MAX_DEPOSIT, MAX_OPERATION, OperationKind
 
 router = APIRouter(tags=["billing"])
 
@@ -91,23 +91,25 @@ async def operate_in(
     order_id: str | None,
     key: str | None,
 ) -> tuple[int, dict[str, Any]]:
-    """apply_operation inside the caller's transaction (the async flow's consumer uses it with its inbox)."""
+    """apply_operation on the caller's connection (the async flow's consumer runs it in the
+    transaction of its inbox claim): one statement, plus the stored answer when the key was taken."""
     body_hash = request_hash({"kind": kind.value, "amount": amount, "order_id": order_id})
-    if key is not None:
-        stored = await claim_key(conn, user_id, key, body_hash)
-        if stored is not None and stored.status_code is not None:
+    if kind is not OperationKind.PAYMENT:
+        # Money coming in opens the account if it is not there yet (it is opened on first use).
+        await storage.open_account(conn, user_id, username)
+    refused = error_body("insufficient_funds", "Not enough money on the account.")
+    done = await storage.operate(conn, user_id, kind, amount, order_id, key, body_hash, refused)
+    if done is not None:
+        return done
+    assert key is not None
+    for _ in range(50):
+        stored = await existing_claim(conn, user_id, key, body_hash)
+        if stored.status_code is not None:
             return stored.status_code, stored.body
-    new_balance = await storage.move_balance(conn, user_id, signed_amount(kind, amount))
-    if new_balance is None and await storage.open_account(conn, user_id, username):
-        new_balance = await storage.move_balance(conn, user_id, signed_amount(kind, amount))
-    if new_balance is None:
-        status, body = 406, error_body("insufficient_funds", "Not enough money on the account.")
-    else:
-        status = 201
-        body = await storage.record_operation(conn, user_id, kind, amount, new_balance, order_id, key)
-    if key is not None:
-        await store_answer(conn, user_id, key, status, body, body.get("operation_id"))
-    return status, body
+        await asyncio.sleep(0.02)  # a claim from before answers were stored with it: being finished
+    raise ApiError(
+        409, "request_in_progress", "The first request with this Idempotency-Key is still running."
+    )
 
 
 @router.get("/api/v1/billing/account", response_model=AccountOut)

@@ -32,7 +32,8 @@ from sandwich.platform.events import (
     rfc3339,
     utcnow,
 )
-from sandwich.platform.idempotency import claim_key, load_answer, store_answer
+from sandwich.platform.idempotency import existing_claim, load_answer
+from sandwich.platform.outbox import Event
 from sandwich.platform.settings import Flow
 from sandwich.platform.sql import Connection
 from sandwich.services.orders import storage
@@ -72,10 +73,8 @@ class PlaceOrder:
     request_hash: str
 
 
-async def record_change(
-    service: Service, conn: Connection, order: Order, previous: OrderStatus | None
-) -> None:
-    """Announce a committed change: the event goes into the outbox in the caller's transaction."""
+def change_events(service: Service, order: Order, previous: OrderStatus | None) -> list[Event]:
+    """The events that announce a change, for the outbox, in the change's own statement."""
     event = OrderEvent(
         status=order.status.value,
         previous_status=previous.value if previous else None,
@@ -83,21 +82,21 @@ async def record_change(
         order=storage.order_view(order, with_user=True),  # type: ignore[arg-type]
     )
     payload = event.model_dump()
-    envelope = service.envelope(ORDER_EVENT, order.order_id, payload, version=order.version)
-    await service.record_event(conn, TOPIC_ORDER_EVENTS, envelope)
+    events = [
+        (TOPIC_ORDER_EVENTS, service.envelope(ORDER_EVENT, order.order_id, payload, version=order.version))
+    ]
     if service.settings.flow is Flow.ASYNC:
         # ADR 002: notifications hear of orders on their own topic.
         update = service.envelope(ORDER_UPDATE_MESSAGE, order.order_id, payload, version=order.version)
-        await service.record_event(conn, TOPIC_NOTIFICATIONS_ORDERS, update)
+        events.append((TOPIC_NOTIFICATIONS_ORDERS, update))
         if order.status is OrderStatus.CREATED:
             pending = OrderPending(
                 order_id=order.order_id, user_id=order.user_id, username=order.username, total=order.total
             )
-            await service.record_event(
-                conn,
-                TOPIC_ORDERS_PENDING,
-                service.envelope(ORDER_PENDING, order.order_id, pending.model_dump()),
+            events.append(
+                (TOPIC_ORDERS_PENDING, service.envelope(ORDER_PENDING, order.order_id, pending.model_dump()))
             )
+    return events
 
 
 async def place_order(ctx: OrdersContext, command: PlaceOrder) -> tuple[int, dict[str, Any]]:
@@ -122,30 +121,24 @@ async def place_order(ctx: OrdersContext, command: PlaceOrder) -> tuple[int, dic
         from_basket=command.lines is None,
     )
     service = ctx.service
-    stored = None
-    async with service.database.begin() as conn:
-        if command.idempotency_key is not None:
-            stored = await claim_key(
-                conn, command.user_id, command.idempotency_key, command.request_hash, order.order_id
+    is_async = service.settings.flow is Flow.ASYNC
+    claim = None
+    if command.idempotency_key is not None:
+        claim = storage.KeyClaim(command.user_id, command.idempotency_key, command.request_hash)
+    # ADR 002: the async answer is "accepted", stored with the claim; billing's verdict comes later.
+    accepted = storage.RequestAnswer(202, storage.order_view(order)) if is_async else None
+    async with service.database.connect() as conn:
+        placed = await storage.insert_order(conn, order, change_events(service, order, None), claim, accepted)
+        if not placed:
+            assert command.idempotency_key is not None
+            stored = await existing_claim(
+                conn, command.user_id, command.idempotency_key, command.request_hash
             )
-        if stored is None:
-            await storage.insert_order(conn, order)
-            await record_change(service, conn, order, None)
-            if service.settings.flow is Flow.ASYNC and command.idempotency_key is not None:
-                # ADR 002: the answer is "accepted"; billing's verdict arrives as an event later.
-                await store_answer(
-                    conn,
-                    order.user_id,
-                    command.idempotency_key,
-                    202,
-                    storage.order_view(order),
-                    order.order_id,
-                )
-    if stored is not None:
-        # A repeated request: answered outside the transaction, which must not wait holding a connection.
+    if not placed:
+        # A repeated request: answered outside the statement, which must not wait holding a connection.
         return await _replay(ctx, command, stored.status_code, stored.body, stored.resource_id)
     await service.announce_committed(order.order_id)
-    if service.settings.flow is Flow.ASYNC:
+    if is_async:
         return 202, storage.order_view(order)
     order = await settle_payment(ctx, order)
     return 201, storage.order_view(order)
@@ -184,7 +177,9 @@ async def settle_payment(ctx: OrdersContext, order: Order) -> Order:
         return order
 
     try:
-        return await apply_change(ctx, order.order_id, settle(outcome.paid, outcome.operation_id))
+        return await apply_change(
+            ctx, order.order_id, settle(outcome.paid, outcome.operation_id), known=order
+        )
     except IllegalTransition as refused:
         if refused.current is OrderStatus.CANCELLED and outcome.paid:
             await mark_refund_pending(ctx, order.order_id)
@@ -202,17 +197,32 @@ async def load(ctx: OrdersContext, order_id: str) -> Order | None:
         return await storage.load_order(conn, order_id)
 
 
-async def apply_change(ctx: OrdersContext, order_id: str, change: Callable[[Order], Order]) -> Order:
-    """Apply one state change in one transaction with its history row and outbox event.
+async def apply_change(
+    ctx: OrdersContext, order_id: str, change: Callable[[Order], Order], *, known: Order | None = None
+) -> Order:
+    """Apply one state change with its history row and outbox event, in one statement.
 
-    `change` gets the locked current order and returns the next one or raises IllegalTransition; if
-    it returns the order unchanged (a repeated request), nothing is written.
+    `change` gets the current order (`known`, when the caller holds the latest version, else read
+    afresh) and returns the next one or raises IllegalTransition; if it returns the order unchanged
+    (a repeated request), nothing is written. The write is conditional on the version it was decided
+    on: when someone moved the order first, the change is decided again on the locked row.
     """
     service = ctx.service
-    async with service.database.begin() as conn:
-        current, changed = await apply_change_in(conn, service, order_id, change)
-    if changed is current:
-        return current
+    async with service.database.connect() as conn:
+        current = known or await storage.load_order(conn, order_id)
+        if current is None:
+            raise OrderNotFound(order_id)
+        changed = change(current)
+        if changed is current:
+            return current
+        saved = await storage.save_transition(
+            conn, changed, change_events(service, changed, current.status), settled_answer(service, changed)
+        )
+    if not saved:
+        async with service.database.begin() as conn:
+            current, changed = await apply_change_in(conn, service, order_id, change)
+        if changed is current:
+            return current
     await service.announce_committed(order_id)
     if changed.refund_pending:
         service.spawn(refund(ctx, changed), f"refund-{order_id}")
@@ -222,22 +232,26 @@ async def apply_change(ctx: OrdersContext, order_id: str, change: Callable[[Orde
 async def apply_change_in(
     conn: Connection, service: Service, order_id: str, change: Callable[[Order], Order]
 ) -> tuple[Order, Order]:
-    """apply_change inside the caller's transaction: (the order before, the order after)."""
+    """apply_change on the locked row inside the caller's transaction: (the order before, after)."""
     current = await storage.load_order(conn, order_id, for_update=True)
     if current is None:
         raise OrderNotFound(order_id)
     changed = change(current)
     if changed is current:
         return current, current
-    await storage.save_transition(conn, changed)
-    await record_change(service, conn, changed, current.status)
-    settled = changed.status in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED)
-    if changed.idempotency_key and settled and service.settings.flow is not Flow.ASYNC:
-        # The first answer of a POST /order in the HTTP flows carries the payment outcome (async: 202
-        # `created`, stored when the order was accepted).
-        view = storage.order_view(changed)
-        await store_answer(conn, changed.user_id, changed.idempotency_key, 201, view, changed.order_id)
+    events = change_events(service, changed, current.status)
+    saved = await storage.save_transition(conn, changed, events, settled_answer(service, changed))
+    assert saved, "the row lock keeps the version"
     return current, changed
+
+
+def settled_answer(service: Service, order: Order) -> storage.RequestAnswer | None:
+    """The first answer of a POST /order in the HTTP flows, once the payment outcome is in (async: 202
+    `created`, stored when the order was accepted)."""
+    settled = order.status in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED)
+    if order.idempotency_key and settled and service.settings.flow is not Flow.ASYNC:
+        return storage.RequestAnswer(201, storage.order_view(order))
+    return None
 
 
 def settle(paid: bool, operation_id: str | None) -> Callable[[Order], Order]:

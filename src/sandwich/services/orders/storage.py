@@ -7,6 +7,8 @@ concurrent transitions of one order serialize, the history row and the outbox ev
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +16,7 @@ import orjson
 from sqlalchemy import text
 
 from sandwich.platform.events import rfc3339
+from sandwich.platform.outbox import OUTBOX_ROWS, Event, outbox_params
 from sandwich.platform.sql import Connection
 from sandwich.services.orders.domain import Delivery, Order, OrderLine, OrderStatus
 
@@ -22,23 +25,69 @@ _COLUMNS = (
     "food_point_id, courier, payment_operation_id, idempotency_key, version, created_at, updated_at, "
     "cancel_reason, refund_pending, from_basket"
 )
-# The order and its first history entry in one statement (one round trip).
-_INSERT = text(
-    "WITH history AS (INSERT INTO order_history (order_id, version, status, at) "
-    "VALUES (:order_id, :version, :status, :updated_at)) "
-    "INSERT INTO orders (order_id, user_id, username, status, items, total, delivery, idempotency_key, "
-    "version, created_at, updated_at, from_basket) VALUES (:order_id, :user_id, :username, :status, :items, "
-    ":total, :delivery, :key, :version, :created_at, :updated_at, :from_basket)"
+# The order, its first history entry and its events in one statement (one round trip). With an
+# Idempotency-Key the key is claimed in the same statement, and the order is only written when the
+# claim is new (ON CONFLICT waits for a concurrent claim of the same key to commit or roll back).
+_ORDER_VALUES = (
+    ":order_id, :user_id, :username, :status, :items, :total, :delivery, :key, :version, :created_at, "
+    ":updated_at, :from_basket"
 )
-# The next version and its history entry in one statement; no row when someone moved it first.
-_UPDATE = text(
+_ORDER_COLUMNS = (
+    "order_id, user_id, username, status, items, total, delivery, idempotency_key, version, created_at, "
+    "updated_at, from_basket"
+)
+_PLACED_AND_RECORDED = (
+    " history AS (INSERT INTO order_history (order_id, version, status, at) "
+    "SELECT order_id, :version, :status, :updated_at FROM placed), "
+    f" events AS ({OUTBOX_ROWS} WHERE EXISTS (SELECT 1 FROM placed)) "
+    "SELECT count(*) AS placed FROM placed"
+)
+_INSERT = text(
+    f"WITH placed AS (INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({_ORDER_VALUES}) RETURNING order_id), "
+    + _PLACED_AND_RECORDED
+)
+_INSERT_CLAIMED = text(
+    "WITH claim AS (INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, status_code, response) "
+    "VALUES (:scope, :key, :request_hash, :resource_id, :answer_status, :answer) ON CONFLICT DO NOTHING "
+    "RETURNING 1), "
+    f"placed AS (INSERT INTO orders ({_ORDER_COLUMNS}) SELECT {_ORDER_VALUES} "
+    "WHERE EXISTS (SELECT 1 FROM claim) RETURNING order_id), " + _PLACED_AND_RECORDED
+)
+# The next version, its history entry, its events and (for the change that settles a POST /order)
+# the request's stored answer, in one statement; no row when someone moved the order first.
+_MOVED_AND_RECORDED = (
     "WITH moved AS (UPDATE orders SET status = :status, version = :version, updated_at = :updated_at, "
     "food_point_id = :food_point_id, courier = :courier, payment_operation_id = :payment_operation_id, "
     "cancel_reason = :cancel_reason, refund_pending = :refund_pending "
-    "WHERE order_id = :order_id AND version = :expected RETURNING order_id) "
-    "INSERT INTO order_history (order_id, version, status, at) "
-    "SELECT order_id, :version, :status, :updated_at FROM moved"
+    "WHERE order_id = :order_id AND version = :expected RETURNING order_id), "
+    "history AS (INSERT INTO order_history (order_id, version, status, at) "
+    "SELECT order_id, :version, :status, :updated_at FROM moved), "
+    f"events AS ({OUTBOX_ROWS} WHERE EXISTS (SELECT 1 FROM moved)) "
 )
+_UPDATE = text(_MOVED_AND_RECORDED + "SELECT count(*) AS moved FROM moved")
+_UPDATE_ANSWERED = text(
+    _MOVED_AND_RECORDED
+    + ", answer AS (UPDATE idempotency_keys SET status_code = :answer_status, response = :answer, "
+    "resource_id = :resource_id WHERE scope = :scope AND key = :key AND EXISTS (SELECT 1 FROM moved)) "
+    "SELECT count(*) AS moved FROM moved"
+)
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """The Idempotency-Key of the request that places an order (scope: the user)."""
+
+    scope: str
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
+class RequestAnswer:
+    """The answer a request's Idempotency-Key replays: status and body."""
+
+    status: int
+    body: Any
 
 
 def _row_to_order(row: Any) -> Order:
@@ -86,44 +135,88 @@ def order_view(order: Order, *, with_user: bool = False) -> dict[str, Any]:
     return view
 
 
-async def insert_order(conn: Connection, order: Order) -> None:
-    await conn.execute(
-        _INSERT,
-        {
-            "order_id": uuid.UUID(order.order_id),
-            "user_id": uuid.UUID(order.user_id),
-            "username": order.username,
-            "status": order.status.value,
-            "items": orjson.dumps([line.as_dict() for line in order.items]).decode(),
-            "total": order.total,
-            "delivery": orjson.dumps(order.delivery.as_dict()).decode(),
-            "key": order.idempotency_key,
-            "version": order.version,
-            "created_at": order.created_at,
-            "updated_at": order.updated_at,
-            "from_basket": order.from_basket,
-        },
-    )
+def _order_params(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": uuid.UUID(order.order_id),
+        "user_id": uuid.UUID(order.user_id),
+        "username": order.username,
+        "status": order.status.value,
+        "items": orjson.dumps([line.as_dict() for line in order.items]).decode(),
+        "total": order.total,
+        "delivery": orjson.dumps(order.delivery.as_dict()).decode(),
+        "key": order.idempotency_key,
+        "version": order.version,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "from_basket": order.from_basket,
+    }
 
 
-async def save_transition(conn: Connection, order: Order) -> bool:
-    """Store `order` (one version after the stored one); False if someone else moved it first."""
-    result = await conn.execute(
-        _UPDATE,
-        {
-            "order_id": uuid.UUID(order.order_id),
-            "status": order.status.value,
-            "version": order.version,
-            "expected": order.version - 1,
-            "updated_at": order.updated_at,
-            "food_point_id": order.food_point_id,
-            "courier": order.courier,
-            "payment_operation_id": order.payment_operation_id,
-            "cancel_reason": order.cancel_reason,
-            "refund_pending": order.refund_pending,
-        },
-    )
-    return bool(result.rowcount)
+def _answer_params(answer: RequestAnswer | None) -> dict[str, Any]:
+    return {
+        "answer_status": answer.status if answer else None,
+        "answer": orjson.dumps(answer.body) if answer else None,
+    }
+
+
+async def insert_order(
+    conn: Connection,
+    order: Order,
+    events: Sequence[Event],
+    claim: KeyClaim | None = None,
+    answer: RequestAnswer | None = None,
+) -> bool:
+    """Store a new order with its events; False (nothing written) when `claim`'s key was taken.
+
+    `answer` is stored with the claim when the request's answer is known already (async: 202).
+    """
+    params = {**_order_params(order), **outbox_params(events)}
+    if claim is None:
+        result = await conn.execute(_INSERT, params)
+    else:
+        params.update(
+            scope=claim.scope,
+            key=claim.key,
+            request_hash=claim.request_hash,
+            resource_id=order.order_id,
+            **_answer_params(answer),
+        )
+        result = await conn.execute(_INSERT_CLAIMED, params)
+    return bool(result.scalar_one())
+
+
+async def save_transition(
+    conn: Connection,
+    order: Order,
+    events: Sequence[Event],
+    answer: RequestAnswer | None = None,
+) -> bool:
+    """Store `order` (one version after the stored one) with its events, and `answer` as the stored
+    answer of the request that placed it; False (nothing written) if someone else moved it first."""
+    params = {
+        "order_id": uuid.UUID(order.order_id),
+        "status": order.status.value,
+        "version": order.version,
+        "expected": order.version - 1,
+        "updated_at": order.updated_at,
+        "food_point_id": order.food_point_id,
+        "courier": order.courier,
+        "payment_operation_id": order.payment_operation_id,
+        "cancel_reason": order.cancel_reason,
+        "refund_pending": order.refund_pending,
+        **outbox_params(events),
+    }
+    if answer is None:
+        result = await conn.execute(_UPDATE, params)
+    else:
+        params.update(
+            scope=order.user_id,
+            key=order.idempotency_key,
+            resource_id=order.order_id,
+            **_answer_params(answer),
+        )
+        result = await conn.execute(_UPDATE_ANSWERED, params)
+    return bool(result.scalar_one())
 
 
 async def load_order(conn: Connection, order_id: str, *, for_update: bool = False) -> Order | None:
