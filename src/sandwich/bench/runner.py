@@ -1089,17 +1089,19 @@ async def fill_orders(
                 errors[record.error or "unknown"] += 1
                 await asyncio.sleep(0.2)
 
+    last = [clock.now(), float(ctx.orders_placed)]  # time and count of the last point of the curve
+
+    def add_point() -> None:
+        now, placed = clock.now(), ctx.orders_placed
+        rate = (placed - last[1]) / max(1e-9, now - last[0])
+        curve.append({"orders_in_db": placed, "orders_per_s": round(rate, 1), "errors": sum(errors.values())})
+        ctx.console.log(f"filling: {placed}/{until} orders in the databases, {rate:.0f} orders/s")
+        last[:] = [now, float(placed)]
+
     async def reporter() -> None:
-        last_t, last_n = clock.now(), ctx.orders_placed
         while True:
             await asyncio.sleep(report_every)
-            now, placed = clock.now(), ctx.orders_placed
-            rate = (placed - last_n) / max(1e-9, now - last_t)
-            curve.append(
-                {"orders_in_db": placed, "orders_per_s": round(rate, 1), "errors": sum(errors.values())}
-            )
-            ctx.console.log(f"filling: {placed}/{until} orders in the databases, {rate:.0f} orders/s")
-            last_t, last_n = now, placed
+            add_point()
 
     if ctx.orders_placed >= until:
         return
@@ -1110,6 +1112,7 @@ async def fill_orders(
         )
     finally:
         progress.cancel()
+    add_point()  # the stretch since the last report (all of it when the fill took less than one)
     if errors:
         ctx.notes.append(f"while filling to {until} orders: errors {dict(errors)}")
 

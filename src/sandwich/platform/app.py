@@ -24,7 +24,7 @@ from sandwich.platform.db import Database
 from sandwich.platform.errors import error_body, install_error_handlers
 from sandwich.platform.events import Envelope
 from sandwich.platform.http import ServiceClient
-from sandwich.platform.inbox import EnvelopeHandler, EventFilter, idempotent_consumer
+from sandwich.platform.inbox import Consumer, EventFilter, idempotent_consumer
 from sandwich.platform.observability import RequestObservabilityMiddleware, configure_logging, traceparent
 from sandwich.platform.outbox import OutboxRelay, add_event
 from sandwich.platform.responses import JsonResponse
@@ -39,7 +39,7 @@ Hook = Callable[[], Awaitable[None]]
 class ConsumerSpec:
     topic: str
     consumer: str
-    handle: EnvelopeHandler
+    handle: Consumer
     max_attempts: int = 5
     wants: EventFilter | None = None
 
@@ -89,12 +89,17 @@ class Service:
         self,
         topic: str,
         consumer: str,
-        handle: EnvelopeHandler,
+        handle: Consumer,
         *,
         max_attempts: int = 5,
         wants: EventFilter | None = None,
     ) -> None:
-        """Handle `topic`'s events once each (the inbox); `wants` skips the irrelevant ones cheaply."""
+        """Handle `topic`'s events once each (the inbox); `wants` skips the irrelevant ones cheaply.
+
+        `handle(conn, envelope)` works inside the transaction of the inbox claim; a consumer whose
+        effect is one statement is given as `OneStatement(effect_of)`, and runs with its claim in one
+        round trip (inbox.Effect).
+        """
         self.consumers.append(ConsumerSpec(topic, consumer, handle, max_attempts, wants))
 
     def every(self, name: str, seconds: float, run: Hook) -> None:

@@ -8,11 +8,14 @@ bus redelivers it (and parks it on the dead-letter topic after bounded retries).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from sandwich.platform.bus.base import Handler, Message
 from sandwich.platform.db import Database
@@ -29,7 +32,40 @@ log = structlog.get_logger("inbox")
 
 _CLAIM = text("INSERT INTO inbox (consumer, event_id) VALUES (:consumer, :event_id) ON CONFLICT DO NOTHING")
 
+CLAIMED = "EXISTS (SELECT 1 FROM claim)"
+"""The condition an Effect's writes carry: true only when this delivery claimed the event."""
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A consumer's whole effect on one event as one statement, with the inbox claim folded in.
+
+    `ctes` are data-modifying CTEs (comma separated) that write only when the event is new to the
+    consumer: each carries `CLAIMED` in its WHERE (`INSERT ... SELECT ... WHERE {CLAIMED}`). The
+    platform runs `WITH claim AS (INSERT INTO inbox ...), {ctes} SELECT ...` in autocommit: one round
+    trip per event instead of BEGIN, claim, effect, COMMIT. `result` adds expressions to the final
+    SELECT list (a CTE that is only a SELECT, e.g. a pg_notify, runs only when referenced there).
+    """
+
+    ctes: str
+    params: Mapping[str, Any]
+    result: str = ""
+
+
 EnvelopeHandler = Callable[[Connection, Envelope], Awaitable[None]]
+"""A consumer that works inside the transaction of its inbox claim."""
+EffectOf = Callable[[Envelope], Awaitable[Effect | None]]
+"""A consumer whose effect is one statement (None: the event changes nothing here)."""
+
+
+class OneStatement:
+    """Marks a consumer given as an EffectOf (see `Service.consume`)."""
+
+    def __init__(self, effect_of: EffectOf):
+        self.effect_of = effect_of
+
+
+Consumer = EnvelopeHandler | OneStatement
 EventFilter = Callable[[Envelope], bool]
 """A consumer's cheap relevance test on the envelope, before any database work."""
 
@@ -40,11 +76,28 @@ async def claim_event(conn: Connection, consumer: str, event_id: str) -> bool:
     return bool(result.rowcount)
 
 
+@lru_cache(maxsize=256)
+def _claimed_statement(ctes: str, result: str) -> TextClause:
+    return text(
+        "WITH claim AS (INSERT INTO inbox (consumer, event_id) VALUES (:inbox_consumer, :inbox_event_id) "
+        f"ON CONFLICT DO NOTHING RETURNING 1), {ctes} SELECT (SELECT count(*) FROM claim) AS claimed{result}"
+    )
+
+
+async def run_effect(db: Database, consumer: str, event_id: str, effect: Effect) -> bool:
+    """Run `effect` once for the event: True when this delivery claimed it (False: a duplicate)."""
+    params = {**effect.params, "inbox_consumer": consumer, "inbox_event_id": uuid.UUID(event_id)}
+    result = ", " + effect.result if effect.result else ""
+    async with db.connect() as conn:
+        claimed = (await conn.execute(_claimed_statement(effect.ctes, result), params)).scalar_one()
+    return bool(claimed)
+
+
 def idempotent_consumer(
     db: Database,
     service: str,
     consumer: str,
-    handle: EnvelopeHandler,
+    handle: Consumer,
     after_commit: Callable[[], None] | None = None,
     wants: EventFilter | None = None,
 ) -> Handler:
@@ -63,11 +116,9 @@ def idempotent_consumer(
             return
         token = trace_id_var.set(trace_id_from_traceparent(envelope.trace.get("traceparent")) or "")
         try:
-            async with db.begin() as conn:
-                if not await claim_event(conn, consumer, envelope.event_id):
-                    EVENTS_HANDLED.labels(service, consumer, "duplicate").inc()
-                    return
-                await handle(conn, envelope)
+            if not await _handle_once(db, consumer, handle, envelope):
+                EVENTS_HANDLED.labels(service, consumer, "duplicate").inc()
+                return
             EVENTS_HANDLED.labels(service, consumer, "handled").inc()
             EVENT_CONSUME_LAG.labels(service, consumer).observe(_age_seconds(envelope.occurred_at))
             if after_commit is not None:
@@ -82,6 +133,20 @@ def idempotent_consumer(
             trace_id_var.reset(token)
 
     return on_message
+
+
+async def _handle_once(db: Database, consumer: str, handle: Consumer, envelope: Envelope) -> bool:
+    """Apply the event unless this consumer has it already; False for a duplicate."""
+    if isinstance(handle, OneStatement):
+        effect = await handle.effect_of(envelope)
+        if effect is None:
+            return True  # nothing to change: as idempotent unclaimed as claimed
+        return await run_effect(db, consumer, envelope.event_id, effect)
+    async with db.begin() as conn:
+        if not await claim_event(conn, consumer, envelope.event_id):
+            return False
+        await handle(conn, envelope)
+    return True
 
 
 def _age_seconds(occurred_at: str) -> float:

@@ -33,11 +33,11 @@ from sandwich.platform.bus.nats import NatsBus
 from sandwich.platform.db import Database, plain_url
 from sandwich.platform.embedded.brokers import EmbeddedNats
 from sandwich.platform.events import ORDER_EVENT, TOPIC_ORDER_EVENTS, Envelope, OrderEvent
-from sandwich.platform.inbox import idempotent_consumer
+from sandwich.platform.inbox import OneStatement, idempotent_consumer
 from sandwich.platform.settings import Flow, Settings
 from sandwich.services.order_info import storage
 from sandwich.services.order_info.domain import OrderUpdate, public_history, public_order
-from sandwich.services.order_info.handlers import CONSUMER, apply_order_event
+from sandwich.services.order_info.handlers import CONSUMER, order_event_effect
 from sandwich.services.order_info.live import KEEP_ALIVE, LiveOrders, StatusChange, status_events
 from sandwich.services.order_info.replay import (
     ReplayReport,
@@ -187,8 +187,9 @@ def message(envelope: Envelope) -> Message:
 
 
 async def consume(db: Database, stream: Iterable[Envelope], *, concurrency: int = 1) -> None:
-    """Through the live consumer's own handler (inbox + apply_order_event), `concurrency` at a time."""
-    handler = idempotent_consumer(db, "order_info", CONSUMER, apply_order_event)
+    """Through the live consumer's own handler (inbox claim and effect in one statement), `concurrency`
+    at a time."""
+    handler = idempotent_consumer(db, "order_info", CONSUMER, OneStatement(order_event_effect))
     gate = asyncio.Semaphore(concurrency)
 
     async def one(envelope: Envelope) -> None:

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from sandwich.platform.app import Service
 from sandwich.platform.events import TOPIC_NOTIFICATIONS_ORDERS, TOPIC_ORDER_EVENTS
+from sandwich.platform.inbox import OneStatement
 from sandwich.platform.settings import Flow
 from sandwich.services.notifications.api import router
 from sandwich.services.notifications.contacts import ContactBook
@@ -43,7 +44,7 @@ def create_app() -> FastAPI:
     service.sender = MailSender(service.database, service.settings)
     # ADR 002 (async) gives notifications a topic of their own; the other flows share order.events.
     topic = TOPIC_NOTIFICATIONS_ORDERS if service.settings.flow is Flow.ASYNC else TOPIC_ORDER_EVENTS
-    service.consume(topic, CONSUMER, notifier.on_order_event, wants=concerns_notifications)
+    service.consume(topic, CONSUMER, OneStatement(notifier.on_order_event), wants=concerns_notifications)
     # The sender's turn waits up to 0.2 s for a wake-up itself, so the job needs no extra sleep.
     service.every("mail-sender", 0.0, service.sender.run_once)
     app = service.create_app(router)

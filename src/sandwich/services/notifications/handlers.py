@@ -18,6 +18,7 @@ from sandwich.platform.events import (
     OrderEvent,
     carries_order_status,
 )
+from sandwich.platform.inbox import Effect
 from sandwich.platform.sql import Connection
 from sandwich.services.notifications import storage
 from sandwich.services.notifications.contacts import ContactBook
@@ -61,18 +62,32 @@ class Notifier:
     ) -> Recorded:
         """Store the letter unless this order already has one of this kind.
 
-        Raises ServiceUnavailable when users cannot be asked for the address: an event is then retried
-        by the bus, and the inbox and the (order_id, kind) key keep the retry harmless.
+        Raises ServiceUnavailable when users cannot be asked for the address.
         """
         if order_id is not None:
             existing = await storage.find(conn, order_id, kind)
             if existing is not None:
                 return Recorded(existing, created=False)
+        new = await self.compose(
+            user_id=user_id, order_id=order_id, kind=kind, username=username, total=total
+        )
+        stored = await storage.insert(conn, new)
+        if stored is not None:
+            return Recorded(stored, created=True)
+        assert order_id is not None  # only the (order_id, kind) key can refuse an insert
+        existing = await storage.find(conn, order_id, kind)
+        assert existing is not None
+        return Recorded(existing, created=False)
+
+    async def compose(
+        self, *, user_id: str, order_id: str | None, kind: str, username: str | None, total: int | None
+    ) -> storage.NewNotification:
+        """The letter, addressed from the user's profile (cached briefly by the contact book)."""
         contact = await self.contacts.contact(user_id)
         name = contact.greeting_name if contact else (username or "friend")
         letter = compose_letter(kind, name=name, order_id=order_id, total=total)
         recipient = contact.email if contact else None
-        new = storage.NewNotification(
+        return storage.NewNotification(
             notification_id=str(uuid.uuid4()),
             user_id=user_id,
             order_id=order_id,
@@ -85,28 +100,26 @@ class Notifier:
             status=NotificationStatus.PENDING if recipient else NotificationStatus.FAILED,
             last_error=None if recipient else "the user has no e-mail address on file",
         )
-        stored = await storage.insert(conn, new)
-        if stored is not None:
-            return Recorded(stored, created=True)
-        assert order_id is not None  # only the (order_id, kind) key can refuse an insert
-        existing = await storage.find(conn, order_id, kind)
-        assert existing is not None
-        return Recorded(existing, created=False)
 
-    async def on_order_event(self, conn: Connection, envelope: Envelope) -> None:
-        """Consumer of `order.events`: a letter for the statuses that deserve one, nothing otherwise."""
+    async def on_order_event(self, envelope: Envelope) -> Effect | None:
+        """Consumer of `order.events`: a letter for the statuses that deserve one, nothing otherwise.
+
+        One statement with the inbox claim; the (order_id, kind) key keeps a second letter of a kind
+        out even when the same status arrives under another event id. Raises ServiceUnavailable when
+        users cannot be asked for the address: the bus retries the event.
+        """
         if envelope.type not in (ORDER_EVENT, ORDER_UPDATE_MESSAGE):
-            return
+            return None
         event = OrderEvent.model_validate(envelope.payload)
         kind = kind_for_status(event.status)
         if kind is None:
-            return
+            return None
         order = event.order
-        await self.record(
-            conn,
+        new = await self.compose(
             user_id=order.user_id,
             order_id=order.order_id,
             kind=kind,
             username=order.username,
             total=order.total,
         )
+        return storage.insert_effect(new)

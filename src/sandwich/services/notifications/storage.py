@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from sandwich.platform.inbox import CLAIMED, Effect
 from sandwich.platform.sql import Connection
 from sandwich.services.notifications.domain import NotificationStatus
 
@@ -74,31 +75,42 @@ async def find(conn: Connection, order_id: str, kind: str) -> dict[str, Any] | N
     return _public(row) if row else None
 
 
+_INSERT_VALUES = (
+    "SELECT :notification_id, :user_id, :order_id, :kind, :channel, :recipient, :subject, :body, :status, "
+    ":last_error"
+)
+_INSERT = (
+    "INSERT INTO notifications (notification_id, user_id, order_id, kind, channel, recipient, subject, body, "
+    "status, last_error) {values} ON CONFLICT (order_id, kind) DO NOTHING"
+)
+
+
+def _insert_params(notification: NewNotification) -> dict[str, Any]:
+    return {
+        "notification_id": uuid.UUID(notification.notification_id),
+        "user_id": uuid.UUID(notification.user_id),
+        "order_id": _uuid(notification.order_id),
+        "kind": notification.kind,
+        "channel": notification.channel,
+        "recipient": notification.recipient,
+        "subject": notification.subject,
+        "body": notification.body,
+        "status": notification.status.value,
+        "last_error": notification.last_error,
+    }
+
+
 async def insert(conn: Connection, notification: NewNotification) -> dict[str, Any] | None:
     """The stored notification, or None when this order already has one of this kind."""
-    row = (
-        await conn.execute(
-            text(
-                "INSERT INTO notifications (notification_id, user_id, order_id, kind, channel, recipient, "
-                "subject, body, status, last_error) VALUES (:notification_id, :user_id, :order_id, :kind, "
-                ":channel, :recipient, :subject, :body, :status, :last_error) "
-                f"ON CONFLICT (order_id, kind) DO NOTHING RETURNING {_PUBLIC}"
-            ),
-            {
-                "notification_id": uuid.UUID(notification.notification_id),
-                "user_id": uuid.UUID(notification.user_id),
-                "order_id": _uuid(notification.order_id),
-                "kind": notification.kind,
-                "channel": notification.channel,
-                "recipient": notification.recipient,
-                "subject": notification.subject,
-                "body": notification.body,
-                "status": notification.status.value,
-                "last_error": notification.last_error,
-            },
-        )
-    ).one_or_none()
+    statement = _INSERT.format(values=_INSERT_VALUES) + f" RETURNING {_PUBLIC}"
+    row = (await conn.execute(text(statement), _insert_params(notification))).one_or_none()
     return _public(row) if row else None
+
+
+def insert_effect(notification: NewNotification) -> Effect:
+    """The same insert as a consumer's Effect: written only when the inbox claim is new."""
+    statement = _INSERT.format(values=f"{_INSERT_VALUES} WHERE {CLAIMED}")
+    return Effect(f"stored AS ({statement})", _insert_params(notification))
 
 
 async def of_user(conn: Connection, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from sandwich.platform.app import Service
 from sandwich.platform.db import plain_url
 from sandwich.platform.events import TOPIC_ORDER_EVENTS
+from sandwich.platform.inbox import OneStatement
 from sandwich.services.order_info.api import LIVE_STATE, router
-from sandwich.services.order_info.handlers import CONSUMER, apply_order_event
+from sandwich.services.order_info.handlers import CONSUMER, order_event_effect
 from sandwich.services.order_info.live import LiveOrders
 
 
@@ -26,7 +27,7 @@ def create_app() -> FastAPI:
         description="The read model of orders with their history (CQRS query side).",
         migrations=Path(__file__).parent / "migrations",
     )
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, apply_order_event)
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, OneStatement(order_event_effect))
     # One LISTEN connection per process for the live event streams, opened by the first stream.
     database = service.database
     service.state[LIVE_STATE] = LiveOrders(plain_url(database.server_url, database.name), spawn=service.spawn)

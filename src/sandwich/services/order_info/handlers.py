@@ -7,6 +7,7 @@ domain makes the view right even when events come twice under different ids or o
 from __future__ import annotations
 
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent
+from sandwich.platform.inbox import Effect
 from sandwich.platform.sql import Connection
 from sandwich.services.order_info import storage
 from sandwich.services.order_info.domain import OrderUpdate
@@ -21,6 +22,14 @@ def order_update(envelope: Envelope) -> OrderUpdate:
 
 
 async def apply_order_event(conn: Connection, envelope: Envelope) -> None:
+    """Apply one event on the caller's connection (replay, which claims the event itself)."""
     if envelope.type != ORDER_EVENT:
         return
     await storage.apply_update(conn, order_update(envelope))
+
+
+async def order_event_effect(envelope: Envelope) -> Effect | None:
+    """The live consumer: the event's writes and its inbox claim in one statement."""
+    if envelope.type != ORDER_EVENT:
+        return None
+    return storage.update_effect(order_update(envelope))

@@ -13,31 +13,41 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
+from sandwich.platform.inbox import CLAIMED, Effect
 from sandwich.platform.sql import Connection
 from sandwich.services.order_info.domain import HistoryEntry, OrderUpdate
 
 STATUS_CHANNEL = "order_info_status"
 """The NOTIFY channel of view changes; the payload is `<order_id>:<version>:<status>`."""
 
-# One statement, one round trip: the history entry, the view (only when the event is newer than what
-# it shows: domain.supersedes, evaluated under the row lock the upsert takes, so two events of one
-# order racing each other, or the first two racing to insert the row, keep the newest) and, when the
-# view changed, the NOTIFY. All of it commits with the caller's inbox claim.
-_APPLY_UPDATE = text(
-    "WITH history AS ("
-    " INSERT INTO order_history (order_id, version, status, at) "
-    " VALUES (:order_id, :history_version, :history_status, :at) ON CONFLICT DO NOTHING"
-    "), changed AS ("
-    " INSERT INTO order_views (order_id, user_id, username, status, version, snapshot, created_at, updated_at) "
-    " VALUES (:order_id, :user_id, :username, :status, :version, CAST(:snapshot AS jsonb), "
-    " :created_at, :updated_at) "
-    " ON CONFLICT (order_id) DO UPDATE SET user_id = EXCLUDED.user_id, username = EXCLUDED.username, "
-    " status = EXCLUDED.status, version = EXCLUDED.version, snapshot = EXCLUDED.snapshot, "
-    " created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at "
-    " WHERE order_views.version < EXCLUDED.version "
-    " RETURNING version, status"
-    ") SELECT pg_notify(:channel, CAST(:order_id AS text) || ':' || version || ':' || status) FROM changed"
-)
+
+def _apply_update_ctes(guard: str) -> str:
+    """One round trip for one event: the history entry, the view (only when the event is newer than
+    what it shows: domain.supersedes, evaluated under the row lock the upsert takes, so two events of
+    one order racing each other, or the first two racing to insert the row, keep the newest) and,
+    when the view changed, the NOTIFY (run by referencing `notified`). `guard` is a WHERE clause on
+    the writes (the live consumer's inbox claim), or empty."""
+    return (
+        "history AS ("
+        " INSERT INTO order_history (order_id, version, status, at) "
+        f" SELECT :order_id, :history_version, :history_status, :at {guard} ON CONFLICT DO NOTHING"
+        "), changed AS ("
+        " INSERT INTO order_views (order_id, user_id, username, status, version, snapshot, created_at, updated_at) "
+        f" SELECT :order_id, :user_id, :username, :status, :version, CAST(:snapshot AS jsonb), :created_at, "
+        f" :updated_at {guard} "
+        " ON CONFLICT (order_id) DO UPDATE SET user_id = EXCLUDED.user_id, username = EXCLUDED.username, "
+        " status = EXCLUDED.status, version = EXCLUDED.version, snapshot = EXCLUDED.snapshot, "
+        " created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at "
+        " WHERE order_views.version < EXCLUDED.version "
+        " RETURNING version, status"
+        "), notified AS ("
+        " SELECT pg_notify(:channel, CAST(:order_id AS text) || ':' || version || ':' || status) FROM changed"
+        ")"
+    )
+
+
+NOTIFIED = "(SELECT count(*) FROM notified) AS notified"
+_APPLY_UPDATE = text(f"WITH {_apply_update_ctes('')} SELECT {NOTIFIED}")
 
 
 def _json(raw: Any) -> Any:
@@ -45,28 +55,33 @@ def _json(raw: Any) -> Any:
     return orjson.loads(raw) if isinstance(raw, str | bytes) else raw
 
 
-async def apply_update(conn: Connection, update: OrderUpdate) -> bool:
-    """Apply one event in the caller's transaction; True when the view changed."""
+def _update_params(update: OrderUpdate) -> dict[str, Any]:
     entry = update.history_entry()
     view = update.view()
-    result = await conn.execute(
-        _APPLY_UPDATE,
-        {
-            "order_id": uuid.UUID(update.order_id),
-            "history_version": entry.version,
-            "history_status": entry.status,
-            "at": entry.at,
-            "user_id": uuid.UUID(view.user_id),
-            "username": view.username,
-            "status": view.status,
-            "version": view.version,
-            "snapshot": orjson.dumps(dict(view.snapshot)).decode(),
-            "created_at": view.created_at,
-            "updated_at": view.updated_at,
-            "channel": STATUS_CHANNEL,
-        },
-    )
-    return len(result.all()) > 0
+    return {
+        "order_id": uuid.UUID(update.order_id),
+        "history_version": entry.version,
+        "history_status": entry.status,
+        "at": entry.at,
+        "user_id": uuid.UUID(view.user_id),
+        "username": view.username,
+        "status": view.status,
+        "version": view.version,
+        "snapshot": orjson.dumps(dict(view.snapshot)).decode(),
+        "created_at": view.created_at,
+        "updated_at": view.updated_at,
+        "channel": STATUS_CHANNEL,
+    }
+
+
+async def apply_update(conn: Connection, update: OrderUpdate) -> bool:
+    """Apply one event on the caller's connection (replay); True when the view changed."""
+    return bool((await conn.execute(_APPLY_UPDATE, _update_params(update))).scalar_one())
+
+
+def update_effect(update: OrderUpdate) -> Effect:
+    """Apply one event as the live consumer's Effect: the same writes, only if the inbox claim is new."""
+    return Effect(_apply_update_ctes(f"WHERE {CLAIMED}"), _update_params(update), result=NOTIFIED)
 
 
 async def current_status(conn: Connection, order_id: uuid.UUID) -> tuple[str, HistoryEntry] | None:
