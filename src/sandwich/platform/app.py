@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ class ConsumerSpec:
     handle: Consumer
     max_attempts: int = 5
     wants: EventFilter | None = None
+    kinds: frozenset[str] | None = None
 
 
 @dataclass
@@ -93,14 +94,17 @@ class Service:
         *,
         max_attempts: int = 5,
         wants: EventFilter | None = None,
+        kinds: Collection[str] | None = None,
     ) -> None:
         """Handle `topic`'s events once each (the inbox); `wants` skips the irrelevant ones cheaply.
 
         `handle(conn, envelope)` works inside the transaction of the inbox claim; a consumer whose
         effect is one statement is given as `OneStatement(effect_of)`, and runs with its claim in one
-        round trip (inbox.Effect).
+        round trip (inbox.Effect). `kinds` (order statuses) lets a broker that routes by kind send
+        only those events, and the ones without a kind (EventBus.subscribe); `wants` still decides.
         """
-        self.consumers.append(ConsumerSpec(topic, consumer, handle, max_attempts, wants))
+        spec = ConsumerSpec(topic, consumer, handle, max_attempts, wants, frozenset(kinds) if kinds else None)
+        self.consumers.append(spec)
 
     def every(self, name: str, seconds: float, run: Hook) -> None:
         self.jobs.append(PeriodicJob(name, seconds, run))
@@ -201,7 +205,7 @@ class Service:
             try:
                 await self.bus.ensure_topics([spec.topic, dead_letter_topic(spec.topic)])
                 subscription = await self.bus.subscribe(
-                    spec.topic, spec.consumer, handler, max_attempts=spec.max_attempts
+                    spec.topic, spec.consumer, handler, max_attempts=spec.max_attempts, kinds=spec.kinds
                 )
                 self._subscriptions.append(subscription)
                 return

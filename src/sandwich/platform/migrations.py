@@ -59,6 +59,11 @@ def create_outbox_table() -> None:
     )
 
 
+def add_outbox_kind() -> None:
+    """The kind of each outbox event (an order's status), which the relay publishes it under."""
+    op.execute("ALTER TABLE outbox ADD COLUMN kind TEXT")
+
+
 def create_inbox_table() -> None:
     execute_script(
         """

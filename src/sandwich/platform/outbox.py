@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import text
@@ -28,22 +28,22 @@ from sandwich.platform.sql import Connection, Row
 log = structlog.get_logger("outbox")
 
 OUTBOX_ROWS = (
-    "INSERT INTO outbox (event_id, topic, key, envelope) "
+    "INSERT INTO outbox (event_id, topic, key, envelope, kind) "
     "SELECT * FROM unnest(CAST(:outbox_ids AS uuid[]), CAST(:outbox_topics AS text[]), "
-    "CAST(:outbox_keys AS text[]), CAST(:outbox_envelopes AS bytea[]))"
+    "CAST(:outbox_keys AS text[]), CAST(:outbox_envelopes AS bytea[]), CAST(:outbox_kinds AS text[]))"
 )
 """The outbox rows of a list of events (`outbox_params`), in order: a statement of its own, or a
 data-modifying CTE of the statement that makes the change (`... WHERE EXISTS (SELECT 1 FROM moved)`),
 so that a change and its events are one round trip."""
 _INSERT = text(OUTBOX_ROWS)
 _PENDING = text(
-    "SELECT id, event_id, topic, key, envelope, created_at FROM outbox WHERE published_at IS NULL "
+    "SELECT id, event_id, topic, key, envelope, kind, created_at FROM outbox WHERE published_at IS NULL "
     "AND created_at <= clock_timestamp() - make_interval(secs => :min_age) "
     "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
 # One aggregate's events, oldest first (read without locks: see publish_events_of).
 _PENDING_OF_KEY = text(
-    "SELECT id, event_id, topic, key, envelope, created_at FROM outbox "
+    "SELECT id, event_id, topic, key, envelope, kind, created_at FROM outbox "
     "WHERE published_at IS NULL AND key = :key "
     "ORDER BY id LIMIT :limit"
 )
@@ -53,17 +53,22 @@ _MARK = text(
 _FAIL = text("UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = :id")
 
 
-Event = tuple[str, Envelope]
-"""An event to record: (topic, envelope)."""
+class Event(NamedTuple):
+    """An event to record: its topic, its envelope and its kind (Outgoing.kind: an order's status)."""
+
+    topic: str
+    envelope: Envelope
+    kind: str = ""
 
 
 def outbox_params(events: Sequence[Event]) -> dict[str, list[Any]]:
     """The parameters of OUTBOX_ROWS for `events`."""
     return {
-        "outbox_ids": [uuid.UUID(envelope.event_id) for _, envelope in events],
-        "outbox_topics": [topic for topic, _ in events],
-        "outbox_keys": [envelope.key for _, envelope in events],
-        "outbox_envelopes": [envelope.to_bytes() for _, envelope in events],
+        "outbox_ids": [uuid.UUID(event.envelope.event_id) for event in events],
+        "outbox_topics": [event.topic for event in events],
+        "outbox_keys": [event.envelope.key for event in events],
+        "outbox_envelopes": [event.envelope.to_bytes() for event in events],
+        "outbox_kinds": [event.kind or None for event in events],
     }
 
 
@@ -73,8 +78,8 @@ async def add_events(conn: Connection, events: Sequence[Event]) -> None:
         await conn.execute(_INSERT, outbox_params(events))
 
 
-async def add_event(conn: Connection, topic: str, envelope: Envelope) -> None:
-    await add_events(conn, [(topic, envelope)])
+async def add_event(conn: Connection, topic: str, envelope: Envelope, kind: str = "") -> None:
+    await add_events(conn, [Event(topic, envelope, kind)])
 
 
 class OutboxRelay:
@@ -165,7 +170,12 @@ class OutboxRelay:
     async def _send(self, rows: Sequence[Row]) -> tuple[list[int], tuple[int, BusUnavailable] | None]:
         """Publish rows as one pipelined batch, in order: (published ids, (first unpublished id, why))."""
         result = await self.bus.publish_many(
-            [Outgoing(row.topic, row.key, bytes(row.envelope), message_id=str(row.event_id)) for row in rows]
+            [
+                Outgoing(
+                    row.topic, row.key, bytes(row.envelope), message_id=str(row.event_id), kind=row.kind or ""
+                )
+                for row in rows
+            ]
         )
         published = [row.id for row in rows[: result.acknowledged]]
         now = time.time()

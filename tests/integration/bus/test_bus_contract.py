@@ -96,6 +96,84 @@ async def test_a_published_batch_is_stored_whole_and_in_order(buses: BusMaker) -
     assert await bus.publish_many([]) == PublishResult(0)
 
 
+def _kinded_batch() -> list[Outgoing]:
+    """Three keys, each with events of kinds paid, assigned and none, interleaved."""
+    kinds = ("paid", "assigned", "")
+    return [
+        Outgoing(
+            TOPIC,
+            f"order-{seq % 3}",
+            f"order-{seq % 3}:{seq}:{kinds[seq % 7 % 3]}".encode(),
+            kind=kinds[seq % 7 % 3],
+        )
+        for seq in range(60)
+    ]
+
+
+async def test_a_group_asking_for_some_kinds_gets_them_and_the_kindless_in_order(buses: BusMaker) -> None:
+    bus = await buses.started()
+    await bus.ensure_topics([TOPIC])
+    narrow, everything = Inbox(), Inbox()
+    await bus.subscribe(TOPIC, "narrow", narrow.handler, kinds={"paid"})
+    await bus.subscribe(TOPIC, "everything", everything.handler)
+    batch = _kinded_batch()
+
+    assert await bus.publish_many(batch) == PublishResult(len(batch))
+
+    wanted = [m for m in batch if m.kind in ("paid", "")]
+    await eventually(lambda: len(everything.messages) == len(batch), timeout=DELIVERY_TIMEOUT, what="all")
+    await eventually(lambda: len(narrow.messages) >= len(wanted), timeout=DELIVERY_TIMEOUT, what="wanted")
+    got = {m.value for m in narrow.messages}
+    assert {m.value for m in wanted} <= got  # a broker that cannot route by kind may send more
+    for inbox in (narrow, everything):
+        for key in ("order-0", "order-1", "order-2"):
+            seqs = [int(m.value.decode().split(":")[1]) for m in inbox.messages if m.key == key]
+            assert seqs == sorted(seqs), f"{key} out of order"
+
+
+async def test_on_nats_a_group_never_receives_the_kinds_it_did_not_ask_for(nats_url: str) -> None:
+    """NATS routes by kind on the server (a subject per kind); Kafka delivers the whole topic."""
+    buses = BusMaker("nats", nats_url)
+    try:
+        bus = await buses.started()
+        await bus.ensure_topics([TOPIC])
+        narrow, everything = Inbox(), Inbox()
+        await bus.subscribe(TOPIC, "narrow", narrow.handler, kinds={"paid"})
+        await bus.subscribe(TOPIC, "everything", everything.handler)
+        batch = _kinded_batch()
+        await bus.publish_many(batch)
+        await eventually(lambda: len(everything.messages) == len(batch), timeout=DELIVERY_TIMEOUT, what="all")
+        await asyncio.sleep(0.3)
+        assert sorted(m.value for m in narrow.messages) == sorted(
+            m.value for m in batch if m.kind != "assigned"
+        )
+        retained = [m.value async for m in bus.read_retained(TOPIC)]
+        assert sorted(retained) == sorted(m.value for m in batch)  # every kind is kept and read back
+    finally:
+        await buses.close_all()
+
+
+async def test_on_nats_a_stream_from_before_kinds_takes_them_on(nats_url: str) -> None:
+    """A data directory from an earlier version holds streams bound to the bare subject only."""
+    from nats.js.api import StreamConfig
+
+    buses = BusMaker("nats", nats_url)
+    try:
+        bus = await buses.started()
+        assert isinstance(bus, NatsBus) and bus._js is not None
+        await bus._js.add_stream(StreamConfig(name=bus.stream_name(TOPIC), subjects=[bus.subject(TOPIC)]))
+        await bus.publish(TOPIC, "order-1", b"old")
+        # A publisher meets the old stream first (no subject for the kind yet), then a consumer binds.
+        assert await bus.publish_many([Outgoing(TOPIC, "order-1", b"new", kind="paid")]) == PublishResult(1)
+        inbox = Inbox()
+        await bus.subscribe(TOPIC, "upgraded", inbox.handler, kinds={"paid"})
+
+        await eventually(lambda: len(inbox.messages) == 2, timeout=DELIVERY_TIMEOUT, what="both messages")
+        assert [m.value for m in inbox.messages] == [b"old", b"new"]
+    finally:
+        await buses.close_all()
+
+
 async def test_a_batch_published_again_is_not_stored_twice_on_nats(nats_url: str) -> None:
     """NATS only: Kafka runs without broker-side de-duplication here (the consumers' inbox drops
     repeats there)."""

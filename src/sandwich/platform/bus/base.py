@@ -19,7 +19,7 @@ import abc
 import asyncio
 import enum
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -57,6 +57,8 @@ class Outgoing:
     key: str
     value: bytes
     message_id: str = ""
+    kind: str = ""
+    """What kind of event this is (an order's status), for brokers that route by it (see subscribe)."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,15 @@ class EventBus(abc.ABC):
         *,
         max_attempts: int = 5,
         retry_backoff_seconds: float = 0.2,
+        kinds: Collection[str] | None = None,
     ) -> Subscription:
-        """Start delivering the topic's messages to `handler` as a member of `group`."""
+        """Start delivering the topic's messages to `handler` as a member of `group`.
+
+        `kinds` narrows what the group needs: a broker that routes by kind (NATS: a subject per kind,
+        filtered on the server) then delivers only the messages of those kinds and the ones published
+        without a kind; one that cannot (Kafka) delivers everything, so the handler must still skip
+        what it does not want. Either way per-key order holds for what is delivered.
+        """
 
     @abc.abstractmethod
     async def healthy(self) -> bool:

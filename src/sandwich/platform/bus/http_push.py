@@ -8,7 +8,7 @@ makes the publisher's call fail, and in `sync` that call happens inside the clie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from sandwich.platform.bus.base import BusUnavailable, EventBus, Handler, Subscription
 from sandwich.platform.flows import Push
@@ -60,6 +60,7 @@ class HttpPushBus(EventBus):
         *,
         max_attempts: int = 5,
         retry_backoff_seconds: float = 0.2,
+        kinds: Collection[str] | None = None,
     ) -> Subscription:
         raise NotImplementedError(
             "in the sync flow events arrive over HTTP: see platform/app.py events_router"

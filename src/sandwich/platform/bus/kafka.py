@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -307,9 +307,10 @@ class KafkaBus(EventBus):
                 name = self.topic_name(message.topic)
                 if self.auto_create_topics and name not in self._ensured:
                     await self._create_topics(_with_dead_letters([name]))
+                headers = [(KIND_HEADER, message.kind.encode())] if message.kind else None
                 deliveries.append(
                     await asyncio.wait_for(
-                        producer.send(name, value=message.value, key=message.key.encode()),
+                        producer.send(name, value=message.value, key=message.key.encode(), headers=headers),
                         3 * self.publish_timeout_seconds,
                     )
                 )
@@ -403,7 +404,10 @@ class KafkaBus(EventBus):
         *,
         max_attempts: int = 5,
         retry_backoff_seconds: float = 0.2,
+        kinds: Collection[str] | None = None,
     ) -> Subscription:
+        """`kinds` is not used for routing here: Kafka delivers the whole topic (the kind travels in
+        a header for whoever wants to look), and the handler skips what it does not want."""
         if self._closed:
             raise BusUnavailable("the Kafka bus is closed")
         if max_attempts < 1:
@@ -419,6 +423,10 @@ class KafkaBus(EventBus):
         self._subscriptions.add(subscription)
         subscription.start()
         return subscription
+
+
+KIND_HEADER = "x-bus-kind"
+"""Header carrying a message's kind (Outgoing.kind)."""
 
 
 def _message_of(topic: str, record: ConsumerRecord[bytes, bytes]) -> Message:

@@ -2,9 +2,14 @@
 
 Mapping of the bus contract (see `base.py`) onto JetStream:
 
-- A topic is a stream of its own (`<prefix><topic>` with dots made underscores) bound to exactly one
-  subject, `<prefix><topic>`. One stream per topic keeps retention, inspection and deletion per topic,
-  as a Kafka topic would; its dead-letter topic is a stream too. File storage.
+- A topic is a stream of its own (`<prefix><topic>` with dots made underscores) bound to the subject
+  `<prefix><topic>` and, for messages published with a kind, `<prefix><topic>.kind.<kind>`. One stream
+  per topic keeps retention, inspection and deletion per topic, as a Kafka topic would, and one
+  sequence for all its subjects, so per-key order holds across kinds; its dead-letter topic
+  (`<topic>.dlq`, outside the `.kind.` subjects) is a stream too. File storage.
+- A group that asks for some kinds only gets a consumer filtered on the server to those kinds'
+  subjects and the bare one: the messages it would skip are never sent to it (with five consumer
+  groups on `order.events`, about half the deliveries of an order were events nobody there wanted).
 - `publish` is a JetStream publish that waits for the PubAck, i.e. for the stream to have stored the
   message. The message key travels in a header (JetStream has no key of its own).
 - A group is a durable pull consumer of the topic's stream, named after the group. Every member of
@@ -33,7 +38,8 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import replace
 
 import nats.errors
 import nats.js.errors
@@ -75,6 +81,9 @@ KEY_HEADER = "x-bus-key"
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 """JetStream's de-duplication header: a second message with the same id in the window is dropped."""
+
+KIND_SUBJECT = ".kind."
+"""Between a topic's subject and a message's kind (not a bare `.`: `<topic>.dlq` is another stream)."""
 
 READ_BATCH = 256
 """Messages per fetch when a topic is read back (`read_retained`)."""
@@ -153,6 +162,16 @@ class NatsBus(EventBus):
                 f"invalid topic {topic!r} (with prefix {self.topic_prefix!r}) for a NATS subject"
             )
         return subject
+
+    def kind_subject(self, topic: str, kind: str) -> str:
+        """The subject of a message of `kind` (an order status) on `topic`."""
+        return f"{self.subject(topic)}{KIND_SUBJECT}{_sanitize(kind)}" if kind else self.subject(topic)
+
+    def stream_subjects(self, topic: str) -> list[str]:
+        subject = self.subject(topic)
+        if topic.endswith(_DLQ_SUFFIX):
+            return [subject]
+        return [subject, f"{subject}{KIND_SUBJECT}*"]
 
     def stream_name(self, topic: str) -> str:
         return _sanitize(self.subject(topic))
@@ -254,13 +273,19 @@ class NatsBus(EventBus):
         if stream in self._known_streams:
             return
         js = self._connected_js()
+        subjects = self.stream_subjects(topic)
         try:
             try:
-                await js.stream_info(stream)
+                info = await js.stream_info(stream)
+                if set(subjects) - set(info.config.subjects or ()):
+                    # A stream made before messages had kinds: bind the kinds' subjects to it too.
+                    config = replace(info.config, subjects=subjects)
+                    await js.update_stream(config)
+                    log.info("nats_stream_subjects_added", stream=stream, subjects=subjects)
             except nats.js.errors.NotFoundError:
                 config = StreamConfig(
                     name=stream,
-                    subjects=[self.subject(topic)],
+                    subjects=subjects,
                     storage=StorageType.FILE,
                     retention=RetentionPolicy.LIMITS,
                     discard=DiscardPolicy.OLD,
@@ -304,7 +329,7 @@ class NatsBus(EventBus):
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             raise BusUnavailable(f"NATS did not acknowledge a publish to {subject}: {exc!r}") from exc
 
-    async def publish_many(self, messages: Sequence[Outgoing]) -> PublishResult:
+    async def publish_many(self, messages: Sequence[Outgoing], *, ensured: bool = False) -> PublishResult:
         """Write the whole batch to the connection in order, then collect the PubAcks.
 
         One round trip per batch instead of one per message. The messages leave in order on one
@@ -328,7 +353,7 @@ class NatsBus(EventBus):
                     headers[MSG_ID_HEADER] = message.message_id
                 acks.append(
                     await js.publish_async(
-                        self.subject(message.topic),
+                        self.kind_subject(message.topic, message.kind),
                         message.value,
                         wait_stall=self.request_timeout_seconds,
                         headers=headers,
@@ -339,10 +364,18 @@ class NatsBus(EventBus):
         acknowledged, ack_error = await self._collect_acks(acks)
         for ack in acks[acknowledged:]:
             ack.cancel()  # frees the client's slot for an acknowledgement that is not awaited
-        if isinstance(ack_error, nats.js.errors.NoStreamResponseError):
-            # The topic was never created (or was deleted): create it and go on one by one.
-            rest = await super().publish_many(messages[acknowledged:])
-            return PublishResult(acknowledged + rest.acknowledged, rest.error)
+        if isinstance(ack_error, nats.js.errors.NoStreamResponseError) and not ensured:
+            # Nobody stores that subject: the topic was never created (or was deleted), or its stream
+            # is from before kinds had subjects. Create or update the streams, then publish the rest.
+            rest = messages[acknowledged:]
+            try:
+                for topic in dict.fromkeys(message.topic for message in rest):
+                    self._known_streams.discard(self.stream_name(topic))
+                    await self._ensure_stream(topic)
+            except BusUnavailable as exc:
+                return PublishResult(acknowledged, exc)
+            again = await self.publish_many(rest, ensured=True)
+            return PublishResult(acknowledged + again.acknowledged, again.error)
         if ack_error is not None:
             error = BusUnavailable(f"NATS did not acknowledge a publish: {ack_error!r}")
         return PublishResult(acknowledged, error if acknowledged < len(messages) else None)
@@ -381,7 +414,7 @@ class NatsBus(EventBus):
         name = f"read_{uuid.uuid4().hex}"
         config = ConsumerConfig(
             name=name,
-            filter_subject=self.subject(topic),
+            filter_subjects=self.stream_subjects(topic),
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.NONE,
             inactive_threshold=60.0,
@@ -432,6 +465,7 @@ class NatsBus(EventBus):
         *,
         max_attempts: int = 5,
         retry_backoff_seconds: float = 0.2,
+        kinds: Collection[str] | None = None,
     ) -> Subscription:
         if self._closed:
             raise BusUnavailable("the NATS bus is closed")
@@ -444,6 +478,7 @@ class NatsBus(EventBus):
             handler,
             max_attempts=max_attempts,
             retry_backoff_seconds=retry_backoff_seconds,
+            kinds=kinds,
         )
         self._subscriptions.add(subscription)
         await subscription.start()
@@ -462,11 +497,18 @@ class _NatsSubscription(Subscription):
         *,
         max_attempts: int,
         retry_backoff_seconds: float,
+        kinds: Collection[str] | None = None,
     ) -> None:
         self.bus = bus
         self.topic = topic
         self.group = group
         self.handler = handler
+        # The subjects the group's consumer takes: the bare topic and those of the kinds it wants.
+        self.filter_subjects = (
+            sorted({bus.subject(topic), *(bus.kind_subject(topic, kind) for kind in kinds)})
+            if kinds is not None
+            else bus.stream_subjects(topic)
+        )
         self.max_attempts = max_attempts
         self.retry_backoff_seconds = retry_backoff_seconds
         self.stream = bus.stream_name(topic)
@@ -504,6 +546,7 @@ class _NatsSubscription(Subscription):
             # Unlimited redelivery on the server: retries and dead-lettering are ours (base.py), so a
             # message is never silently dropped by the broker after max_deliver.
             max_deliver=-1,
+            filter_subjects=self.filter_subjects,
             max_ack_pending=self.bus.max_ack_pending,
         )
         try:

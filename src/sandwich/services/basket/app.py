@@ -26,5 +26,5 @@ def create_app() -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
     )
     service.state["menu"] = MenuCatalog(service.http)
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event, wants=concerns_basket)
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event, wants=concerns_basket, kinds={"paid"})
     return service.create_app(router)

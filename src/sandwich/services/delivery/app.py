@@ -15,6 +15,7 @@ from sandwich.platform.app import Service
 from sandwich.platform.events import TOPIC_ORDER_EVENTS
 from sandwich.services.delivery.api import router
 from sandwich.services.delivery.commands import DeliveryContext, fill_missing_pickups
+from sandwich.services.delivery.domain import TRACKED_STATUSES
 from sandwich.services.delivery.handlers import CONSUMER, OrderEventHandler, concerns_delivery
 from sandwich.services.delivery.ports import FoodPoints, Orders
 
@@ -31,7 +32,13 @@ def create_app() -> FastAPI:
     food_points = FoodPoints(service.http)
     ctx = DeliveryContext(service=service, food_points=food_points, orders=Orders(service.http))
     service.state["delivery"] = ctx
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, OrderEventHandler(food_points), wants=concerns_delivery)
+    service.consume(
+        TOPIC_ORDER_EVENTS,
+        CONSUMER,
+        OrderEventHandler(food_points),
+        wants=concerns_delivery,
+        kinds=TRACKED_STATUSES,
+    )
 
     async def fill_pickups() -> None:
         await fill_missing_pickups(ctx)

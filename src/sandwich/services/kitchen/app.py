@@ -15,7 +15,12 @@ from sandwich.platform.app import Service
 from sandwich.platform.events import TOPIC_ORDER_EVENTS
 from sandwich.services.kitchen.api import KitchenContext, router
 from sandwich.services.kitchen.assigner import Assigner
-from sandwich.services.kitchen.handlers import CONSUMER, concerns_kitchen, handle_order_event
+from sandwich.services.kitchen.handlers import (
+    CONSUMER,
+    STATUSES_OF_INTEREST,
+    concerns_kitchen,
+    handle_order_event,
+)
 from sandwich.services.kitchen.ports import HttpOrders, MenuRecipes
 
 RECIPE_CACHE_SECONDS = 60.0
@@ -38,7 +43,9 @@ def create_app() -> FastAPI:
         interval_seconds=ASSIGNER_INTERVAL_SECONDS,
     )
     service.state["kitchen"] = KitchenContext(service=service, assigner=assigner, orders=orders)
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event, wants=concerns_kitchen)
+    service.consume(
+        TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event, wants=concerns_kitchen, kinds=STATUSES_OF_INTEREST
+    )
 
     async def start_assigner() -> None:
         service.spawn(assigner.listen(), "kitchen-assigner-listen")

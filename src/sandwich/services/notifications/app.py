@@ -17,6 +17,7 @@ from sandwich.platform.inbox import OneStatement
 from sandwich.platform.settings import Flow
 from sandwich.services.notifications.api import router
 from sandwich.services.notifications.contacts import ContactBook
+from sandwich.services.notifications.domain import KIND_BY_STATUS
 from sandwich.services.notifications.handlers import CONSUMER, Notifier, concerns_notifications
 from sandwich.services.notifications.sender import MailSender
 
@@ -44,7 +45,13 @@ def create_app() -> FastAPI:
     service.sender = MailSender(service.database, service.settings)
     # ADR 002 (async) gives notifications a topic of their own; the other flows share order.events.
     topic = TOPIC_NOTIFICATIONS_ORDERS if service.settings.flow is Flow.ASYNC else TOPIC_ORDER_EVENTS
-    service.consume(topic, CONSUMER, OneStatement(notifier.on_order_event), wants=concerns_notifications)
+    service.consume(
+        topic,
+        CONSUMER,
+        OneStatement(notifier.on_order_event),
+        wants=concerns_notifications,
+        kinds=KIND_BY_STATUS,
+    )
     # The sender's turn waits up to 0.2 s for a wake-up itself, so the job needs no extra sleep.
     service.every("mail-sender", 0.0, service.sender.run_once)
     app = service.create_app(router)

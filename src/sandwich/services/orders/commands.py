@@ -82,20 +82,19 @@ def change_events(service: Service, order: Order, previous: OrderStatus | None) 
         order=storage.order_view(order, with_user=True),  # type: ignore[arg-type]
     )
     payload = event.model_dump()
-    events = [
-        (TOPIC_ORDER_EVENTS, service.envelope(ORDER_EVENT, order.order_id, payload, version=order.version))
-    ]
+    status = order.status.value  # the kind brokers route by: each consumer gets the statuses it wants
+    envelope = service.envelope(ORDER_EVENT, order.order_id, payload, version=order.version)
+    events = [Event(TOPIC_ORDER_EVENTS, envelope, status)]
     if service.settings.flow is Flow.ASYNC:
         # ADR 002: notifications hear of orders on their own topic.
         update = service.envelope(ORDER_UPDATE_MESSAGE, order.order_id, payload, version=order.version)
-        events.append((TOPIC_NOTIFICATIONS_ORDERS, update))
+        events.append(Event(TOPIC_NOTIFICATIONS_ORDERS, update, status))
         if order.status is OrderStatus.CREATED:
             pending = OrderPending(
                 order_id=order.order_id, user_id=order.user_id, username=order.username, total=order.total
             )
-            events.append(
-                (TOPIC_ORDERS_PENDING, service.envelope(ORDER_PENDING, order.order_id, pending.model_dump()))
-            )
+            pending_envelope = service.envelope(ORDER_PENDING, order.order_id, pending.model_dump())
+            events.append(Event(TOPIC_ORDERS_PENDING, pending_envelope))
     return events
 
 
