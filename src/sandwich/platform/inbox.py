@@ -54,15 +54,26 @@ class Effect:
 
 EnvelopeHandler = Callable[[Connection, Envelope], Awaitable[None]]
 """A consumer that works inside the transaction of its inbox claim."""
-EffectOf = Callable[[Envelope], Awaitable[Effect | None]]
-"""A consumer whose effect is one statement (None: the event changes nothing here)."""
+
+
+class InTransaction:
+    """What an EffectOf answers for an event its effect cannot be one statement for."""
+
+
+IN_TRANSACTION = InTransaction()
+
+EffectOf = Callable[[Envelope], Awaitable[Effect | InTransaction | None]]
+"""A consumer whose effect is one statement (None: the event changes nothing here; IN_TRANSACTION:
+this event needs the consumer's transactional handler)."""
 
 
 class OneStatement:
-    """Marks a consumer given as an EffectOf (see `Service.consume`)."""
+    """Marks a consumer given as an EffectOf (see `Service.consume`), with the handler that takes the
+    events it answers IN_TRANSACTION for (the rare ones, whose effect takes several statements)."""
 
-    def __init__(self, effect_of: EffectOf):
+    def __init__(self, effect_of: EffectOf, in_transaction: EnvelopeHandler | None = None):
         self.effect_of = effect_of
+        self.in_transaction = in_transaction
 
 
 Consumer = EnvelopeHandler | OneStatement
@@ -116,7 +127,7 @@ def idempotent_consumer(
             return
         token = trace_id_var.set(trace_id_from_traceparent(envelope.trace.get("traceparent")) or "")
         try:
-            if not await _handle_once(db, consumer, handle, envelope):
+            if not await handle_once(db, consumer, handle, envelope):
                 EVENTS_HANDLED.labels(service, consumer, "duplicate").inc()
                 return
             EVENTS_HANDLED.labels(service, consumer, "handled").inc()
@@ -135,13 +146,17 @@ def idempotent_consumer(
     return on_message
 
 
-async def _handle_once(db: Database, consumer: str, handle: Consumer, envelope: Envelope) -> bool:
+async def handle_once(db: Database, consumer: str, handle: Consumer, envelope: Envelope) -> bool:
     """Apply the event unless this consumer has it already; False for a duplicate."""
     if isinstance(handle, OneStatement):
         effect = await handle.effect_of(envelope)
         if effect is None:
             return True  # nothing to change: as idempotent unclaimed as claimed
-        return await run_effect(db, consumer, envelope.event_id, effect)
+        if isinstance(effect, Effect):
+            return await run_effect(db, consumer, envelope.event_id, effect)
+        if handle.in_transaction is None:
+            raise TypeError(f"{consumer} asked for a transaction but has no transactional handler")
+        handle = handle.in_transaction
     async with db.begin() as conn:
         if not await claim_event(conn, consumer, envelope.event_id):
             return False

@@ -14,11 +14,11 @@ from sqlalchemy import text
 
 from sandwich.platform.db import Database, plain_url
 from sandwich.platform.events import ORDER_EVENT, Envelope
-from sandwich.platform.inbox import claim_event
+from sandwich.platform.inbox import handle_once
 from sandwich.services.kitchen import storage
 from sandwich.services.kitchen.assigner import Assigner, Outcome
 from sandwich.services.kitchen.domain import NO_FOOD_POINT_IN_TIME, PendingOrder
-from sandwich.services.kitchen.handlers import CONSUMER, handle_order_event
+from sandwich.services.kitchen.handlers import CONSUMER, ORDER_EVENTS_CONSUMER
 from tests.integration.kitchen.conftest import FakeOrders, FakeRecipes
 
 pytestmark = pytest.mark.integration
@@ -118,12 +118,8 @@ def envelope(status: str, pending: PendingOrder, food_point_id: str | None = Non
 
 
 async def deliver(db: Database, event: Envelope) -> bool:
-    """What the platform's inbox consumer does with one message: claim and handle in one transaction."""
-    async with db.begin() as conn:
-        if not await claim_event(conn, CONSUMER, event.event_id):
-            return False
-        await handle_order_event(conn, event)
-    return True
+    """What the platform's inbox consumer does with one message (False: a duplicate it dropped)."""
+    return await handle_once(db, CONSUMER, ORDER_EVENTS_CONSUMER, event)
 
 
 # --- choosing ----------------------------------------------------------------------------------------
@@ -247,7 +243,7 @@ async def test_forty_concurrent_reservations_never_exceed_capacity(db: Database,
 
     watch = StockWatch(db, point)
     outcomes = await race(
-        db, [(a if i % 2 else b).assign_one(w.order_id, needs) for i, w in enumerate(waiting)], watch
+        db, [(a if i % 2 else b).assign_one(w, needs) for i, w in enumerate(waiting)], watch
     )
 
     assigned = [o for o, _ in outcomes if o is Outcome.ASSIGNED]
@@ -270,7 +266,7 @@ async def test_forty_concurrent_reservations_never_drive_stock_negative(
 
     watch = StockWatch(db, point)
     outcomes = await race(
-        db, [(a if i % 2 else b).assign_one(w.order_id, needs) for i, w in enumerate(waiting)], watch
+        db, [(a if i % 2 else b).assign_one(w, needs) for i, w in enumerate(waiting)], watch
     )
 
     assert sum(1 for o, _ in outcomes if o is Outcome.ASSIGNED) == 7

@@ -17,9 +17,9 @@ from sandwich.services.kitchen.api import KitchenContext, router
 from sandwich.services.kitchen.assigner import Assigner
 from sandwich.services.kitchen.handlers import (
     CONSUMER,
+    ORDER_EVENTS_CONSUMER,
     STATUSES_OF_INTEREST,
     concerns_kitchen,
-    handle_order_event,
 )
 from sandwich.services.kitchen.ports import HttpOrders, MenuRecipes
 
@@ -44,7 +44,11 @@ def create_app() -> FastAPI:
     )
     service.state["kitchen"] = KitchenContext(service=service, assigner=assigner, orders=orders)
     service.consume(
-        TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event, wants=concerns_kitchen, kinds=STATUSES_OF_INTEREST
+        TOPIC_ORDER_EVENTS,
+        CONSUMER,
+        ORDER_EVENTS_CONSUMER,
+        wants=concerns_kitchen,
+        kinds=STATUSES_OF_INTEREST,
     )
 
     async def start_assigner() -> None:

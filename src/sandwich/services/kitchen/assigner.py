@@ -21,6 +21,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import asyncpg
@@ -157,7 +158,7 @@ class Assigner:
         recipes = await self._recipes_for(waiting)
         for order in waiting:
             needs = self._needs(order, recipes)
-            outcome, food_point_id = await self.assign_one(order.order_id, needs)
+            outcome, food_point_id = await self.assign_one(order, needs)
             ASSIGNMENTS.labels(outcome.value).inc()
             if outcome is Outcome.ASSIGNED and food_point_id is not None:
                 report.assigned += 1
@@ -209,9 +210,23 @@ class Assigner:
             log.warning("order_has_unknown_item", order_id=order.order_id, menu_item_id=exc.menu_item_id)
             return None
 
-    async def assign_one(self, order_id: str, needs: dict[str, int] | None) -> tuple[Outcome, str | None]:
+    async def assign_one(
+        self, waiting: PendingOrder, needs: dict[str, int] | None
+    ) -> tuple[Outcome, str | None]:
         """One waiting order in one transaction: assigned (to which food point), still waiting, timed
-        out (marked for cancellation), or skipped (gone, or another transaction works on it)."""
+        out (marked for cancellation), or skipped (gone, or another transaction works on it).
+
+        An order no food point can take right now (the common case while stock or slots are short)
+        is only noted as tried, without locking it: the candidates and the supply version are read
+        in one statement, so a supply change after it makes the order due again.
+        """
+        order_id = waiting.order_id
+        if needs is not None and not self._past_timeout(waiting):
+            async with self.db.connect() as conn:
+                supply, points = await storage.candidate_snapshot(conn, needs)
+                if not any(point.can_take(needs) for point in points):
+                    await storage.note_attempt(conn, order_id, supply)
+                    return Outcome.WAITING, None
         async with self.db.begin() as conn:
             locked = await storage.lock_pending(conn, order_id, self.timeout_seconds)
             if locked is None:
@@ -230,6 +245,10 @@ class Assigner:
                 return Outcome.EXPIRED, None
             await storage.note_attempt(conn, order_id, supply)
             return Outcome.WAITING, None
+
+    def _past_timeout(self, order: PendingOrder) -> bool:
+        # A second early or late here only moves the decision to the locked path of a later pass.
+        return (datetime.now(UTC) - order.paid_at).total_seconds() >= self.timeout_seconds - 1.0
 
     # --- talking to orders -------------------------------------------------------------------
     async def _confirm(self, order_id: str, food_point_id: str, report: PassReport) -> None:

@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
+from sandwich.platform.inbox import IN_TRANSACTION, Effect, InTransaction, OneStatement
 from sandwich.platform.sql import Connection
 from sandwich.services.kitchen import storage
 from sandwich.services.kitchen.domain import PendingOrder
@@ -89,7 +90,27 @@ def concerns_kitchen(envelope: Envelope) -> bool:
 
 
 async def handle_order_event(conn: Connection, envelope: Envelope) -> None:
-    """The consumer: the platform's inbox runs it once per event id, in one transaction with the claim."""
+    """The consumer of the rarer events (cancelled, ready...): the platform's inbox runs it once per
+    event id, in one transaction with the claim."""
     if envelope.type != ORDER_EVENT:
         return
     await apply_event(conn, order_event(envelope))
+
+
+async def order_event_effect(envelope: Envelope) -> Effect | InTransaction | None:
+    """The consumer: `paid` and `assigned`, an order's two events here, are one statement each with
+    the inbox claim; the others go to handle_order_event in a transaction."""
+    if envelope.type != ORDER_EVENT:
+        return None
+    event = order_event(envelope)
+    if event.status == "paid":
+        return storage.add_pending_effect(pending_order(event))
+    if event.status == "assigned":
+        if not event.order.food_point_id:
+            return None
+        return storage.confirm_effect(event.order.order_id, event.order.food_point_id)
+    return IN_TRANSACTION
+
+
+ORDER_EVENTS_CONSUMER = OneStatement(order_event_effect, in_transaction=handle_order_event)
+"""What kitchen consumes `order.events` with (app.py)."""

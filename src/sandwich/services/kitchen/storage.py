@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
+from sandwich.platform.inbox import CLAIMED, Effect
 from sandwich.platform.sql import Connection
 from sandwich.services.kitchen.domain import (
     HOLDING_STATES,
@@ -222,28 +223,44 @@ async def put_stock(conn: Connection, food_point_id: uuid.UUID, ingredient: str,
 # --- pending orders --------------------------------------------------------------------------------
 
 
+def _add_pending_sql(guard: str) -> str:
+    """Remember a paid order until a food point takes it; once per order, never after its assignment."""
+    return (
+        "INSERT INTO pending_orders (order_id, user_id, username, items, delivery, lat, lon, paid_at) "
+        "SELECT :order_id, :user_id, :username, CAST(:items AS jsonb), CAST(:delivery AS jsonb), "
+        ":lat, :lon, :paid_at "
+        f"WHERE NOT EXISTS (SELECT 1 FROM assignments WHERE order_id = :order_id){guard} "
+        "ON CONFLICT (order_id) DO NOTHING"
+    )
+
+
+def _pending_params(order: PendingOrder) -> dict[str, Any]:
+    return {
+        "order_id": uuid.UUID(order.order_id),
+        "user_id": uuid.UUID(order.user_id),
+        "username": order.username,
+        "items": _dumps(order.items),
+        "delivery": _dumps(order.delivery),
+        "lat": order.lat,
+        "lon": order.lon,
+        "paid_at": order.paid_at,
+    }
+
+
 async def add_pending(conn: Connection, order: PendingOrder) -> bool:
     """Remember a paid order until a food point takes it; once per order, never after its assignment."""
-    result = await conn.execute(
-        text(
-            "INSERT INTO pending_orders (order_id, user_id, username, items, delivery, lat, lon, paid_at) "
-            "SELECT :order_id, :user_id, :username, CAST(:items AS jsonb), CAST(:delivery AS jsonb), "
-            ":lat, :lon, :paid_at "
-            "WHERE NOT EXISTS (SELECT 1 FROM assignments WHERE order_id = :order_id) "
-            "ON CONFLICT (order_id) DO NOTHING"
-        ),
-        {
-            "order_id": uuid.UUID(order.order_id),
-            "user_id": uuid.UUID(order.user_id),
-            "username": order.username,
-            "items": _dumps(order.items),
-            "delivery": _dumps(order.delivery),
-            "lat": order.lat,
-            "lon": order.lon,
-            "paid_at": order.paid_at,
-        },
-    )
+    result = await conn.execute(text(_add_pending_sql("")), _pending_params(order))
     return bool(result.rowcount)
+
+
+def add_pending_effect(order: PendingOrder) -> Effect:
+    """add_pending as the consumer's Effect (with its inbox claim), waking the assigners when it added."""
+    return Effect(
+        f"added AS ({_add_pending_sql(f' AND {CLAIMED}')} RETURNING 1), "
+        "woken AS (SELECT pg_notify(:channel, '') FROM added)",
+        {**_pending_params(order), "channel": NOTIFY_CHANNEL},
+        result="(SELECT count(*) FROM woken) AS woken",
+    )
 
 
 # Never tried, or past the assignment timeout: each through an index of its own (migration 0003).
@@ -346,34 +363,22 @@ async def drop_pending(conn: Connection, order_id: str) -> bool:
 # --- reserving -------------------------------------------------------------------------------------
 
 
-async def candidate_points(conn: Connection, needs: Mapping[str, int]) -> list[PointState]:
-    """Food points that accept delivery and have a free slot, with their stock of the needed ingredients."""
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT id::text AS id, lat, lon, capacity, active_orders, accepts_delivery FROM food_points "
-                "WHERE accepts_delivery AND active_orders < capacity"
-            )
-        )
-    ).all()
-    if not rows:
-        return []
-    stock: dict[str, dict[str, int]] = {}
-    if needs:
-        stock_rows = (
-            await conn.execute(
-                text(
-                    "SELECT s.food_point_id::text AS food_point_id, s.ingredient, s.quantity "
-                    "FROM stock s JOIN food_points f ON f.id = s.food_point_id "
-                    "WHERE f.accepts_delivery AND f.active_orders < f.capacity "
-                    "AND s.ingredient = ANY(:ingredients)"
-                ),
-                {"ingredients": sorted(needs)},
-            )
-        ).all()
-        for row in stock_rows:
-            stock.setdefault(row.food_point_id, {})[row.ingredient] = int(row.quantity)
-    return [
+# The supply version and the food points that accept delivery and have a free slot, with their stock
+# of the needed ingredients: one statement, so the version is the one the points were read at.
+_CANDIDATES = text(
+    "SELECT s.version AS supply, f.id::text AS id, f.lat, f.lon, f.capacity, f.active_orders, "
+    "f.accepts_delivery, COALESCE(jsonb_object_agg(st.ingredient, st.quantity) "
+    "FILTER (WHERE st.ingredient IS NOT NULL), '{}') AS stock "
+    "FROM supply AS s LEFT JOIN food_points AS f ON f.accepts_delivery AND f.active_orders < f.capacity "
+    "LEFT JOIN stock AS st ON st.food_point_id = f.id AND st.ingredient = ANY(:ingredients) "
+    "WHERE s.id = 1 GROUP BY s.version, f.id"
+)
+
+
+async def candidate_snapshot(conn: Connection, needs: Mapping[str, int]) -> tuple[int, list[PointState]]:
+    """(supply version, food points that might take an order with these needs), read together."""
+    rows = (await conn.execute(_CANDIDATES, {"ingredients": sorted(needs)})).all()
+    points = [
         PointState(
             food_point_id=row.id,
             lat=float(row.lat),
@@ -381,10 +386,17 @@ async def candidate_points(conn: Connection, needs: Mapping[str, int]) -> list[P
             capacity=int(row.capacity),
             active_orders=int(row.active_orders),
             accepts_delivery=bool(row.accepts_delivery),
-            stock=stock.get(row.id, {}),
+            stock={str(name): int(quantity) for name, quantity in dict(_json(row.stock)).items()},
         )
         for row in rows
+        if row.id is not None
     ]
+    return int(rows[0].supply), points
+
+
+async def candidate_points(conn: Connection, needs: Mapping[str, int]) -> list[PointState]:
+    """Food points that accept delivery and have a free slot, with their stock of the needed ingredients."""
+    return (await candidate_snapshot(conn, needs))[1]
 
 
 class _Unavailable(Exception):
@@ -484,20 +496,37 @@ async def assignments_at(
     return [_assignment(row) for row in rows]
 
 
+_CONFIRM = "UPDATE assignments SET state = 'confirmed', confirmed_at = now() WHERE order_id = :id AND state = 'reserved'"
+
+
+def _confirm_params(order_id: str, food_point_id: str | None) -> tuple[str, dict[str, Any]] | None:
+    """The condition on the food point (when given) and the parameters; None for a malformed id."""
+    params: dict[str, Any] = {"id": uuid.UUID(order_id)}
+    if food_point_id is None:
+        return "", params
+    point = as_uuid(food_point_id)
+    if point is None:
+        return None
+    params["food_point_id"] = point
+    return " AND food_point_id = :food_point_id", params
+
+
 async def confirm(conn: Connection, order_id: str, food_point_id: str | None = None) -> bool:
     """orders says the order is assigned here: reserved -> confirmed (once)."""
-    query = (
-        "UPDATE assignments SET state = 'confirmed', confirmed_at = now() "
-        "WHERE order_id = :id AND state = 'reserved'"
-    )
-    params: dict[str, Any] = {"id": uuid.UUID(order_id)}
-    if food_point_id is not None:
-        point = as_uuid(food_point_id)
-        if point is None:
-            return False
-        query += " AND food_point_id = :food_point_id"
-        params["food_point_id"] = point
-    return bool((await conn.execute(text(query), params)).rowcount)
+    found = _confirm_params(order_id, food_point_id)
+    if found is None:
+        return False
+    condition, params = found
+    return bool((await conn.execute(text(_CONFIRM + condition), params)).rowcount)
+
+
+def confirm_effect(order_id: str, food_point_id: str) -> Effect | None:
+    """confirm as the consumer's Effect (with its inbox claim); None for a malformed food point id."""
+    found = _confirm_params(order_id, food_point_id)
+    if found is None:
+        return None
+    condition, params = found
+    return Effect(f"confirmed AS ({_CONFIRM}{condition} AND {CLAIMED})", params)
 
 
 async def unconfirmed(conn: Connection, older_than_seconds: float, limit: int = 100) -> list[tuple[str, str]]:

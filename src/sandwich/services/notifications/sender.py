@@ -10,10 +10,11 @@ as a safety net and for retries that come due.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.header import Header
+from email.utils import format_datetime, parseaddr
 
 import aiosmtplib
 import structlog
@@ -30,15 +31,43 @@ SMTP_IDLE_SECONDS = 15.0
 """An SMTP connection unused this long is closed (servers drop idle clients after a few minutes)."""
 
 
-def build_message(letter: storage.Outgoing, mail_from: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = mail_from
-    message["To"] = letter.recipient
-    message["Subject"] = letter.subject
-    message["Message-ID"] = message_id(letter.notification_id)
-    message["Date"] = format_datetime(utcnow())
-    message.set_content(letter.body)
-    return message
+def build_message(letter: storage.Outgoing, mail_from: str) -> bytes:
+    """The letter as an RFC 5322 message: a text/plain UTF-8 body (7bit when it is ASCII, else
+    base64), an RFC 2047 subject when it is not ASCII, and the Message-ID that makes resends one copy.
+
+    Written out directly rather than through `email.message.EmailMessage`, whose header registry
+    and content manager took a fifth of the service's CPU per letter; the result parses the same
+    (tests/unit/notifications check it against the standard parser).
+    """
+    body = letter.body.replace("\r\n", "\n").replace("\n", "\r\n")
+    if body.isascii():
+        encoding, payload = "7bit", body.encode()
+    else:
+        encoding, payload = "base64", base64.encodebytes(body.encode()).replace(b"\n", b"\r\n")
+    subject = _one_line(letter.subject)
+    if not subject.isascii():
+        subject = Header(subject, "utf-8").encode()
+    headers = (
+        f"From: {_one_line(mail_from)}\r\n"
+        f"To: {_one_line(letter.recipient)}\r\n"
+        f"Subject: {subject}\r\n"
+        f"Message-ID: {message_id(letter.notification_id)}\r\n"
+        f"Date: {format_datetime(utcnow())}\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: text/plain; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    return headers.encode() + payload
+
+
+def _one_line(value: str) -> str:
+    """A header value can never start a header of its own."""
+    return " ".join(value.splitlines())
+
+
+def envelope_sender(mail_from: str) -> str:
+    """The bare address of the From header (what MAIL FROM takes)."""
+    return parseaddr(mail_from)[1] or mail_from
 
 
 class MailSender:
@@ -115,6 +144,7 @@ class MailSender:
         errors: dict[str, str] = {}
         for index, letter in enumerate(letters):
             message = build_message(letter, self.settings.mail_from)
+            sender, recipients = envelope_sender(self.settings.mail_from), [letter.recipient]
             for fresh in (False, True):
                 try:
                     smtp = await self._connection(fresh)
@@ -123,7 +153,7 @@ class MailSender:
                     errors.update({later.notification_id: reason for later in letters[index:]})
                     return errors
                 try:
-                    await smtp.send_message(message)
+                    await smtp.sendmail(sender, recipients, message)
                     break
                 except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
                     await self._drop_connection()
