@@ -8,6 +8,7 @@ service can read another's tables through its own connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import zlib
 from collections.abc import AsyncIterator
@@ -152,10 +153,29 @@ class Database:
             await conn.run_sync(_upgrade, migrations_dir)
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[Connection]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        async with self.connect() as conn, conn.driver.transaction():
-            yield conn
+    async def begin(self, *, durable: bool = True) -> AsyncIterator[Connection]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        `durable=False` commits without waiting for the WAL to reach the disk (synchronous_commit
+        off, for this transaction only): only for writes that are safe to lose in a server crash
+        because they are redone anyway (the outbox relay's "published" marks: a lost mark publishes
+        the event again, and consumers drop the repeat). The wait was the relay's longest step
+        under load, and every event behind it waited too.
+        """
+        async with self.connect() as conn:
+            if durable:
+                async with conn.driver.transaction():
+                    yield conn
+                return
+            await conn.driver.execute("BEGIN; SET LOCAL synchronous_commit TO off")
+            try:
+                yield conn
+            except BaseException as exc:
+                if not isinstance(exc, asyncio.CancelledError):
+                    with contextlib.suppress(Exception):
+                        await conn.driver.execute("ROLLBACK")
+                raise
+            await conn.driver.execute("COMMIT")
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[Connection]:

@@ -62,11 +62,19 @@ class InvalidToken(Exception):
 
 
 class TokenVerifier:
-    """Verifies tokens against a JWKS document; unknown key ids trigger a (rate-limited) refresh."""
+    """Verifies tokens against a JWKS document; unknown key ids trigger a (rate-limited) refresh.
+
+    A token that verified is remembered until it expires (or its key leaves the JWKS): a client
+    sends the same token with every request, and checking its signature and claims again each time
+    was a tenth of the gateway's CPU.
+    """
+
+    MAX_REMEMBERED = 10_000
 
     def __init__(self) -> None:
         self._keys: dict[str, Any] = {}
         self.last_refresh = 0.0
+        self._verified: dict[str, tuple[dict[str, Any], float, str]] = {}  # token -> claims, exp, kid
 
     def load_jwks(self, document: dict[str, Any]) -> None:
         keys = {}
@@ -74,7 +82,19 @@ class TokenVerifier:
             if jwk.get("kid") and jwk.get("kty") == "OKP":
                 keys[jwk["kid"]] = jwt.PyJWK.from_dict(jwk, algorithm=ALGORITHM).key
         self._keys = keys
+        self._verified.clear()
         self.last_refresh = time.monotonic()
+
+    def remembered(self, token: str) -> dict[str, Any] | None:
+        """The claims of a token verified before, while it is unexpired and its key still known."""
+        found = self._verified.get(token)
+        if found is None:
+            return None
+        claims, expires_at, kid = found
+        if time.time() >= expires_at or kid not in self._keys:
+            del self._verified[token]
+            return None
+        return claims
 
     def key_id(self, token: str) -> str:
         try:
@@ -108,4 +128,7 @@ class TokenVerifier:
             raise InvalidToken("token expired") from exc
         except jwt.PyJWTError as exc:
             raise InvalidToken("invalid token") from exc
+        if len(self._verified) >= self.MAX_REMEMBERED:
+            self._verified.clear()
+        self._verified[token] = (claims, float(claims["exp"]), kid)
         return claims

@@ -180,3 +180,24 @@ async def test_a_statement_cancelled_midway_does_not_poison_the_pool(db: Databas
     for _ in range(4):
         async with db.begin() as conn:
             assert (await conn.execute(text("SELECT 2"))).scalar_one() == 2
+
+
+async def test_a_transaction_that_need_not_wait_for_the_disk_commits_and_rolls_back_like_any(
+    db: Database,
+) -> None:
+    async with db.connect() as conn:
+        before = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
+    async with db.begin(durable=False) as conn:
+        setting = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
+        await conn.execute(INSERT, {"id": uuid.uuid4(), "name": "kept", "qty": 1, "doc": "{}", "items": None})
+    with pytest.raises(RuntimeError):
+        async with db.begin(durable=False) as conn:
+            await conn.execute(
+                INSERT, {"id": uuid.uuid4(), "name": "gone", "qty": 1, "doc": "{}", "items": None}
+            )
+            raise RuntimeError("the block fails after its write")
+    async with db.connect() as conn:
+        names = (await conn.execute(text("SELECT name FROM items"))).scalars().all()
+        after = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
+    assert setting == "off" and after == before  # for that transaction only
+    assert names == ["kept"]

@@ -56,3 +56,34 @@ def test_alg_none_and_hmac_tokens_are_refused() -> None:
 def test_garbage_is_refused() -> None:
     with pytest.raises(InvalidToken):
         verifier_for(SigningKey.generate()).verify("not-a-token")
+
+
+def test_a_verified_token_is_remembered_until_it_expires() -> None:
+    key = SigningKey.generate()
+    verifier = verifier_for(key)
+    token = issue_token(key, {"sub": "u1", "username": "alice"}, 2)
+    assert verifier.remembered(token) is None  # never seen: it must be verified first
+    claims = verifier.verify(token)
+    assert verifier.remembered(token) == claims
+    time.sleep(2.1)
+    assert verifier.remembered(token) is None
+
+
+def test_a_remembered_token_is_forgotten_when_its_key_leaves_the_jwks() -> None:
+    old, new = SigningKey.generate(), SigningKey.generate()
+    verifier = verifier_for(old, new)
+    token = issue_token(old, {"sub": "u1"}, 60)
+    verifier.verify(token)
+    verifier.load_jwks({"keys": [new.public_jwk()]})
+    assert verifier.remembered(token) is None
+    with pytest.raises(InvalidToken):
+        verifier.verify(token)
+
+
+def test_a_refused_token_is_not_remembered() -> None:
+    key, forger = SigningKey.generate(), SigningKey.generate()
+    verifier = verifier_for(key)
+    forged = issue_token(SigningKey(key.kid, forger.private_pem), {"sub": "u1"}, 60)
+    with pytest.raises(InvalidToken):
+        verifier.verify(forged)
+    assert verifier.remembered(forged) is None

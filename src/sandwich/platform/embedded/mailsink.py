@@ -206,4 +206,9 @@ def run_mailsink(host: str, port: int, directory: Path) -> None:
                 loop.add_signal_handler(sig, stop.set)
         await serve_mailsink(host, port, Path(directory), stop)
 
-    asyncio.run(main())
+    try:
+        import uvloop  # installed with uvicorn[standard]: the services' event loop too
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

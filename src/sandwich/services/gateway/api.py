@@ -56,9 +56,11 @@ class Keys:
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("expected: Authorization: Bearer <token>")
         token = token.strip()
-        if not self.verifier.knows(self.verifier.key_id(token)):
-            await self.refresh()
-        claims = self.verifier.verify(token)
+        claims = self.verifier.remembered(token)
+        if claims is None:
+            if not self.verifier.knows(self.verifier.key_id(token)):
+                await self.refresh()
+            claims = self.verifier.verify(token)
         roles = claims.get("roles", [])
         username = claims.get("username")
         if not isinstance(roles, list) or not isinstance(username, str):
