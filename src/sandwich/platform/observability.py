@@ -99,18 +99,23 @@ def trace_id_from_traceparent(value: str | None) -> str | None:
 
 
 class RequestObservabilityMiddleware:
-    """Counts and times requests per route template, and binds the trace id of the request."""
+    """Counts and times requests per route template, and binds the trace id of the request.
+
+    The metric children are looked up once per (method, route, status) and kept: `labels()` takes a
+    lock and builds its key on every call, on every request of every service.
+    """
 
     def __init__(self, app: ASGIApp, service: str):
         self.app = app
         self.service = service
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or ())
-        incoming = headers.get(b"traceparent")
+        incoming = next((value for name, value in scope.get("headers") or () if name == b"traceparent"), None)
         trace_id = (
             trace_id_from_traceparent(incoming.decode("latin-1") if incoming else None) or new_trace_id()
         )
@@ -128,6 +133,19 @@ class RequestObservabilityMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            REQUESTS.labels(self.service, scope["method"], template, str(status_holder[0])).inc()
-            LATENCY.labels(self.service, template).observe(time.perf_counter() - started)
+            self._counter(scope["method"], template, status_holder[0]).inc()
+            self._timer(template).observe(time.perf_counter() - started)
             trace_id_var.reset(token)
+
+    def _counter(self, method: str, template: str, status: int) -> Any:
+        key = (method, template, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = REQUESTS.labels(self.service, method, template, str(status))
+        return counter
+
+    def _timer(self, template: str) -> Any:
+        timer = self._timers.get(template)
+        if timer is None:
+            timer = self._timers[template] = LATENCY.labels(self.service, template)
+        return timer
