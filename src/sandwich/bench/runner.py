@@ -25,7 +25,7 @@ from rich.console import Console
 
 from sandwich.bench import faults as faults_mod
 from sandwich.bench.faults import Fault, recovery_checks, settled
-from sandwich.bench.floors import database_floor, http_floor, platform_hop
+from sandwich.bench.floors import database_floor, http_floor
 from sandwich.bench.load import (
     Customer,
     Http,
@@ -670,27 +670,21 @@ async def measure_floors(ctx: Context, duration: float) -> dict[str, Any]:
             except Exception as exc:
                 floors["database_error"] = repr(exc)
                 console.log(f"[red]database floor failed: {exc!r}")
-    with console.status("floor 2: a bare HTTP hop and the direct call ..."):
+    service = "menu" if "menu" in ctx.target.service_urls else next(iter(ctx.target.service_urls), None)
+    service_url = ctx.target.service_urls[service] if service is not None else None
+    with console.status("floor 2: a bare HTTP hop, the direct call and the platform's own hop ..."):
         try:
-            floors["http"] = await http_floor(duration=duration)
+            floors["http"], own = await http_floor(duration=duration, platform_url=service_url)
             console.log(
                 f"floor: direct {floors['http']['direct']['requests_per_s']:.0f}/s, bare hop "
                 f"{floors['http']['hop']['requests_per_s']:.0f}/s"
             )
+            if own is not None:
+                floors["platform_hop"] = {**own, "service": service}
+                console.log(f"platform hop ({service}): {own['requests_per_s']:.0f}/s")
         except Exception as exc:
             floors["http_error"] = repr(exc)
             console.log(f"[red]HTTP floor failed: {exc!r}")
-    service = "menu" if "menu" in ctx.target.service_urls else next(iter(ctx.target.service_urls), None)
-    if service is not None:
-        with console.status(f"the platform's own hop: GET /health/live of {service} ..."):
-            try:
-                floors["platform_hop"] = await platform_hop(
-                    ctx.target.service_urls[service], duration=duration
-                )
-                floors["platform_hop"]["service"] = service
-                console.log(f"platform hop ({service}): {floors['platform_hop']['requests_per_s']:.0f}/s")
-            except Exception as exc:
-                floors["platform_hop_error"] = repr(exc)
     return floors
 
 

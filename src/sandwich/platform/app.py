@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from sandwich.platform.events import Envelope
 from sandwich.platform.http import ServiceClient
 from sandwich.platform.inbox import Consumer, EventFilter, idempotent_consumer
 from sandwich.platform.observability import RequestObservabilityMiddleware, configure_logging, traceparent
-from sandwich.platform.outbox import OutboxRelay, add_event
+from sandwich.platform.outbox import Committed, OutboxRelay, add_event
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.settings import Settings, get_settings
 
@@ -141,16 +141,20 @@ class Service:
         if self.relay is not None:
             self.relay.notify()
 
-    async def announce_committed(self, key: str) -> None:
+    async def announce_committed(self, key: str, rows: Sequence[Committed] = ()) -> None:
         """After a commit that recorded events of `key`: hand them on as the interaction style says.
 
-        With a broker the relay publishes them in the background and the caller goes on. In `sync`
-        (ADR 001/004) they are pushed to their consumers over HTTP now, inside the caller's request,
-        and a consumer that is down fails that request with BusUnavailable (the events stay in the
-        outbox and the relay delivers them once it is back).
+        With a broker the relay publishes them in the background and the caller goes on (`rows`, the
+        outbox rows the commit wrote, spare the relay looking them up). In `sync` (ADR 001/004) they
+        are pushed to their consumers over HTTP now, inside the caller's request, and a consumer that
+        is down fails that request with BusUnavailable (the events stay in the outbox and the relay
+        delivers them once it is back).
         """
         if self.settings.uses_broker or self.relay is None:
-            self.events_committed()
+            if self.relay is not None and rows:
+                self.relay.hand_over(rows)
+            else:
+                self.events_committed()
             return
         await self.relay.publish_events_of(key)
 

@@ -90,6 +90,8 @@ def test_judge_says_by_how_much_a_target_is_missed() -> None:
     assert within("flat", 100, 95, 0.10).met is True
     flat = within("flat", 100, 80, 0.10)
     assert flat.met is False and "-20.0%" in flat.by
+    faster = within("flat", 100, 127, 0.10)  # more data, more throughput: no slowdown to speak of
+    assert faster.met is True and "+27.0%" in faster.by and "no slowdown" in faster.by
 
 
 def phase(flow: str, scenario: str, **extra_fields: object) -> dict[str, object]:

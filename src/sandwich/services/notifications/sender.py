@@ -1,9 +1,9 @@
 """Sends pending letters over SMTP, and records how it went.
 
-Rows are picked with FOR UPDATE SKIP LOCKED and kept locked while their letters go out, so two
-instances never send the same letter at the same time. A crash after sending but before the commit
-sends the letter again later; its Message-ID is the same every time, so a receiver (our mail sink
-included) keeps one copy. The sender is woken right after a commit that stored letters, and polls
+Rows are taken with a lease (their next attempt moved a minute ahead, FOR UPDATE SKIP LOCKED in the
+same statement), so two instances never send the same letter at the same time. A crash after sending
+but before recording it sends the letter again once the lease runs out; its Message-ID is the same
+every time, so a receiver (our mail sink included) keeps one copy. The sender is woken right after a commit that stored letters, and polls
 as a safety net and for retries that come due.
 """
 
@@ -109,15 +109,24 @@ class MailSender:
             log.error("mail_sender_failed", error=repr(exc), retry_in=self._backoff)
 
     async def send_due(self) -> int:
-        """Send one batch of due letters; returns how many were attempted."""
+        """Send one batch of due letters; returns how many were attempted.
+
+        The batch is taken with a lease (storage.take_due), sent, then recorded: two statements and
+        no transaction held open while the SMTP server answers. A crash in between sends the taken
+        letters again once their lease runs out, with the same Message-ID (see the module's doc).
+        """
+        async with self.db.connect() as conn:
+            letters = await storage.take_due(conn, self.batch_size)
+        if not letters:
+            return 0
+        errors = await self._deliver(letters)
+        sent = [x.notification_id for x in letters if x.notification_id not in errors]
+        if not errors:
+            async with self.db.connect() as conn:
+                await storage.mark_sent(conn, sent)
+            return len(letters)
         async with self.db.begin() as conn:
-            letters = await storage.lock_due(conn, self.batch_size)
-            if not letters:
-                return 0
-            errors = await self._deliver(letters)
-            await storage.mark_sent(
-                conn, [x.notification_id for x in letters if x.notification_id not in errors]
-            )
+            await storage.mark_sent(conn, sent)
             for letter in letters:
                 error = errors.get(letter.notification_id)
                 if error is None:

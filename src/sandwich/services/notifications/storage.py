@@ -126,18 +126,29 @@ async def of_user(conn: Connection, user_id: uuid.UUID, limit: int) -> list[dict
     return [_public(row) for row in rows]
 
 
-async def lock_due(conn: Connection, limit: int) -> list[Outgoing]:
-    """Pending letters whose time has come, locked for this transaction; other senders skip them."""
+LEASE_SECONDS = 60.0
+"""How long a picked letter is left to its sender before another sender may take it (a sender that
+died between sending and recording it)."""
+
+
+async def take_due(conn: Connection, limit: int) -> list[Outgoing]:
+    """Pending letters whose time has come, taken for `LEASE_SECONDS`: their next attempt moves that
+    far ahead in the same statement, so other senders (and this one's next turn) skip them while they
+    go out, and none waits on a lock held across the SMTP conversation."""
     rows = (
         await conn.execute(
             text(
-                "SELECT notification_id::text AS notification_id, recipient, subject, body, attempts "
-                "FROM notifications WHERE status = 'pending' AND next_attempt_at <= now() AND recipient IS NOT NULL "
-                "ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+                "UPDATE notifications SET next_attempt_at = clock_timestamp() + make_interval(secs => :lease) "
+                "WHERE notification_id IN (SELECT notification_id FROM notifications "
+                "WHERE status = 'pending' AND next_attempt_at <= now() AND recipient IS NOT NULL "
+                "ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED) "
+                "RETURNING notification_id::text AS notification_id, recipient, subject, body, attempts, "
+                "created_at"
             ),
-            {"limit": limit},
+            {"limit": limit, "lease": LEASE_SECONDS},
         )
     ).all()
+    rows.sort(key=lambda r: (r.created_at, r.notification_id))
     return [Outgoing(r.notification_id, r.recipient, r.subject, r.body, r.attempts) for r in rows]
 
 

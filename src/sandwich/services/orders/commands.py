@@ -128,15 +128,15 @@ async def place_order(ctx: OrdersContext, command: PlaceOrder) -> tuple[int, dic
     accepted = storage.RequestAnswer(202, storage.order_view(order)) if is_async else None
     async with service.database.connect() as conn:
         placed = await storage.insert_order(conn, order, change_events(service, order, None), claim, accepted)
-        if not placed:
+        if placed is None:
             assert command.idempotency_key is not None
             stored = await existing_claim(
                 conn, command.user_id, command.idempotency_key, command.request_hash
             )
-    if not placed:
+    if placed is None:
         # A repeated request: answered outside the statement, which must not wait holding a connection.
         return await _replay(ctx, command, stored.status_code, stored.body, stored.resource_id)
-    await service.announce_committed(order.order_id)
+    await service.announce_committed(order.order_id, placed)
     if is_async:
         return 202, storage.order_view(order)
     order = await settle_payment(ctx, order)
@@ -217,12 +217,12 @@ async def apply_change(
         saved = await storage.save_transition(
             conn, changed, change_events(service, changed, current.status), settled_answer(service, changed)
         )
-    if not saved:
+    if saved is None:
         async with service.database.begin() as conn:
             current, changed = await apply_change_in(conn, service, order_id, change)
         if changed is current:
             return current
-    await service.announce_committed(order_id)
+    await service.announce_committed(order_id, saved or ())
     if changed.refund_pending:
         service.spawn(refund(ctx, changed), f"refund-{order_id}")
     return changed
@@ -240,7 +240,7 @@ async def apply_change_in(
         return current, current
     events = change_events(service, changed, current.status)
     saved = await storage.save_transition(conn, changed, events, settled_answer(service, changed))
-    assert saved, "the row lock keeps the version"
+    assert saved is not None, "the row lock keeps the version"
     return current, changed
 
 

@@ -16,8 +16,8 @@ import orjson
 from sqlalchemy import text
 
 from sandwich.platform.events import rfc3339
-from sandwich.platform.outbox import OUTBOX_ROWS, Event, outbox_params
-from sandwich.platform.sql import Connection
+from sandwich.platform.outbox import OUTBOX_ROW_IDS, OUTBOX_ROWS, Committed, Event, committed, outbox_params
+from sandwich.platform.sql import Connection, Row
 from sandwich.services.orders.domain import Delivery, Order, OrderLine, OrderStatus
 
 _COLUMNS = (
@@ -39,8 +39,8 @@ _ORDER_COLUMNS = (
 _PLACED_AND_RECORDED = (
     " history AS (INSERT INTO order_history (order_id, version, status, at) "
     "SELECT order_id, :version, :status, :updated_at FROM placed), "
-    f" events AS ({OUTBOX_ROWS} WHERE EXISTS (SELECT 1 FROM placed)) "
-    "SELECT count(*) AS placed FROM placed"
+    f" events AS ({OUTBOX_ROWS} WHERE EXISTS (SELECT 1 FROM placed) RETURNING id) "
+    f"SELECT (SELECT count(*) FROM placed) AS written, {OUTBOX_ROW_IDS.format(cte='events')}"
 )
 _INSERT = text(
     f"WITH placed AS (INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({_ORDER_VALUES}) RETURNING order_id), "
@@ -62,14 +62,15 @@ _MOVED_AND_RECORDED = (
     "WHERE order_id = :order_id AND version = :expected RETURNING order_id), "
     "history AS (INSERT INTO order_history (order_id, version, status, at) "
     "SELECT order_id, :version, :status, :updated_at FROM moved), "
-    f"events AS ({OUTBOX_ROWS} WHERE EXISTS (SELECT 1 FROM moved)) "
+    f"events AS ({OUTBOX_ROWS} WHERE EXISTS (SELECT 1 FROM moved) RETURNING id) "
 )
-_UPDATE = text(_MOVED_AND_RECORDED + "SELECT count(*) AS moved FROM moved")
+_WRITTEN = f"SELECT (SELECT count(*) FROM moved) AS written, {OUTBOX_ROW_IDS.format(cte='events')}"
+_UPDATE = text(_MOVED_AND_RECORDED + _WRITTEN)
 _UPDATE_ANSWERED = text(
     _MOVED_AND_RECORDED
     + ", answer AS (UPDATE idempotency_keys SET status_code = :answer_status, response = :answer, "
     "resource_id = :resource_id WHERE scope = :scope AND key = :key AND EXISTS (SELECT 1 FROM moved)) "
-    "SELECT count(*) AS moved FROM moved"
+    + _WRITTEN
 )
 
 
@@ -165,8 +166,9 @@ async def insert_order(
     events: Sequence[Event],
     claim: KeyClaim | None = None,
     answer: RequestAnswer | None = None,
-) -> bool:
-    """Store a new order with its events; False (nothing written) when `claim`'s key was taken.
+) -> list[Committed] | None:
+    """Store a new order with its events (the outbox rows written, for the relay); None (nothing
+    written) when `claim`'s key was taken.
 
     `answer` is stored with the claim when the request's answer is known already (async: 202).
     """
@@ -182,7 +184,7 @@ async def insert_order(
             **_answer_params(answer),
         )
         result = await conn.execute(_INSERT_CLAIMED, params)
-    return bool(result.scalar_one())
+    return _written(result.one(), events)
 
 
 async def save_transition(
@@ -190,9 +192,10 @@ async def save_transition(
     order: Order,
     events: Sequence[Event],
     answer: RequestAnswer | None = None,
-) -> bool:
+) -> list[Committed] | None:
     """Store `order` (one version after the stored one) with its events, and `answer` as the stored
-    answer of the request that placed it; False (nothing written) if someone else moved it first."""
+    answer of the request that placed it: the outbox rows written, or None (nothing written) if
+    someone else moved it first."""
     params = {
         "order_id": uuid.UUID(order.order_id),
         "status": order.status.value,
@@ -216,7 +219,11 @@ async def save_transition(
             **_answer_params(answer),
         )
         result = await conn.execute(_UPDATE_ANSWERED, params)
-    return bool(result.scalar_one())
+    return _written(result.one(), events)
+
+
+def _written(row: Row, events: Sequence[Event]) -> list[Committed] | None:
+    return committed(row.outbox_row_ids, events) if row.written else None
 
 
 async def load_order(conn: Connection, order_id: str, *, for_update: bool = False) -> Order | None:

@@ -1,0 +1,94 @@
+"""Letters are taken with a lease: two senders never get the same letter, and a taken letter is due
+again only once its lease has run out (its sender died between sending and recording it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+import sandwich.services.notifications as notifications_package
+from sandwich.platform.db import Database, plain_url
+from sandwich.platform.settings import Settings
+from sandwich.services.notifications import storage
+from sandwich.services.notifications.domain import NotificationStatus
+
+pytestmark = pytest.mark.integration
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+MIGRATIONS = Path(notifications_package.__file__).parent / "migrations"
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[Database]:
+    server = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    database = Database(
+        Settings(database_url=server, db_prefix=f"it_{uuid.uuid4().hex[:12]}"), "notifications"
+    )
+    await database.prepare(MIGRATIONS)
+    try:
+        yield database
+    finally:
+        await database.close()
+        admin = await asyncpg.connect(plain_url(server, "postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def store_letters(db: Database, count: int) -> list[str]:
+    ids = []
+    async with db.begin() as conn:
+        for n in range(count):
+            new = storage.NewNotification(
+                notification_id=str(uuid.uuid4()),
+                user_id=str(uuid.uuid4()),
+                order_id=str(uuid.uuid4()),
+                kind="order_paid",
+                channel="email",
+                recipient=f"user{n}@example.com",
+                subject=f"letter {n}",
+                body="hello",
+                status=NotificationStatus.PENDING,
+            )
+            assert await storage.insert(conn, new) is not None
+            ids.append(new.notification_id)
+    return ids
+
+
+async def test_two_senders_taking_at_once_never_share_a_letter(db: Database) -> None:
+    stored = await store_letters(db, 30)
+
+    async def take() -> list[str]:
+        async with db.connect() as conn:
+            return [letter.notification_id for letter in await storage.take_due(conn, 20)]
+
+    first, second = await asyncio.gather(take(), take())
+
+    assert not set(first) & set(second)
+    assert sorted(first + second) == sorted(stored)
+
+
+async def test_a_taken_letter_is_due_again_only_after_its_lease(db: Database) -> None:
+    (stored,) = await store_letters(db, 1)
+    async with db.connect() as conn:
+        assert [x.notification_id for x in await storage.take_due(conn, 10)] == [stored]
+        assert await storage.take_due(conn, 10) == []  # leased: not due for LEASE_SECONDS
+        # The lease runs out (its sender died before recording the letter as sent).
+        await conn.execute(
+            text(
+                "UPDATE notifications SET next_attempt_at = now() - interval '1 second' WHERE notification_id = :id"
+            ),
+            {"id": uuid.UUID(stored)},
+        )
+        assert [x.notification_id for x in await storage.take_due(conn, 10)] == [stored]
+        await storage.mark_sent(conn, [stored])
+        await conn.execute(text("UPDATE notifications SET next_attempt_at = now() - interval '1 second'"))
+        assert await storage.take_due(conn, 10) == []  # sent: never again
