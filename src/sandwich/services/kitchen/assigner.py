@@ -151,7 +151,11 @@ class Assigner:
             supply = await storage.supply_version(conn)
             ask_stale = supply != self._stale_swept_at or self._timer_due("stale", self.interval_seconds)
             waiting = await storage.pending_orders(
-                conn, self.batch, self.timeout_seconds, stale_before=supply if ask_stale else None
+                conn,
+                self.batch,
+                self.timeout_seconds,
+                stale_before=supply if ask_stale else None,
+                with_expired=self._timer_due("expired", self.interval_seconds),
             )
         if ask_stale and len(waiting) < self.batch:
             self._stale_swept_at = supply  # all of them are in this pass: none left stale at `supply`
