@@ -6,40 +6,25 @@ database gets a unique name, so parallel runs on one server never meet.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
 import sandwich.services.kitchen as kitchen_package
-from sandwich.platform.db import Database, plain_url
+from sandwich.platform.db import Database
 from sandwich.platform.http import Response, ServiceUnavailable
-from sandwich.platform.settings import Settings
 from sandwich.services.kitchen.domain import Recipe
+from tests.integration.scratch import scratch_database
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MIGRATIONS = Path(kitchen_package.__file__).parent / "migrations"
 
 
 @pytest.fixture(scope="session")
 async def kitchen_db() -> AsyncIterator[Database]:
-    server = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    settings = Settings(database_url=server, db_prefix=f"it_{uuid.uuid4().hex[:12]}")
-    db = Database(settings, "kitchen")
-    await db.prepare(MIGRATIONS)
-    try:
+    async with scratch_database("kitchen", MIGRATIONS) as db:
         yield db
-    finally:
-        await db.close()
-        conn = await asyncpg.connect(plain_url(server, "postgres"))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 @pytest.fixture

@@ -4,43 +4,28 @@ again only once its lease has run out (its sender died between sending and recor
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
 import sandwich.services.notifications as notifications_package
-from sandwich.platform.db import Database, plain_url
-from sandwich.platform.settings import Settings
+from sandwich.platform.db import Database
 from sandwich.services.notifications import storage
 from sandwich.services.notifications.domain import NotificationStatus
+from tests.integration.scratch import scratch_database
 
 pytestmark = pytest.mark.integration
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MIGRATIONS = Path(notifications_package.__file__).parent / "migrations"
 
 
 @pytest.fixture
 async def db() -> AsyncIterator[Database]:
-    server = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    database = Database(
-        Settings(database_url=server, db_prefix=f"it_{uuid.uuid4().hex[:12]}"), "notifications"
-    )
-    await database.prepare(MIGRATIONS)
-    try:
+    async with scratch_database("notifications", MIGRATIONS) as database:
         yield database
-    finally:
-        await database.close()
-        admin = await asyncpg.connect(plain_url(server, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def store_letters(db: Database, count: int) -> list[str]:

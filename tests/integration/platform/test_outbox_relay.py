@@ -5,58 +5,41 @@ outage what waited goes out first and in order, ahead of anything handed over la
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
 from sandwich.platform.bus.base import Message
 from sandwich.platform.bus.nats import NatsBus
-from sandwich.platform.db import Database, plain_url
+from sandwich.platform.db import Database
 from sandwich.platform.embedded.brokers import EmbeddedNats
 from sandwich.platform.events import Envelope
 from sandwich.platform.outbox import OUTBOX_ROW_IDS, OUTBOX_ROWS, Event, OutboxRelay, committed, outbox_params
-from sandwich.platform.settings import Settings
+from tests.integration.scratch import scratch_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TOPIC = "order.events"
 WRITE = text(f"WITH events AS ({OUTBOX_ROWS} RETURNING id) SELECT {OUTBOX_ROW_IDS.format(cte='events')}")
 
 
 @pytest.fixture
 async def db() -> AsyncIterator[Database]:
-    server = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    database = Database(Settings(database_url=server, db_prefix=f"it_{uuid.uuid4().hex[:12]}"), "relay")
-    admin = await asyncpg.connect(plain_url(server, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{database.name}"')
-    finally:
-        await admin.close()
-    async with database.connect() as conn:
-        await conn.execute(
-            text(
-                "CREATE TABLE outbox (id BIGSERIAL PRIMARY KEY, event_id UUID NOT NULL UNIQUE, topic TEXT NOT NULL, "
-                "key TEXT NOT NULL, envelope BYTEA NOT NULL, kind TEXT, "
-                "created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(), published_at TIMESTAMPTZ, "
-                "attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT)"
+    async with scratch_database("relay") as database:
+        async with database.connect() as conn:
+            await conn.execute(
+                text(
+                    "CREATE TABLE outbox (id BIGSERIAL PRIMARY KEY, event_id UUID NOT NULL UNIQUE, topic TEXT NOT NULL, "
+                    "key TEXT NOT NULL, envelope BYTEA NOT NULL, kind TEXT, "
+                    "created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(), published_at TIMESTAMPTZ, "
+                    "attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT)"
+                )
             )
-        )
-    try:
         yield database
-    finally:
-        await database.close()
-        admin = await asyncpg.connect(plain_url(server, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ rows, transactions and savepoints, and what happens to a connection a statement 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,40 +11,23 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from sandwich.platform.db import Database, plain_url
-from sandwich.platform.settings import Settings
+from sandwich.platform.db import Database
 from sandwich.platform.sql import MultipleResultsFound, NoResultFound, compiled
+from tests.integration.scratch import scratch_database
 
 pytestmark = pytest.mark.integration
-
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(scope="module")
 async def db() -> AsyncIterator[Database]:
-    server = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    settings = Settings(database_url=server, db_prefix=f"it_{uuid.uuid4().hex[:12]}")
-    database = Database(settings, "sql", pool_size=2, max_overflow=0)
-    admin = await asyncpg.connect(plain_url(server, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{database.name}"')
-    finally:
-        await admin.close()
-    async with database.begin() as conn:
-        await conn.execute(
-            text(
-                "CREATE TABLE items (id uuid PRIMARY KEY, name text NOT NULL, qty int, doc jsonb, items text)"
+    async with scratch_database("sql", pool_size=2, max_overflow=0) as database:
+        async with database.begin() as conn:
+            await conn.execute(
+                text(
+                    "CREATE TABLE items (id uuid PRIMARY KEY, name text NOT NULL, qty int, doc jsonb, items text)"
+                )
             )
-        )
-    try:
         yield database
-    finally:
-        await database.close()
-        admin = await asyncpg.connect(plain_url(server, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,50 @@
+"""A database of a test's own on the test PostgreSQL ($DATABASE_URL, else the local server), dropped
+afterwards: the one way the integration tests get one."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+
+from sandwich.platform.db import Database, plain_url
+from sandwich.platform.settings import Settings
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def server_url() -> str:
+    return os.environ.get("DATABASE_URL") or DEFAULT_URL
+
+
+@asynccontextmanager
+async def scratch_database(
+    service: str, migrations: Path | None = None, **pool: int
+) -> AsyncIterator[Database]:
+    """A fresh database named after a unique prefix: with `migrations`, at the service's newest
+    schema; without, empty. `pool` goes to Database (pool_size, max_overflow)."""
+    server = server_url()
+    database = Database(
+        Settings(database_url=server, db_prefix=f"it_{uuid.uuid4().hex[:12]}"), service, **pool
+    )
+    if migrations is not None:
+        await database.prepare(migrations)
+    else:
+        admin = await asyncpg.connect(plain_url(server, "postgres"))
+        try:
+            await admin.execute(f'CREATE DATABASE "{database.name}"')
+        finally:
+            await admin.close()
+    try:
+        yield database
+    finally:
+        await database.close()
+        admin = await asyncpg.connect(plain_url(server, "postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+        finally:
+            await admin.close()
