@@ -412,7 +412,10 @@ def profile_markdown(profile: Mapping[str, Any], parts: int = 5) -> str:
         )
     text = (
         "py-spy samples (`--gil`, so CPU time of Python code and the C it calls; waiting is not in "
-        "them) of the busiest services, each sample counted where its innermost frame belongs.\n\n"
+        "them) of the busiest services, each sample counted where its innermost frame belongs. A thread "
+        "the kernel preempts while it holds the GIL is sampled too: on two busy cores that happens most "
+        "right after a socket write wakes its receiver, so socket writes (asyncio's, uvicorn's `send`, "
+        "asyncpg's `_do_execute`) look dearer here than in the CPU seconds of the processes.\n\n"
     )
     text += markdown_table(rows) if rows else "no samples\n"
     errors = profile.get("errors") or []
