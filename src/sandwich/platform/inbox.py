@@ -26,7 +26,7 @@ from sandwich.platform.observability import (
     trace_id_from_traceparent,
     trace_id_var,
 )
-from sandwich.platform.sql import Connection
+from sandwich.platform.sql import Connection, Row
 
 log = structlog.get_logger("inbox")
 
@@ -44,12 +44,14 @@ class Effect:
     consumer: each carries `CLAIMED` in its WHERE (`INSERT ... SELECT ... WHERE {CLAIMED}`). The
     platform runs `WITH claim AS (INSERT INTO inbox ...), {ctes} SELECT ...` in autocommit: one round
     trip per event instead of BEGIN, claim, effect, COMMIT. `result` adds expressions to the final
-    SELECT list (a CTE that is only a SELECT, e.g. a pg_notify, runs only when referenced there).
+    SELECT list (a CTE that is only a SELECT, e.g. a pg_notify, runs only when referenced there);
+    `committed` is called with that row once the statement committed, when it claimed the event.
     """
 
     ctes: str
     params: Mapping[str, Any]
     result: str = ""
+    committed: Callable[[Row], None] | None = None
 
 
 EnvelopeHandler = Callable[[Connection, Envelope], Awaitable[None]]
@@ -100,8 +102,12 @@ async def run_effect(db: Database, consumer: str, event_id: str, effect: Effect)
     params = {**effect.params, "inbox_consumer": consumer, "inbox_event_id": uuid.UUID(event_id)}
     result = ", " + effect.result if effect.result else ""
     async with db.connect() as conn:
-        claimed = (await conn.execute(_claimed_statement(effect.ctes, result), params)).scalar_one()
-    return bool(claimed)
+        row = (await conn.execute(_claimed_statement(effect.ctes, result), params)).one()
+    if not row.claimed:
+        return False
+    if effect.committed is not None:
+        effect.committed(row)
+    return True
 
 
 def idempotent_consumer(

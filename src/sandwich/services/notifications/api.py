@@ -133,5 +133,5 @@ async def notify(
     except ServiceUnavailable as exc:
         raise ApiError(503, "users_unavailable", "Contact data cannot be fetched right now.") from exc
     if recorded.created:
-        service.events_committed()
+        notifier.wake_sender()
     return JsonResponse(recorded.notification, status_code=201 if recorded.created else 200)

@@ -8,6 +8,7 @@ with the inbox claim). The sender sends it after the commit, so a rolled-back ev
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +48,17 @@ class Recorded:
 class Notifier:
     """Turns "this order reached that status" into at most one stored letter per (order, kind)."""
 
-    def __init__(self, contacts: ContactBook):
+    def __init__(
+        self,
+        contacts: ContactBook,
+        hand_over: Callable[[storage.Outgoing], None] | None = None,
+        wake_sender: Callable[[], None] | None = None,
+    ):
         self.contacts = contacts
+        # The mail sender: a letter the consumer stored goes to it once committed (hand_over); one
+        # stored by the seeds' route is looked up after a wake-up.
+        self.hand_over = hand_over or (lambda letter: None)
+        self.wake_sender = wake_sender or (lambda: None)
 
     async def record(
         self,
@@ -122,4 +132,4 @@ class Notifier:
             username=order.username,
             total=order.total,
         )
-        return storage.insert_effect(new)
+        return storage.insert_effect(new, self.hand_over)

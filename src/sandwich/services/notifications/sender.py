@@ -89,19 +89,34 @@ class MailSender:
         self._backoff = 0.0
         self._smtp: aiosmtplib.SMTP | None = None
         self._last_used = 0.0
+        self._handed: list[storage.Outgoing] = []
+        self._look_up = True
 
     def wake(self) -> None:
         """Called after a commit that stored letters: send now rather than at the next poll."""
+        self._look_up = True
+        self._wake.set()
+
+    def hand_over(self, letter: storage.Outgoing) -> None:
+        """A letter stored already taken (storage.insert_effect): send it without looking it up."""
+        self._handed.append(letter)
         self._wake.set()
 
     async def run_once(self) -> None:
-        """One turn of the sender loop: wait for a wake-up or the poll interval, then send what is due."""
+        """One turn of the sender loop: wait for a wake-up or the poll interval, then send what was
+        handed over and, when woken without letters or on the poll, what is due in the table."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds + self._backoff)
+        polling = not self._wake.is_set()
         self._wake.clear()
         try:
-            while await self.send_due() == self.batch_size:
-                pass
+            while self._handed:
+                batch, self._handed = self._handed[: self.batch_size], self._handed[self.batch_size :]
+                await self.send(batch)
+            if polling or self._look_up:
+                self._look_up = False
+                while await self.send_due() == self.batch_size:
+                    pass
             await self.close_idle_connection()
             self._backoff = 0.0
         except Exception as exc:  # the database is away: try again, less often
@@ -117,14 +132,18 @@ class MailSender:
         """
         async with self.db.connect() as conn:
             letters = await storage.take_due(conn, self.batch_size)
-        if not letters:
-            return 0
+        if letters:
+            await self.send(letters)
+        return len(letters)
+
+    async def send(self, letters: list[storage.Outgoing]) -> None:
+        """Send taken letters and record how it went (sent, or failed with its next attempt)."""
         errors = await self._deliver(letters)
         sent = [x.notification_id for x in letters if x.notification_id not in errors]
         if not errors:
             async with self.db.connect() as conn:
                 await storage.mark_sent(conn, sent)
-            return len(letters)
+            return
         async with self.db.begin() as conn:
             await storage.mark_sent(conn, sent)
             for letter in letters:
@@ -141,7 +160,6 @@ class MailSender:
                     status=status.value,
                     error=error,
                 )
-        return len(letters)
 
     async def _deliver(self, letters: list[storage.Outgoing]) -> dict[str, str]:
         """Send the letters over the kept SMTP connection; the error of each one that did not go out.

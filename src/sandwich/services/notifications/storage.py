@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from sqlalchemy import text
 
 from sandwich.platform.inbox import CLAIMED, Effect
-from sandwich.platform.sql import Connection
+from sandwich.platform.sql import Connection, Row
 from sandwich.services.notifications.domain import NotificationStatus
 
 _PUBLIC = (
@@ -83,6 +84,10 @@ _INSERT = (
     "INSERT INTO notifications (notification_id, user_id, order_id, kind, channel, recipient, subject, body, "
     "status, last_error) {values} ON CONFLICT (order_id, kind) DO NOTHING"
 )
+_INSERT_LEASED = (
+    "INSERT INTO notifications (notification_id, user_id, order_id, kind, channel, recipient, subject, body, "
+    "status, last_error, next_attempt_at) {values} ON CONFLICT (order_id, kind) DO NOTHING"
+)
 
 
 def _insert_params(notification: NewNotification) -> dict[str, Any]:
@@ -107,10 +112,35 @@ async def insert(conn: Connection, notification: NewNotification) -> dict[str, A
     return _public(row) if row else None
 
 
-def insert_effect(notification: NewNotification) -> Effect:
-    """The same insert as a consumer's Effect: written only when the inbox claim is new."""
-    statement = _INSERT.format(values=f"{_INSERT_VALUES} WHERE {CLAIMED}")
-    return Effect(f"stored AS ({statement})", _insert_params(notification))
+def insert_effect(notification: NewNotification, handed_over: Callable[[Outgoing], None]) -> Effect:
+    """The same insert as a consumer's Effect: written only when the inbox claim is new.
+
+    A pending letter is stored already taken (leased, as take_due would) and given to
+    `handed_over` once the statement committed: the sender sends it from memory, with no lookup;
+    should the process die first, the lease runs out and the sender's poll finds it."""
+    leased = notification.status is NotificationStatus.PENDING and notification.recipient is not None
+    values = _INSERT_VALUES + (", clock_timestamp() + make_interval(secs => :lease)" if leased else "")
+    statement = (_INSERT_LEASED if leased else _INSERT).format(values=f"{values} WHERE {CLAIMED}")
+
+    def committed(row: Row) -> None:
+        if leased and row.stored:
+            assert notification.recipient is not None
+            handed_over(
+                Outgoing(
+                    notification.notification_id,
+                    notification.recipient,
+                    notification.subject,
+                    notification.body,
+                    0,
+                )
+            )
+
+    return Effect(
+        f"stored AS ({statement} RETURNING 1)",
+        {**_insert_params(notification), "lease": LEASE_SECONDS},
+        result="(SELECT count(*) FROM stored) AS stored",
+        committed=committed,
+    )
 
 
 async def of_user(conn: Connection, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
