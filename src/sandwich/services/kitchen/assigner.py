@@ -30,11 +30,13 @@ from prometheus_client import Counter
 
 from sandwich.platform.db import Database, plain_url
 from sandwich.platform.http import ServiceUnavailable
+from sandwich.platform.sql import Connection
 from sandwich.services.kitchen import storage
 from sandwich.services.kitchen.domain import (
     NO_FOOD_POINT_IN_TIME,
     AssignmentState,
     PendingOrder,
+    PointState,
     Recipe,
     UnknownMenuItem,
     compute_needs,
@@ -102,6 +104,9 @@ class Assigner:
         self.waker = Waker()
         self._timers: dict[str, float] = {}
         self._stale_swept_at: int | None = None
+        self._supply_seen: int | None = None  # the version the current pass started with
+        self._snapshots: dict[tuple[tuple[str, int], ...], list[PointState]] = {}
+        self._snapshots_at: int | None = None
 
     def wake(self) -> None:
         self.waker.wake()
@@ -148,7 +153,7 @@ class Assigner:
     async def run_pass(self) -> PassReport:
         report = PassReport()
         async with self.db.connect() as conn:
-            supply = await storage.supply_version(conn)
+            supply, untried = await storage.untried_orders(conn, self.batch)
             ask_stale = supply != self._stale_swept_at or self._timer_due("stale", self.interval_seconds)
             waiting = await storage.pending_orders(
                 conn,
@@ -156,9 +161,19 @@ class Assigner:
                 self.timeout_seconds,
                 stale_before=supply if ask_stale else None,
                 with_expired=self._timer_due("expired", self.interval_seconds),
+                untried=untried,
             )
         if ask_stale and len(waiting) < self.batch:
             self._stale_swept_at = supply  # all of them are in this pass: none left stale at `supply`
+        self._supply_seen = supply
+        try:
+            await self._assign_all(waiting, report)
+        finally:
+            self._supply_seen = None
+        await self._sweep(report)
+        return report
+
+    async def _assign_all(self, waiting: list[PendingOrder], report: PassReport) -> None:
         recipes = await self._recipes_for(waiting)
         for order in waiting:
             needs = self._needs(order, recipes)
@@ -174,8 +189,6 @@ class Assigner:
                 report.waiting += 1
             else:
                 report.skipped += 1
-        await self._sweep(report)
-        return report
 
     def _timer_due(self, name: str, every: float) -> bool:
         """True at most once per `every` seconds for `name` (and the first time)."""
@@ -227,7 +240,7 @@ class Assigner:
         order_id = waiting.order_id
         if needs is not None and not self._past_timeout(waiting):
             async with self.db.connect() as conn:
-                supply, points = await storage.candidate_snapshot(conn, needs)
+                supply, points = await self._candidates(conn, needs)
                 if not any(point.can_take(needs) for point in points):
                     await storage.note_attempt(conn, order_id, supply)
                     return Outcome.WAITING, None
@@ -249,6 +262,22 @@ class Assigner:
                 return Outcome.EXPIRED, None
             await storage.note_attempt(conn, order_id, supply)
             return Outcome.WAITING, None
+
+    async def _candidates(self, conn: Connection, needs: dict[str, int]) -> tuple[int, list[PointState]]:
+        """The candidate snapshot, kept per supply version: while the version stands, a snapshot can
+        only show more than there is (taking a slot or stock does not change the version; freeing or
+        adding does), so "no point can take it" read from it is true, and a "maybe" goes on to the
+        locked path, which reads afresh. The version itself is read every time, with the orders."""
+        supply = await storage.supply_version(conn) if self._supply_seen is None else self._supply_seen
+        key = tuple(sorted(needs.items()))
+        found = self._snapshots.get(key) if self._snapshots_at == supply else None
+        if found is None:
+            supply, points = await storage.candidate_snapshot(conn, needs)
+            if self._snapshots_at != supply:
+                self._snapshots, self._snapshots_at = {}, supply
+            self._snapshots[key] = points
+            return supply, points
+        return supply, found
 
     def _past_timeout(self, order: PendingOrder) -> bool:
         # A second early or late here only moves the decision to the locked path of a later pass.

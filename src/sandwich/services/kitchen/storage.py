@@ -268,6 +268,12 @@ _UNTRIED_PENDING = text(
     f"SELECT {_PENDING_COLUMNS} FROM pending_orders WHERE tried_at_supply IS NULL AND cancel_requested_at IS NULL "
     "ORDER BY paid_at, order_id LIMIT :limit"
 )
+# The same, with the supply version read in the same statement (what a pass starts with).
+_UNTRIED_WITH_SUPPLY = text(
+    f"SELECT s.version AS supply, p.* FROM supply AS s LEFT JOIN LATERAL (SELECT {_PENDING_COLUMNS} "
+    "FROM pending_orders WHERE tried_at_supply IS NULL AND cancel_requested_at IS NULL "
+    "ORDER BY paid_at, order_id LIMIT :limit) AS p ON true WHERE s.id = 1"
+)
 # Past the assignment timeout: asked on the assigner's timer only. A pass runs on every paid order,
 # and while the table's statistics lag behind a fast-growing queue PostgreSQL may answer this by
 # reading every waiting order (seen: 750 rows read per order placed).
@@ -284,6 +290,12 @@ _STALE_PENDING = text(
 )
 
 
+async def untried_orders(conn: Connection, limit: int = 500) -> tuple[int, list[Any]]:
+    """(supply version, the rows of the orders never tried, oldest first), in one statement."""
+    rows = (await conn.execute(_UNTRIED_WITH_SUPPLY, {"limit": limit})).all()
+    return int(rows[0].supply), [row for row in rows if row.order_id is not None]
+
+
 async def pending_orders(
     conn: Connection,
     limit: int = 500,
@@ -291,19 +303,22 @@ async def pending_orders(
     *,
     stale_before: int | None = None,
     with_expired: bool = True,
+    untried: list[Any] | None = None,
 ) -> list[PendingOrder]:
     """Orders worth trying now, oldest first: never tried, with `with_expired` those past the
     assignment timeout (those being cancelled are not waiting), and with `stale_before` also those
-    tried at an older supply version.
+    tried at an older supply version; `untried`: the never-tried rows, read already (untried_orders).
 
     Orders that already failed at the current supply cost nothing however many of them wait.
     """
-    asked: list[tuple[Any, dict[str, Any]]] = [(_UNTRIED_PENDING, {"limit": limit})]
+    asked: list[tuple[Any, dict[str, Any]]] = (
+        [] if untried is not None else [(_UNTRIED_PENDING, {"limit": limit})]
+    )
     if with_expired:
         asked.append((_EXPIRED_PENDING, {"limit": limit, "timeout": float(timeout_seconds)}))
     if stale_before is not None:
         asked.append((_STALE_PENDING, {"limit": limit, "supply": stale_before}))
-    found: dict[Any, Any] = {}
+    found: dict[Any, Any] = {row.order_id: row for row in untried or ()}
     for statement, params in asked:
         for row in (await conn.execute(statement, params)).all():
             found.setdefault(row.order_id, row)
