@@ -45,3 +45,18 @@ async def test_each_service_has_its_openapi_document(platform: Platform, service
     async with httpx.AsyncClient(base_url=platform.service_url(service), timeout=10) as client:
         document = (await client.get("/openapi.json")).json()
     assert document["info"]["title"] == f"sandwich {service}" and document["paths"]
+
+
+def test_work_that_follows_an_order_runs_at_a_lower_cpu_priority(platform: Platform) -> None:
+    """Fulfilment and the mail sink yield the CPU to the request path and the consumers a customer
+    watches (cli/supervisor.py BACKGROUND), in every thread they start."""
+    import psutil
+
+    from sandwich.cli.supervisor import BACKGROUND, DEFAULT_BACKGROUND_NICE
+
+    for name in (*SERVICES, "mailsink"):
+        pid = platform.service_pid(name)
+        assert pid is not None, name
+        threads = [psutil.Process(t.id).nice() for t in psutil.Process(pid).threads()]
+        wanted = DEFAULT_BACKGROUND_NICE if name in BACKGROUND else 0
+        assert set(threads) == {wanted}, (name, threads)

@@ -61,6 +61,16 @@ STABLE_AFTER = 30.0
 STARTUP_DEATHS_LIMIT = 3
 MONITOR_INTERVAL = 0.2
 
+BACKGROUND = frozenset({"kitchen", "delivery", "basket", MAILSINK})
+"""Processes whose work follows an order rather than answers it (fulfilment, the mail sink). They
+run at a lower CPU priority (SANDWICH_BACKGROUND_NICE, default 5; 0 for none), so that on a busy
+machine the request path (gateway, orders, billing, the broker, the database) and the consumers a
+customer watches (order_info, notifications) get the CPU first: with two cores 85% busy, each hop
+of an order otherwise queued behind work nobody waits for (create p99 at 100 orders/s: ~170 ms,
+~75 ms with this). A deployment does the same with its scheduler's CPU weights."""
+BACKGROUND_NICE_ENV = "SANDWICH_BACKGROUND_NICE"
+DEFAULT_BACKGROUND_NICE = 5
+
 
 class PlatformError(RuntimeError):
     """Something the platform could not do (start, restart a part, ...)."""
@@ -579,7 +589,21 @@ class Platform:
                 env=self._child_env(proc),
                 start_new_session=True,
             )
+        self._lower_priority(proc)
         proc.started_at = time.monotonic()
+
+    def _lower_priority(self, proc: ManagedProcess) -> None:
+        """Background processes (BACKGROUND) get a higher niceness, set while the child is still
+        starting up: the threads it makes later inherit it."""
+        if proc.name not in BACKGROUND or proc.popen is None:
+            return
+        try:
+            nice = int(self._env.get(BACKGROUND_NICE_ENV, DEFAULT_BACKGROUND_NICE))
+        except ValueError:
+            nice = DEFAULT_BACKGROUND_NICE
+        if nice > 0:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, proc.popen.pid, min(19, nice))
 
     def _monitor_loop(self) -> None:
         """Restart children that die unexpectedly, with exponential backoff."""
