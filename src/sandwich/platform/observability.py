@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
+import random
 import sys
 import time
 from collections.abc import MutableMapping
@@ -79,14 +79,18 @@ def _add_trace(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMappi
     return event
 
 
+_random = random.Random()  # seeded from os.urandom once; ids need to be unique, not secret
+
+
 def new_trace_id() -> str:
-    return secrets.token_hex(16)
+    """A W3C trace id: random, not a secret, so no system call for entropy on every request."""
+    return f"{_random.getrandbits(128):032x}"
 
 
 def traceparent() -> str:
     """W3C traceparent for the current trace (a fresh span id per hop)."""
     trace_id = trace_id_var.get() or new_trace_id()
-    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    return f"00-{trace_id}-{_random.getrandbits(64):016x}-01"
 
 
 def trace_id_from_traceparent(value: str | None) -> str | None:
