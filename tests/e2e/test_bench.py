@@ -63,6 +63,7 @@ def test_bench_quick_hybrid_writes_the_json(tmp_path: Path) -> None:
     assert all(v["cpu_seconds"] >= 0 and v["peak_rss_mb"] >= 0 for v in phase["resources"].values())
     assert phase["cpu"]["platform_cpu_ms_per_order"] > 0
     assert len(phase["timeseries"]["ok"]) >= 8
+    assert 0 <= phase["quiet_after_s"] <= 10.5  # the wait for a quiet platform before the load
     assert result["idle_memory"]["hybrid"]["postgres"]["rss_mb"] > 0
     floors = result["floors"]
     assert floors["database"]["orders_per_s"] > 0

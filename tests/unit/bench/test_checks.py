@@ -175,3 +175,17 @@ def test_letter_key_decodes_quoted_printable_bodies() -> None:
 def test_a_change_measured_off_target_is_shown_but_not_judged() -> None:
     shown = within("flat", 100, 60, 0.10, judged=False)
     assert shown.met is None and shown.by.startswith("-40.0%")
+
+
+def test_the_compare_plan_measures_the_targets_rate_unprofiled_and_profiles_it_apart() -> None:
+    from pathlib import Path
+
+    from sandwich.bench.runner import CompareOptions, Durations, plan
+
+    durations = Durations()
+    options = CompareOptions(flows=("hybrid", "sync"), data_dir=Path("unused"))
+    steps = plan("hybrid", options, durations)
+    at_target = [step for step in steps if step.rate == 100.0]
+    assert [step.profile for step in at_target] == [False, True]
+    assert at_target[0].duration == 2 * durations.open
+    assert not [step for step in plan("sync", options, durations) if step.profile]
