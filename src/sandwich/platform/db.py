@@ -1,6 +1,7 @@
 """PostgreSQL access: one database per service on one server, migrations applied at start.
 
-Services use SQLAlchemy Core over asyncpg (no ORM session: every query is explicit and cheap). The
+SQLAlchemy's engine owns the pool, the driver's codecs and the migrations (Alembic); the services'
+statements (`text()`, compiled once) run on the pooled asyncpg connection itself (sql.py). The
 database name is `<prefix>_<service>`, so that one server can hold every service's data while no
 service can read another's tables through its own connection.
 """

@@ -41,12 +41,12 @@ OUTBOX_ROWS = (
     "SELECT * FROM unnest(CAST(:outbox_ids AS uuid[]), CAST(:outbox_topics AS text[]), "
     "CAST(:outbox_keys AS text[]), CAST(:outbox_envelopes AS bytea[]), CAST(:outbox_kinds AS text[]))"
 )
-OUTBOX_ROW_IDS = "(SELECT array_agg(id ORDER BY id) FROM {cte}) AS outbox_row_ids"
-"""A final-SELECT expression giving the ids of the rows a `{cte} AS (OUTBOX_ROWS ... RETURNING id)`
-wrote, in order (for `committed`)."""
 """The outbox rows of a list of events (`outbox_params`), in order: a statement of its own, or a
 data-modifying CTE of the statement that makes the change (`... WHERE EXISTS (SELECT 1 FROM moved)`),
 so that a change and its events are one round trip."""
+OUTBOX_ROW_IDS = "(SELECT array_agg(id ORDER BY id) FROM {cte}) AS outbox_row_ids"
+"""A final-SELECT expression giving the ids of the rows a `{cte} AS (OUTBOX_ROWS ... RETURNING id)`
+wrote, in order (for `committed`)."""
 _INSERT = text(OUTBOX_ROWS)
 _PENDING = text(
     "SELECT id, event_id, topic, key, envelope, kind, created_at FROM outbox WHERE published_at IS NULL "
