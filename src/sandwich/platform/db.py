@@ -119,11 +119,22 @@ def _upgrade(connection: SyncConnection, migrations_dir: Path) -> None:
 class Database:
     """The engine of one service's own database."""
 
-    def __init__(self, settings: Settings, service: str, *, pool_size: int = 20, max_overflow: int = 10):
-        """`pool_size` connections are kept once opened; the overflow ones are closed when handed
-        back. It is sized for a busy service: an overflow connection costs a new PostgreSQL backend
-        and an empty prepared-statement cache on every burst (seen as connection churn under load).
+    def __init__(
+        self,
+        settings: Settings,
+        service: str,
+        *,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+    ):
+        """`pool_size` connections are kept once opened (settings.db_pool_size); the overflow ones are
+        closed when handed back. It is sized for a busy service: an overflow connection costs a new
+        PostgreSQL backend and an empty prepared-statement cache on every burst. With 32 requests in
+        flight, orders' 20 opened and closed some 17 connections a second (pg_stat_database.sessions),
+        about a fifth of the machine's CPU in backends that came and went.
         """
+        pool_size = settings.db_pool_size if pool_size is None else pool_size
+        max_overflow = settings.db_max_overflow if max_overflow is None else max_overflow
         self.server_url = _server_url(settings)
         self.name = service_database_name(settings, service)
         self.engine: AsyncEngine = create_async_engine(

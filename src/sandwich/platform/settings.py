@@ -65,6 +65,10 @@ class Settings:
     token_ttl_seconds: int = field(default_factory=lambda: int(_env("SANDWICH_TOKEN_TTL", "3600")))
     log_level: str = field(default_factory=lambda: _env("SANDWICH_LOG_LEVEL", "warning"))
     http_timeout_seconds: float = field(default_factory=lambda: float(_env("SANDWICH_HTTP_TIMEOUT", "5")))
+    # Connections a service keeps open once it needed them, and how many more a burst may open (and
+    # close again): see Database.
+    db_pool_size: int = field(default_factory=lambda: int(_env("SANDWICH_DB_POOL_SIZE", "40")))
+    db_max_overflow: int = field(default_factory=lambda: int(_env("SANDWICH_DB_MAX_OVERFLOW", "20")))
     profile_cache_ttl_seconds: float = field(
         default_factory=lambda: float(_env("SANDWICH_PROFILE_CACHE_TTL", "30"))
     )

@@ -174,6 +174,41 @@ async def test_on_nats_a_stream_from_before_kinds_takes_them_on(nats_url: str) -
         await buses.close_all()
 
 
+async def test_on_nats_a_group_from_the_pull_days_carries_on_where_it_was(nats_url: str) -> None:
+    """A data directory from an earlier version holds the group as a pull consumer: the push consumer
+    that replaces it starts after what the pull one had acknowledged, and the pull one goes."""
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    buses = BusMaker("nats", nats_url)
+    try:
+        bus = await buses.started()
+        assert isinstance(bus, NatsBus) and bus._js is not None
+        await bus.ensure_topics([TOPIC])
+        stream = bus.stream_name(TOPIC)
+        for n in range(5):
+            await bus.publish(TOPIC, "order-1", f"v{n}".encode())
+        await bus._js.add_consumer(
+            stream, ConsumerConfig(durable_name="kitchen", ack_policy=AckPolicy.EXPLICIT)
+        )
+        old = await bus._js.pull_subscribe_bind(durable="kitchen", stream=stream)
+        for msg in await old.fetch(3, timeout=5):
+            await msg.ack()  # the old consumer handled v0..v2
+        await old.unsubscribe()
+        await asyncio.sleep(0.2)
+
+        inbox = Inbox()
+        await bus.subscribe(TOPIC, "kitchen", inbox.handler)
+        await bus.publish(TOPIC, "order-1", b"v5")
+
+        await eventually(lambda: len(inbox.messages) == 3, timeout=DELIVERY_TIMEOUT, what="v3, v4 and v5")
+        await asyncio.sleep(0.3)
+        assert inbox.values == [b"v3", b"v4", b"v5"]
+        names = [info.name for info in await bus._js.consumers_info(stream)]
+        assert "kitchen" not in names and "kitchen-push" in names
+    finally:
+        await buses.close_all()
+
+
 async def test_a_batch_published_again_is_not_stored_twice_on_nats(nats_url: str) -> None:
     """NATS only: Kafka runs without broker-side de-duplication here (the consumers' inbox drops
     repeats there)."""

@@ -56,7 +56,7 @@ async def test_data_survives_stop_and_start(tmp_path: Path) -> None:
             "CREATE TABLE ledger (id int PRIMARY KEY, amount bigint NOT NULL)",
             "INSERT INTO ledger VALUES (1, 500000), (2, -34900)",
         )
-        assert await _scalar(pg.url, "SHOW max_connections") == "300"
+        assert await _scalar(pg.url, "SHOW max_connections") == "800"
         assert await _scalar(pg.url, "SHOW fsync") == "on"
         assert await _scalar(pg.url, "SHOW synchronous_commit") == "on"
         assert await _scalar(pg.url, "SELECT upper('сэндвич')") == "СЭНДВИЧ"

@@ -12,23 +12,28 @@ Mapping of the bus contract (see `base.py`) onto JetStream:
   groups on `order.events`, about half the deliveries of an order were events nobody there wanted).
 - `publish` is a JetStream publish that waits for the PubAck, i.e. for the stream to have stored the
   message. The message key travels in a header (JetStream has no key of its own).
-- A group is a durable pull consumer of the topic's stream, named after the group. Every member of
-  the group pulls from the same consumer, so they share the work and each message goes to one member;
-  another group is another consumer with its own position, so it gets every message.
+- A group is a durable push consumer of the topic's stream, `<group>-push`, delivering to a subject
+  of its own with the group as its queue group: its members share the work, each message going to
+  one member; another group is another consumer with its own position, so it gets every message.
+  (Groups were pull consumers named `<group>` before; the push consumer starts where such a one had
+  got to, and retires it.) Push rather than pull: a pull request per delivery cost the server more
+  than the messages when events come one at a time.
 - Acknowledgement is explicit and sent only after the handler returned. A member that dies leaves its
   messages unacknowledged, and JetStream hands them out again after `ack_wait`. While a handler is
-  busy (or retrying) the member keeps its batch alive with progress acks (+WPI), so a slow handler is
-  not mistaken for a dead one and its messages are not given to another member meanwhile.
-- One subscription handles a fetched batch in lanes, one per key: each lane in stream order, the
-  lanes side by side, and the next batch only after this one; a failing message is retried in
-  place, so one consumer sees each key's messages in publish order while a slow key does not hold up
-  the others. JetStream does not partition a consumer by key: with several members in a group, two
-  messages of one key may be handled by two members at the same time. The platform runs one
-  consumer process per service and group, and every consumer checks the aggregate version, so this
-  is harmless here; use the Kafka adapter where strict per-key order across many members matters.
-- The NATS client reconnects by itself, forever. Publishing fails fast (`BusUnavailable`) while it is
-  disconnected instead of being buffered, so the outbox keeps the message and retries; the fetch loops
-  wait for the connection and carry on, and JetStream's durable consumers resume where they were.
+  busy (or retrying) the member keeps what it holds alive with progress acks (+WPI), so a slow
+  handler is not mistaken for a dead one and its messages are not given to another member meanwhile.
+  The server stops delivering to the group at `max_ack_pending` unacknowledged messages.
+- A member handles its messages in lanes, one per key: each lane in the order the messages came,
+  the lanes side by side; a failing message is retried in place, so one member sees each key's
+  messages in publish order while a slow key does not hold up the others. JetStream does not
+  partition a consumer by key: with several members in a group, two messages of one key may be
+  handled by two members at the same time. The platform runs one consumer process per service and
+  group, and every consumer checks the aggregate version, so this is harmless here; use the Kafka
+  adapter where strict per-key order across many members matters.
+- The NATS client reconnects by itself, forever, and restores its subscriptions. Publishing fails
+  fast (`BusUnavailable`) while it is disconnected instead of being buffered, so the outbox keeps the
+  message and retries; JetStream's durable consumers resume where they were, and a member whose
+  consumer vanished (a broker restarted without its data) binds a new one.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import contextlib
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import replace
 
@@ -81,6 +87,12 @@ KEY_HEADER = "x-bus-key"
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 """JetStream's de-duplication header: a second message with the same id in the window is dropped."""
+
+PUSH_SUFFIX = "-push"
+"""A group's durable push consumer is named after the group with this suffix."""
+DELIVER_PREFIX = "_SANDWICH.deliver"
+"""Where push consumers deliver: one subject per stream and group (not under any stream's subjects)."""
+CONSUMER_CHECK_SECONDS = 5.0
 
 KIND_SUBJECT = ".kind."
 """Between a topic's subject and a message's kind (not a bare `.`: `<topic>.dlq` is another stream)."""
@@ -126,8 +138,8 @@ class NatsBus(EventBus):
         topic_prefix: str = "",
         ack_wait_seconds: float = 10.0,
         request_timeout_seconds: float = 2.0,
-        fetch_batch: int = 16,
-        max_ack_pending: int = 1000,
+        max_ack_pending: int = 256,
+        max_concurrent_handlers: int = 32,
         stream_max_age_seconds: float | None = 7 * 24 * 3600.0,
         start_timeout_seconds: float = 5.0,
         shutdown_grace_seconds: float = 10.0,
@@ -140,8 +152,8 @@ class NatsBus(EventBus):
         self.topic_prefix = topic_prefix
         self.ack_wait_seconds = ack_wait_seconds
         self.request_timeout_seconds = request_timeout_seconds
-        self.fetch_batch = fetch_batch
         self.max_ack_pending = max_ack_pending
+        self.max_concurrent_handlers = max_concurrent_handlers
         self.stream_max_age_seconds = stream_max_age_seconds
         self.start_timeout_seconds = start_timeout_seconds
         self.shutdown_grace_seconds = shutdown_grace_seconds
@@ -486,7 +498,16 @@ class NatsBus(EventBus):
 
 
 class _NatsSubscription(Subscription):
-    """One member of a group: a fetch loop on the group's durable pull consumer."""
+    """One member of a group: a queue subscription on the deliver subject of the group's durable push
+    consumer, its messages handled in lanes by key.
+
+    Push, not pull: a pull consumer costs the server a request for every delivery when events come
+    one at a time (with five consumer groups at 100 orders/s the NATS server took a fifth of a core,
+    more than at twice the rate), and each member a round trip before the next message can come.
+    The server bounds what is in flight (`max_ack_pending`); a member handles a key's messages one at
+    a time, in the order they came, and different keys side by side (at most
+    `max_concurrent_handlers` at once).
+    """
 
     def __init__(
         self,
@@ -512,14 +533,19 @@ class _NatsSubscription(Subscription):
         self.max_attempts = max_attempts
         self.retry_backoff_seconds = retry_backoff_seconds
         self.stream = bus.stream_name(topic)
-        self.durable = _sanitize(group)
-        self._psub: JetStreamContext.PullSubscription | None = None
+        # The pull consumer a group had before it was a push one (its position is carried over).
+        self.pull_durable = _sanitize(group)
+        self.durable = f"{self.pull_durable}{PUSH_SUFFIX}"
+        self._sub: JetStreamContext.PushSubscription | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
-        self._handling = False
-        # Fetched and not yet acknowledged: kept alive with progress acks while we work through them.
-        self._unacked: list[Msg] = []
+        self._lanes: dict[str, deque[Msg]] = {}
+        self._lane_tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(bus.max_concurrent_handlers)
+        # Handed to this member and not yet acknowledged: kept alive with progress acks meanwhile.
+        self._unacked: dict[int, Msg] = {}  # by id(): a Msg is not hashable
+        self._last_check = time.monotonic()
         self._log = log.bind(topic=topic, group=group)
 
     async def start(self) -> None:
@@ -527,7 +553,7 @@ class _NatsSubscription(Subscription):
             # Bind now when we can, so that a consumer exists (and starts from the beginning of the
             # stream) before subscribe() returns; otherwise the loop binds once connected.
             try:
-                self._psub = await self._bind()
+                self._sub = await self._bind()
             except BusUnavailable as exc:
                 self._log.warning("nats_bind_deferred", error=str(exc))
         self._task = asyncio.create_task(self._run(), name=f"nats-sub-{self.stream}-{self.durable}")
@@ -535,28 +561,50 @@ class _NatsSubscription(Subscription):
             self._keepalive(), name=f"nats-keepalive-{self.stream}-{self.durable}"
         )
 
-    async def _bind(self) -> JetStreamContext.PullSubscription:
-        js = self.bus._connected_js()
-        await self.bus.ensure_topics([self.topic])
-        config = ConsumerConfig(
+    # -- the consumer ---------------------------------------------------------------------------
+    def _config(self, deliver_subject: str, start_seq: int | None) -> ConsumerConfig:
+        return ConsumerConfig(
             durable_name=self.durable,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_subject=deliver_subject,
+            deliver_group=self.durable,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start_seq else DeliverPolicy.ALL,
+            opt_start_seq=start_seq,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.bus.ack_wait_seconds,
             # Unlimited redelivery on the server: retries and dead-lettering are ours (base.py), so a
             # message is never silently dropped by the broker after max_deliver.
             max_deliver=-1,
-            filter_subjects=self.filter_subjects,
             max_ack_pending=self.bus.max_ack_pending,
+            filter_subjects=self.filter_subjects,
         )
+
+    async def _bind(self) -> JetStreamContext.PushSubscription:
+        js = self.bus._connected_js()
+        await self.bus.ensure_topics([self.topic])
         try:
             try:
-                # Create, or update the editable fields (ack_wait...) of an existing consumer.
+                existing = await js.consumer_info(self.stream, self.durable)
+            except nats.js.errors.NotFoundError:
+                config = self._config(self.deliver_subject(), await self._pull_position(js))
+            else:
+                # Update what may be updated (ack_wait, filters...), keeping where it delivers.
+                config = self._config(existing.config.deliver_subject or self.deliver_subject(), None)
+                config = replace(
+                    config,
+                    deliver_policy=existing.config.deliver_policy,
+                    opt_start_seq=existing.config.opt_start_seq,
+                )
+            try:
+                # Racing members create the same consumer: the server takes the same config twice.
                 await js.add_consumer(self.stream, config=config)
             except nats.js.errors.BadRequestError as exc:
                 # An existing consumer whose fixed fields differ: keep using it as it is.
                 self._log.warning("nats_consumer_config_kept", consumer=self.durable, error=str(exc))
-            return await js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+                config = (await js.consumer_info(self.stream, self.durable)).config
+            await self._retire_pull_consumer(js)
+            return await js.subscribe_bind(
+                stream=self.stream, consumer=self.durable, config=config, manual_ack=True
+            )
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             if isinstance(exc, nats.js.errors.APIError) and not isinstance(
                 exc, nats.js.errors.ServiceUnavailableError | nats.js.errors.NotFoundError
@@ -564,12 +612,50 @@ class _NatsSubscription(Subscription):
                 raise
             raise BusUnavailable(f"could not bind consumer {self.durable} on {self.stream}: {exc!r}") from exc
 
-    async def _drop_psub(self) -> None:
-        psub, self._psub = self._psub, None
-        if psub is not None:
-            with contextlib.suppress(Exception):
-                await psub.unsubscribe()
+    def deliver_subject(self) -> str:
+        """Where the group's consumer delivers: the same for every member (they are one queue group)."""
+        return f"{DELIVER_PREFIX}.{self.stream}.{self.durable}"
 
+    async def _pull_position(self, js: JetStreamContext) -> int | None:
+        """Where the group's old pull consumer got to (the first stream sequence not acknowledged by
+        it for sure), so the push consumer that replaces it starts there; None when there was none."""
+        try:
+            info = await js.consumer_info(self.stream, self.pull_durable)
+        except nats.js.errors.NotFoundError:
+            return None
+        if info.config.deliver_subject:
+            return None  # not a pull consumer of ours
+        return int(info.ack_floor.stream_seq or 0) + 1 if info.ack_floor else 1
+
+    async def _retire_pull_consumer(self, js: JetStreamContext) -> None:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            info = await js.consumer_info(self.stream, self.pull_durable)
+            if not info.config.deliver_subject:
+                with contextlib.suppress(nats.js.errors.NotFoundError):
+                    await js.delete_consumer(self.stream, self.pull_durable)
+                    self._log.info("nats_pull_consumer_retired", consumer=self.pull_durable)
+
+    async def _drop_sub(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _consumer_gone(self) -> bool:
+        """Every few seconds while idle: does the consumer still exist (a broker restarted without
+        its data forgets it, and a push subscription then just stays silent)?"""
+        if time.monotonic() - self._last_check < CONSUMER_CHECK_SECONDS:
+            return False
+        self._last_check = time.monotonic()
+        try:
+            await self.bus._connected_js().consumer_info(self.stream, self.durable)
+        except nats.js.errors.NotFoundError:
+            return True
+        except (BusUnavailable, nats.errors.Error, OSError, TimeoutError):
+            return False
+        return False
+
+    # -- the loop -------------------------------------------------------------------------------
     async def _run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
@@ -577,74 +663,57 @@ class _NatsSubscription(Subscription):
                 await self._pause(0.25)
                 continue
             try:
-                if self._psub is None:
-                    self._psub = await self._bind()
-                messages = await self._next_batch(self._psub)
+                if self._sub is None:
+                    self._sub = await self._bind()
+                msg = await self._sub.next_msg(timeout=1.0)
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
                 failures = 0
-                continue  # nothing to do for now
+                if await self._consumer_gone():
+                    self._log.warning("nats_consumer_gone", consumer=self.durable)
+                    await self._drop_sub()
+                continue
             except Exception as exc:
                 failures += 1
                 if failures == 1 or failures % 20 == 0:
-                    self._log.warning("nats_fetch_failed", error=repr(exc), failures=failures)
-                # The consumer may be gone (a broker restarted without its data): bind afresh.
-                await self._drop_psub()
+                    self._log.warning("nats_receive_failed", error=repr(exc), failures=failures)
+                await self._drop_sub()
                 await self._pause(min(5.0, 0.1 * 2**failures))
                 continue
             failures = 0
-            await self._handle_batch(messages)
+            self._dispatch(msg)
 
-    async def _next_batch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
-        """Wait for one message, then take exactly the backlog the broker says is waiting.
+    def _dispatch(self, msg: Msg) -> None:
+        """Queue the message on its key's lane; a lane without a task gets one."""
+        self._unacked[id(msg)] = msg
+        key = (msg.headers or {}).get(KEY_HEADER, "")
+        lane = self._lanes.get(key)
+        if lane is not None:
+            lane.append(msg)
+            return
+        lane = self._lanes[key] = deque([msg])
+        task = asyncio.create_task(self._drain(key, lane), name=f"nats-lane-{self.durable}")
+        self._lane_tasks.add(task)
+        task.add_done_callback(self._lane_tasks.discard)
 
-        A `fetch(batch)` long-poll returns only when the batch is full or its expiry passes, so a lone
-        event would wait out the whole expiry. Here the first message is handed over as soon as it
-        arrives, and the backlog (the message's `num_pending`) is fetched in one more request that
-        returns as soon as those messages are there. The 1 s expiry keeps the loop responsive to stop
-        requests and lost connections.
-        """
-        first = await psub.fetch(1, timeout=1.0)
-        pending = min(_num_pending(first[-1]), self.bus.fetch_batch - 1) if first else 0
-        if pending <= 0:
-            return first
+    async def _drain(self, key: str, lane: deque[Msg]) -> None:
+        """Handle a key's messages in the order they came; the lane goes once it is empty."""
         try:
-            # Bounded: another member of the group may take part of that backlog first.
-            backlog = await psub.fetch(pending, timeout=0.05)
-        except TimeoutError:
-            backlog = []
-        return first + backlog
+            while lane and not self._stopping.is_set():
+                msg = lane[0]
+                async with self._slots:
+                    await self._handle(msg)
+                lane.popleft()
+                self._unacked.pop(id(msg), None)
+        finally:
+            if self._lanes.get(key) is lane and (not lane or self._stopping.is_set()):
+                del self._lanes[key]
+            # Left unacknowledged when stopping: JetStream hands them out again after ack_wait.
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-
-    async def _handle_batch(self, messages: list[Msg]) -> None:
-        """Handle a fetched batch: one lane per key, the lanes side by side, each in stream order.
-
-        A key's messages stay in order (its lane is sequential and the next batch waits for this
-        one), while a slow handler no longer holds up every other key: with billing answering 200 ms
-        late, one message at a time made the async flow's payments crawl at 5 per second.
-        """
-        self._unacked = list(messages)
-        self._handling = True
-        lanes: dict[str, list[Msg]] = {}
-        for msg in messages:
-            lanes.setdefault((msg.headers or {}).get(KEY_HEADER, ""), []).append(msg)
-        try:
-            await asyncio.gather(*(self._handle_lane(lane) for lane in lanes.values()))
-        finally:
-            self._handling = False
-            self._unacked = []
-
-    async def _handle_lane(self, lane: list[Msg]) -> None:
-        for msg in lane:
-            if self._stopping.is_set():
-                # Not acknowledged: JetStream hands them out again (to another member) after ack_wait.
-                return
-            await self._handle(msg)
-            self._unacked.remove(msg)
 
     async def _handle(self, msg: Msg) -> None:
         try:
@@ -693,13 +762,13 @@ class _NatsSubscription(Subscription):
             self._log.warning("nats_ack_failed", error=repr(exc))
 
     async def _keepalive(self) -> None:
-        """Progress acks for the fetched batch while it is being worked through."""
+        """Progress acks for what this member holds while it works through it."""
         interval = max(0.2, self.bus.ack_wait_seconds / 3)
         while not self._stopping.is_set():
             await self._pause(interval)
             if self._stopping.is_set() or not self.bus.connected:
                 continue
-            for msg in list(self._unacked):
+            for msg in list(self._unacked.values()):
                 with contextlib.suppress(Exception):
                     await msg.in_progress()
 
@@ -707,20 +776,23 @@ class _NatsSubscription(Subscription):
         if self._stopping.is_set() and self._task is None:
             return
         self._stopping.set()
+        await self._drop_sub()  # nothing more is delivered to this member
         task, self._task = self._task, None
         if task is not None and not task.done():
-            if not self._handling:
-                task.cancel()  # idle in a fetch: nothing to finish
-            done, _ = await asyncio.wait({task}, timeout=self.bus.shutdown_grace_seconds)
-            if not done:
+            task.cancel()
+            await asyncio.wait({task})
+        if self._lane_tasks:
+            # The messages being handled are finished first (a lane stops after its current one).
+            _, pending = await asyncio.wait(set(self._lane_tasks), timeout=self.bus.shutdown_grace_seconds)
+            if pending:
                 self._log.warning("nats_handler_cancelled_on_stop", grace=self.bus.shutdown_grace_seconds)
-                task.cancel()
-                await asyncio.wait({task})
+                for lane_task in pending:
+                    lane_task.cancel()
+                await asyncio.wait(pending)
         keepalive, self._keepalive_task = self._keepalive_task, None
         if keepalive is not None:
             keepalive.cancel()
             await asyncio.wait({keepalive})
-        await self._drop_psub()
         self.bus._subscriptions.discard(self)
 
 

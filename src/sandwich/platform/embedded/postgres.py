@@ -67,8 +67,9 @@ _SOCKET_FILE_WORST = ".s.PGSQL.65535.lock"
 _ACCESS_ATTEMPTS = 5
 
 DEFAULT_SETTINGS: dict[str, str] = {
-    # Eleven services with pools of their own, test runs and psql sessions: the default 100 is tight.
-    "max_connections": "300",
+    # Eleven services with pools of their own (up to 60 each under a burst, settings.db_pool_size and
+    # db_max_overflow), test runs and psql sessions: the default 100 is far too few.
+    "max_connections": "800",
     "shared_buffers": "128MB",
     # Durability matters even on a dev box: the demo world and fault tests rely on committed data
     # (ledger entries, outbox rows) surviving a kill of the whole platform.
