@@ -23,14 +23,16 @@ def server_url() -> str:
 
 @asynccontextmanager
 async def scratch_database(
-    service: str, migrations: Path | None = None, **pool: int
+    service: str, migrations: Path | None = None, *, idle_seconds: float = 60.0, **pool: int
 ) -> AsyncIterator[Database]:
     """A fresh database named after a unique prefix: with `migrations`, at the service's newest
-    schema; without, empty. `pool` goes to Database (pool_size, max_overflow)."""
+    schema; without, empty. `pool` goes to Database (pool_size, max_overflow); `idle_seconds` is
+    how long an unused pooled connection lives."""
     server = server_url()
-    database = Database(
-        Settings(database_url=server, db_prefix=f"it_{uuid.uuid4().hex[:12]}"), service, **pool
+    settings = Settings(
+        database_url=server, db_prefix=f"it_{uuid.uuid4().hex[:12]}", db_idle_seconds=idle_seconds
     )
+    database = Database(settings, service, **pool)
     if migrations is not None:
         await database.prepare(migrations)
     else:

@@ -69,6 +69,9 @@ class Settings:
     # close again): see Database.
     db_pool_size: int = field(default_factory=lambda: int(_env("SANDWICH_DB_POOL_SIZE", "40")))
     db_max_overflow: int = field(default_factory=lambda: int(_env("SANDWICH_DB_MAX_OVERFLOW", "20")))
+    # A pooled connection unused this long is closed by the server (idle_session_timeout), so a
+    # service that had a burst gives its PostgreSQL backends back once it is quiet again (0: never).
+    db_idle_seconds: float = field(default_factory=lambda: float(_env("SANDWICH_DB_IDLE_TIMEOUT", "60")))
     profile_cache_ttl_seconds: float = field(
         default_factory=lambda: float(_env("SANDWICH_PROFILE_CACHE_TTL", "30"))
     )

@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from sandwich.platform.db import Database
+from sandwich.platform.db import Database, plain_url
 from sandwich.platform.sql import MultipleResultsFound, NoResultFound, compiled
-from tests.integration.scratch import scratch_database
+from tests.integration.scratch import scratch_database, server_url
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +183,32 @@ async def test_a_transaction_that_need_not_wait_for_the_disk_commits_and_rolls_b
         after = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
     assert setting == "off" and after == before  # for that transaction only
     assert names == ["kept"]
+
+
+async def _sessions_of(database: str) -> int:
+    admin = await asyncpg.connect(plain_url(server_url(), "postgres"))
+    try:
+        count = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", database)
+        return int(count)
+    finally:
+        await admin.close()
+
+
+async def test_connections_a_burst_opened_are_closed_once_idle_and_the_pool_carries_on() -> None:
+    async with scratch_database("sqltest", idle_seconds=1.0, pool_size=8, max_overflow=0) as idle_db:
+
+        async def hold() -> None:
+            async with idle_db.connect() as conn:
+                await conn.execute(text("SELECT pg_sleep(0.2)"))
+
+        await asyncio.gather(*(hold() for _ in range(6)))
+        during = await _sessions_of(idle_db.name)
+        await asyncio.sleep(1.6)
+        after = await _sessions_of(idle_db.name)
+        for _ in range(8):  # every pooled connection is dead by now: each is replaced, none fails
+            async with idle_db.connect() as conn:
+                assert (await conn.execute(text("SELECT 3"))).scalar_one() == 3
+        again = await _sessions_of(idle_db.name)
+    assert during == 6
+    assert after == 0
+    assert again == 1  # last in, first out: one connection served the eight blocks one by one
