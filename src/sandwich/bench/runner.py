@@ -299,7 +299,7 @@ async def quiesce(ctx: Context) -> float:
         await asyncio.sleep(1.0)
         now = time.monotonic()
         usage = ctx.sampler.window(now - 1.0, now)
-        busy = sum(v["cpu_percent"] for k, v in usage.items() if k not in (BENCH_GROUP, OTHER_GROUP))
+        busy = platform_total(usage, "cpu_percent")
         if usage and busy < QUIET_CPU_PERCENT:
             break
     return round(time.monotonic() - began, 1)
@@ -530,11 +530,16 @@ async def final_check(ctx: Context, max_wait: float) -> None:
             )
 
 
+def platform_total(resources: Mapping[str, Mapping[str, float]], figure: str) -> float:
+    """A figure summed over the platform's processes (not the load generator, not other programs)."""
+    return sum(v[figure] for k, v in resources.items() if k not in (BENCH_GROUP, OTHER_GROUP))
+
+
 def cpu_per_order(resources: Mapping[str, Mapping[str, float]], orders: int) -> dict[str, float | None]:
     """The platform's CPU seconds per order (every process of it: services, PostgreSQL, NATS, the
     mail sink), and the throughput that allows on this machine's cores if nothing else ran: a figure
     that other programs on the machine disturb much less than the throughput itself."""
-    platform_cpu = sum(v["cpu_seconds"] for k, v in resources.items() if k not in (BENCH_GROUP, OTHER_GROUP))
+    platform_cpu = platform_total(resources, "cpu_seconds")
     cores = os.cpu_count() or 1
     per_order = platform_cpu / orders if orders else None
     return {

@@ -1,13 +1,14 @@
 """Duplicate detection after recovery and the verdicts on the targets."""
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from sandwich.bench.faults import duplicates, extra, recovery_checks, scenarios, settled
 from sandwich.bench.observe import OrderView, Outcomes, letter_key
 from sandwich.bench.report import judge, judge_zero, within
-from sandwich.bench.runner import floor_ratios, targets
+from sandwich.bench.runner import CompareOptions, Durations, floor_ratios, plan, targets
 from sandwich.platform.settings import Flow
 
 pytestmark = pytest.mark.unit
@@ -178,10 +179,6 @@ def test_a_change_measured_off_target_is_shown_but_not_judged() -> None:
 
 
 def test_the_compare_plan_measures_the_targets_rate_unprofiled_and_profiles_it_apart() -> None:
-    from pathlib import Path
-
-    from sandwich.bench.runner import CompareOptions, Durations, plan
-
     durations = Durations()
     options = CompareOptions(flows=("hybrid", "sync"), data_dir=Path("unused"))
     steps = plan("hybrid", options, durations)

@@ -56,6 +56,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    ConsumerInfo,
     DeliverPolicy,
     DiscardPolicy,
     PubAck,
@@ -497,6 +498,14 @@ class NatsBus(EventBus):
         return subscription
 
 
+def _first_unacked(pull: ConsumerInfo | None) -> int | None:
+    """Where a push consumer replacing this pull consumer starts: the first stream sequence it had
+    not acknowledged for sure (None: from the beginning, there was none)."""
+    if pull is None:
+        return None
+    return int(pull.ack_floor.stream_seq or 0) + 1 if pull.ack_floor else 1
+
+
 class _NatsSubscription(Subscription):
     """One member of a group: a queue subscription on the deliver subject of the group's durable push
     consumer, its messages handled in lanes by key.
@@ -582,10 +591,11 @@ class _NatsSubscription(Subscription):
         js = self.bus._connected_js()
         await self.bus.ensure_topics([self.topic])
         try:
+            pull = await self._pull_consumer(js)
             try:
                 existing = await js.consumer_info(self.stream, self.durable)
             except nats.js.errors.NotFoundError:
-                config = self._config(self.deliver_subject(), await self._pull_position(js))
+                config = self._config(self.deliver_subject(), _first_unacked(pull))
             else:
                 # Update what may be updated (ack_wait, filters...), keeping where it delivers.
                 config = self._config(existing.config.deliver_subject or self.deliver_subject(), None)
@@ -601,7 +611,8 @@ class _NatsSubscription(Subscription):
                 # An existing consumer whose fixed fields differ: keep using it as it is.
                 self._log.warning("nats_consumer_config_kept", consumer=self.durable, error=str(exc))
                 config = (await js.consumer_info(self.stream, self.durable)).config
-            await self._retire_pull_consumer(js)
+            if pull is not None:
+                await self._retire_pull_consumer(js)
             return await js.subscribe_bind(
                 stream=self.stream, consumer=self.durable, config=config, manual_ack=True
             )
@@ -616,24 +627,18 @@ class _NatsSubscription(Subscription):
         """Where the group's consumer delivers: the same for every member (they are one queue group)."""
         return f"{DELIVER_PREFIX}.{self.stream}.{self.durable}"
 
-    async def _pull_position(self, js: JetStreamContext) -> int | None:
-        """Where the group's old pull consumer got to (the first stream sequence not acknowledged by
-        it for sure), so the push consumer that replaces it starts there; None when there was none."""
+    async def _pull_consumer(self, js: JetStreamContext) -> ConsumerInfo | None:
+        """The group's consumer from before it was a push one, if there still is one."""
         try:
             info = await js.consumer_info(self.stream, self.pull_durable)
         except nats.js.errors.NotFoundError:
             return None
-        if info.config.deliver_subject:
-            return None  # not a pull consumer of ours
-        return int(info.ack_floor.stream_seq or 0) + 1 if info.ack_floor else 1
+        return None if info.config.deliver_subject else info  # a push consumer is not ours to retire
 
     async def _retire_pull_consumer(self, js: JetStreamContext) -> None:
         with contextlib.suppress(nats.js.errors.NotFoundError):
-            info = await js.consumer_info(self.stream, self.pull_durable)
-            if not info.config.deliver_subject:
-                with contextlib.suppress(nats.js.errors.NotFoundError):
-                    await js.delete_consumer(self.stream, self.pull_durable)
-                    self._log.info("nats_pull_consumer_retired", consumer=self.pull_durable)
+            await js.delete_consumer(self.stream, self.pull_durable)
+            self._log.info("nats_pull_consumer_retired", consumer=self.pull_durable)
 
     async def _drop_sub(self) -> None:
         sub, self._sub = self._sub, None
