@@ -100,6 +100,7 @@ async def test_rows_handed_over_go_out_in_id_order_and_are_marked(db: Database, 
     relay = OutboxRelay(db, bus, "test", poll_seconds=30.0)  # no poll during the test: only hand-overs
     relay.start()
     try:
+        relay.notify()
         await asyncio.sleep(0.2)  # the first pass (a lookup of an empty outbox) is done
         first, second = events("a", "b"), events("c")
         first_rows = committed(await write(db, first), first)
@@ -114,6 +115,31 @@ async def test_rows_handed_over_go_out_in_id_order_and_are_marked(db: Database, 
     finally:
         await relay.stop()
         await bus.close()
+
+
+async def test_marks_are_gathered_and_a_clean_stop_records_those_still_waiting(
+    db: Database, broker: EmbeddedNats
+) -> None:
+    received = Received()
+    bus = await started_bus(broker, received)
+    # No poll, and marks gathered for longer than the test: only the stop can record them.
+    relay = OutboxRelay(db, bus, "test", poll_seconds=30.0, mark_linger_seconds=30.0)
+    relay.start()
+    try:
+        relay.notify()  # the first pass: a lookup of the empty outbox; after it, hand-overs count
+        await asyncio.sleep(0.2)
+        batch = events("p", "q")
+        relay.hand_over(committed(await write(db, batch), batch))
+        deadline = time.monotonic() + 10.0
+        while received.values != ["p", "q"]:
+            assert time.monotonic() < deadline, "the handed-over rows were not published"
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.3)
+        assert await unpublished(db) == 2
+    finally:
+        await relay.stop()
+        await bus.close()
+    assert await unpublished(db) == 0, "a clean stop left published rows unmarked"
 
 
 async def test_rows_nobody_handed_over_are_looked_up_when_notified(

@@ -77,7 +77,14 @@ async def apply_operation(
     order_id: str | None,
     key: str | None,
 ) -> tuple[int, dict[str, Any]]:
-    """Move the balance and append the ledger row, once per idempotency key; (status, body)."""
+    """Move the balance and append the ledger row, once per idempotency key; (status, body).
+
+    A payment is one statement, atomic on its own: it runs without BEGIN and COMMIT around it (two
+    round trips of the three a payment took). Money coming in opens the account first: two
+    statements, one transaction."""
+    if kind is OperationKind.PAYMENT:
+        async with service.database.connect() as conn:
+            return await operate_in(conn, user_id, username, kind, amount, order_id, key)
     async with service.database.begin() as conn:
         return await operate_in(conn, user_id, username, kind, amount, order_id, key)
 
