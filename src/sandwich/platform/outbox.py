@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sandwich.platform.bus.base import BusUnavailable, EventBus, Outgoing
 from sandwich.platform.db import Database
 from sandwich.platform.events import Envelope
+from sandwich.platform.gathered import LINGER_SECONDS, GatheredWrites
 from sandwich.platform.observability import EVENTS_PUBLISHED, OUTBOX_LAG
 from sandwich.platform.sql import Connection, Row
 
@@ -65,10 +66,6 @@ _MARK = text(
 UNMARKED_GRACE_SECONDS = 2.0
 """How old an unpublished row must be before the poll takes it (rows handed over are published from
 memory and marked a moment later)."""
-MARK_LINGER_SECONDS = 0.1
-"""How long the marker gathers the ids of published rows before it records them: at 100 orders/s a
-mark per publish was two of an order's four transactions in `orders`; a tenth of a second makes it
-one statement for all of them (well inside UNMARKED_GRACE_SECONDS, so the poll never sees them)."""
 HANDED_OVER_MAX = 10_000
 """Rows kept in memory for the relay at most; beyond that it looks them up (a broker that is slow)."""
 _FAIL = text("UPDATE outbox SET attempts = attempts + 1, last_error = :error WHERE id = :id")
@@ -133,7 +130,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_seconds: float = 0.5,
         min_age_seconds: float = 0.0,
-        mark_linger_seconds: float = MARK_LINGER_SECONDS,
+        mark_linger_seconds: float = LINGER_SECONDS,
     ):
         self.db = db
         self.bus = bus
@@ -143,18 +140,18 @@ class OutboxRelay:
         # In `sync` the request that committed an event pushes it itself; the relay is only the
         # safety net for pushes that failed, so it leaves fresh rows to their requests.
         self.min_age_seconds = min_age_seconds
-        self.mark_linger_seconds = mark_linger_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._marker: asyncio.Task[None] | None = None
         self._backoff = 0.0
         self._handed: list[Committed] = []
         # Look the outbox up on the next pass: rows were committed without being handed over, or
         # a publish failed and what waits must go out in order before anything handed over.
         self._look_up = True
         self._last_look = 0.0
-        self._to_mark: list[int] = []
-        self._mark_wake = asyncio.Event()
+        # What was published from memory is recorded a moment later, many rows per statement.
+        self._marks = GatheredWrites(
+            f"outbox-marks-{service}", self._mark, linger_seconds=mark_linger_seconds
+        )
 
     def notify(self) -> None:
         """Called after a transaction that added events committed: publish now, not at the next poll."""
@@ -173,26 +170,14 @@ class OutboxRelay:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.service}")
-        self._marker = asyncio.create_task(self._mark_published(), name=f"outbox-marker-{self.service}")
+        self._marks.start()
 
     async def stop(self) -> None:
-        for task in (self._task, self._marker):
-            if task:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self._flush_marks()
-
-    async def _flush_marks(self) -> None:
-        """Record what is still waiting to be marked (a clean stop republishes nothing)."""
-        ids, self._to_mark = self._to_mark, []
-        if not ids:
-            return
-        try:
-            async with asyncio.timeout(2.0), self.db.connect() as conn:
-                await conn.execute(_MARK, {"ids": ids})
-        except Exception as exc:  # the poll publishes them again; consumers drop the repeats
-            log.warning("outbox_mark_failed", error=repr(exc), rows=len(ids))
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._marks.stop()  # a clean stop leaves nothing to publish again
 
     async def _run(self) -> None:
         while True:
@@ -247,32 +232,15 @@ class OutboxRelay:
             OUTBOX_LAG.labels(self.service).observe(max(0.0, now - row.at))
         if result.acknowledged:
             EVENTS_PUBLISHED.labels(self.service).inc(result.acknowledged)
-            self._to_mark.extend(row.id for row in batch[: result.acknowledged])
-            self._mark_wake.set()
+            self._marks.add(row.id for row in batch[: result.acknowledged])
         if result.error is not None and result.acknowledged < len(batch):
             raise result.error
 
-    async def _mark_published(self) -> None:
-        """Record what was published from memory, in batches, off the relay's way (a mark lost to a
-        crash only publishes its event again, which consumers drop)."""
-        while True:
-            await self._mark_wake.wait()
-            await asyncio.sleep(self.mark_linger_seconds)
-            self._mark_wake.clear()
-            ids, self._to_mark = self._to_mark, []
-            if not ids:
-                continue
-            try:
-                async with self.db.connect() as conn:
-                    await conn.execute(_MARK, {"ids": ids})
-            except asyncio.CancelledError:
-                self._to_mark = ids + self._to_mark  # stopping: _flush_marks records them
-                raise
-            except Exception as exc:
-                log.warning("outbox_mark_failed", error=repr(exc), rows=len(ids))
-                self._to_mark = ids + self._to_mark
-                await asyncio.sleep(0.5)
-                self._mark_wake.set()
+    async def _mark(self, ids: list[int]) -> None:
+        """Record rows published from memory (a mark lost to a crash only publishes its event
+        again, which consumers drop)."""
+        async with self.db.connect() as conn:
+            await conn.execute(_MARK, {"ids": ids})
 
     async def publish_pending_events(self, min_age_seconds: float | None = None) -> int:
         """Publish one batch in id order, holding the rows' locks so that two relays never publish the
