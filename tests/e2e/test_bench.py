@@ -69,6 +69,9 @@ def test_bench_quick_hybrid_writes_the_json(tmp_path: Path) -> None:
     assert floors["database"]["orders_per_s"] > 0
     assert floors["http"]["hop"]["requests_per_s"] > 0 and floors["http"]["direct"]["requests_per_s"] > 0
     assert floors["platform_hop"]["requests_per_s"] > 0
+    machine = floors["machine"]
+    assert machine["python_loop_s"] > 0 and machine["round_trip"]["count"] == 3000
+    assert 0 < machine["round_trip"]["p50"] <= machine["round_trip"]["p99"] < 1.0
     assert {t["name"] for t in result["targets"]} >= {
         "one inter-service hop >= 40% of the direct call's throughput"
     }

@@ -10,8 +10,12 @@
    in-process through ASGI (the direct call: the same handling, no socket): req/s of each.
 3. the platform's own hop: GET /health/live of a real service through one aiohttp session, with
    its middleware, for the same client; measured interleaved with (2), the best of a few rounds each.
+4. `machine_floor`: what the machine itself charges, to tell one host from another when reports
+   are compared: a pure-Python loop (the interpreter's speed) and a one-byte round trip over
+   loopback TCP between two processes, one at a time (the cost of waking the process at the other
+   end, which every hop, statement and event of an order pays; on a VM it can be most of a hop).
 
-`python -m sandwich.bench.floors serve PORT` is the second process of (2).
+`python -m sandwich.bench.floors serve PORT` is the second process of (2), `... echo PORT` of (4).
 """
 
 from __future__ import annotations
@@ -363,6 +367,83 @@ async def http_floor(
     return http, own
 
 
+# -- 4. the machine ---------------------------------------------------------------------------------
+
+ROUND_TRIPS = 3000
+PYTHON_LOOP = 5_000_000
+
+
+def echo(port: int) -> None:
+    """Answer every byte with itself on the first connection, until it closes."""
+    with socket.create_server(("127.0.0.1", port)) as server:
+        conn, _ = server.accept()
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while data := conn.recv(64):
+                conn.sendall(data)
+
+
+def _python_loop_seconds() -> float:
+    began = time.perf_counter()
+    for _ in range(PYTHON_LOOP):
+        pass
+    return time.perf_counter() - began
+
+
+def _round_trips(port: int, proc: Any) -> list[float]:
+    deadline = time.monotonic() + 20.0
+    while True:
+        try:
+            conn = socket.create_connection(("127.0.0.1", port), timeout=5.0)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the echo process did not listen in time") from None
+            time.sleep(0.05)
+    with conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        times: list[float] = []
+        for _ in range(ROUND_TRIPS):
+            began = time.perf_counter()
+            conn.sendall(b"x")
+            if not conn.recv(64):
+                raise RuntimeError("the echo process closed the connection")
+            times.append(time.perf_counter() - began)
+    return times
+
+
+def _machine_floor() -> dict[str, Any]:
+    import subprocess
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandwich.bench.floors", "echo", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        loop_s = min(_python_loop_seconds() for _ in range(3))
+        trips = _round_trips(port, proc)
+    finally:
+        proc.terminate()
+        proc.wait(5.0)
+    latency = percentiles(trips)
+    return {
+        "what": f"pure-Python loop of {PYTHON_LOOP:,} iterations (best of 3); {ROUND_TRIPS} one-byte round "
+        "trips over loopback TCP to a second process, one at a time",
+        "python_loop_iterations": PYTHON_LOOP,
+        "python_loop_s": round(loop_s, 3),
+        "round_trip": latency,
+        "round_trips_per_s": round(len(trips) / sum(trips), 1),
+    }
+
+
+async def machine_floor() -> dict[str, Any]:
+    """The interpreter's speed and the loopback round trip (see the module's doc), off the loop."""
+    return await asyncio.to_thread(_machine_floor)
+
+
 def serve(port: int) -> None:
     import uvicorn
 
@@ -381,6 +462,8 @@ def serve(port: int) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "serve":
         serve(int(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "echo":
+        echo(int(sys.argv[2]))
     else:
-        print("usage: python -m sandwich.bench.floors serve PORT", file=sys.stderr)
+        print("usage: python -m sandwich.bench.floors serve|echo PORT", file=sys.stderr)
         sys.exit(2)

@@ -560,6 +560,24 @@ def floors_markdown(floors: Mapping[str, Any], phases: Sequence[Mapping[str, Any
                 "per s": f"{hop.get('requests_per_s', 0):.0f}",
             }
         )
+    machine = floors.get("machine") or {}
+    if machine:
+        trip = machine["round_trip"]
+        rows.append(
+            {
+                "what": "one-byte round trip over loopback TCP between two processes, one at a time "
+                f"(p50 {trip['p50'] * 1e6:.0f} us, p99 {trip['p99'] * 1e6:.0f} us)",
+                "per s": f"{machine['round_trips_per_s']:.0f}",
+            }
+        )
+        rows.append(
+            {
+                "what": f"pure-Python loop, {machine['python_loop_iterations']:,} iterations: "
+                f"{machine['python_loop_s'] * 1000:.0f} ms "
+                "(the interpreter's speed, to compare machines)",
+                "per s": f"{1 / machine['python_loop_s']:.1f}",
+            }
+        )
     text = markdown_table(rows)
     ratios = floors.get("ratios") or {}
     for line in ratios.get("lines", ()):

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from sandwich.bench import faults as faults_mod
 from sandwich.bench.faults import Fault, recovery_checks, settled
-from sandwich.bench.floors import database_floor, http_floor
+from sandwich.bench.floors import database_floor, http_floor, machine_floor
 from sandwich.bench.load import (
     Customer,
     Http,
@@ -711,6 +711,16 @@ async def measure_floors(ctx: Context, duration: float) -> dict[str, Any]:
         except Exception as exc:
             floors["http_error"] = repr(exc)
             console.log(f"[red]HTTP floor failed: {exc!r}")
+    with console.status("floor 3: the machine (interpreter speed, loopback round trip) ..."):
+        try:
+            floors["machine"] = machine = await machine_floor()
+            console.log(
+                f"floor: Python loop {machine['python_loop_s'] * 1000:.0f} ms, loopback round trip "
+                f"p50 {machine['round_trip']['p50'] * 1e6:.0f} us"
+            )
+        except Exception as exc:
+            floors["machine_error"] = repr(exc)
+            console.log(f"[red]machine floor failed: {exc!r}")
     return floors
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from sandwich.bench.faults import duplicates, extra, recovery_checks, scenarios, settled
 from sandwich.bench.observe import OrderView, Outcomes, letter_key
-from sandwich.bench.report import judge, judge_zero, within
+from sandwich.bench.report import floors_markdown, judge, judge_zero, within
 from sandwich.bench.runner import CompareOptions, Durations, floor_ratios, plan, targets
 from sandwich.platform.settings import Flow
 
@@ -186,3 +186,22 @@ def test_the_compare_plan_measures_the_targets_rate_unprofiled_and_profiles_it_a
     assert [step.profile for step in at_target] == [False, True]
     assert at_target[0].duration == 2 * durations.open
     assert not [step for step in plan("sync", options, durations) if step.profile]
+
+
+def test_the_floors_table_shows_the_machine_figures_that_tell_hosts_apart() -> None:
+    floors = {
+        "http": {"hop": {"requests_per_s": 7000.0}, "direct": {"requests_per_s": 24000.0}},
+        "machine": {
+            "python_loop_iterations": 5_000_000,
+            "python_loop_s": 0.15,
+            "round_trip": {"count": 3000, "p50": 0.000178, "p99": 0.000410},
+            "round_trips_per_s": 5200.0,
+        },
+    }
+    table = floors_markdown(floors, [])
+    assert (
+        "| one-byte round trip over loopback TCP between two processes, one at a time (p50 178 us, p99 410 us) | 5200 |"
+        in table
+    )
+    assert "pure-Python loop, 5,000,000 iterations: 150 ms" in table
+    assert "| bare HTTP hop (uvicorn + aiohttp) | 7000 |" in table
