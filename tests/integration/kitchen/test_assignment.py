@@ -193,6 +193,32 @@ async def test_an_order_no_point_can_take_keeps_waiting(db: Database, orders: Fa
     assert orders.calls == []
 
 
+async def test_orders_no_point_can_take_are_noted_together_and_tried_again_only_after_a_supply_change(
+    db: Database, orders: FakeOrders
+) -> None:
+    await add_point(db, NEAR, stock={})
+    waiting = [order() for _ in range(3)]
+    await add_pending(db, *waiting)
+    kitchen = assigner(db, orders)
+
+    first = await kitchen.run_pass()
+    async with db.connect() as conn:
+        supply = await storage.supply_version(conn)
+        noted = (
+            await conn.execute(text("SELECT attempts, tried_at_supply FROM pending_orders ORDER BY order_id"))
+        ).all()
+    assert first.waiting == 3
+    assert [(row.attempts, row.tried_at_supply) for row in noted] == [(1, supply)] * 3
+
+    again = await kitchen.run_pass()  # same supply: nothing to try
+    assert (again.waiting, again.assigned) == (0, 0)
+
+    async with db.connect() as conn:
+        await storage.bump_supply(conn)
+    after = await kitchen.run_pass()
+    assert after.waiting == 3 and orders.calls == []
+
+
 # --- concurrency -------------------------------------------------------------------------------------
 
 

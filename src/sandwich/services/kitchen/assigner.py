@@ -67,6 +67,10 @@ class PassReport:
     cancelled: int = 0
 
 
+GATHER_SECONDS = 0.1
+"""How long a woken assigner waits for more work before its pass (nothing to a cook's minutes)."""
+
+
 class Waker:
     """An asyncio.Event that coalesces many wake-ups into one pass."""
 
@@ -93,6 +97,7 @@ class Assigner:
         interval_seconds: float = 2.0,
         confirm_retry_seconds: float = 2.0,
         batch: int = 500,
+        gather_seconds: float = GATHER_SECONDS,
     ):
         self.db = db
         self.orders = orders
@@ -101,6 +106,7 @@ class Assigner:
         self.interval_seconds = interval_seconds
         self.confirm_retry_seconds = confirm_retry_seconds
         self.batch = batch
+        self.gather_seconds = gather_seconds
         self.waker = Waker()
         self._timers: dict[str, float] = {}
         self._stale_swept_at: int | None = None
@@ -117,6 +123,10 @@ class Assigner:
         self.wake()
         while True:
             await self.waker.wait(self.interval_seconds)
+            # The paid orders of the next moment join this pass: one lookup and one note of the
+            # orders no food point can take yet for all of them, instead of a pass per order.
+            await asyncio.sleep(self.gather_seconds)
+            self.waker.event.clear()
             try:
                 await self.run_pass()
             except asyncio.CancelledError:
@@ -175,9 +185,24 @@ class Assigner:
 
     async def _assign_all(self, waiting: list[PendingOrder], report: PassReport) -> None:
         recipes = await self._recipes_for(waiting)
+        # Orders no food point can take now, noted as tried at the end of the pass in one statement
+        # per supply version (one each was a transaction per paid order while stock is short).
+        tried: dict[int, list[str]] = {}
+        try:
+            await self._assign_each(waiting, recipes, report, tried)
+        finally:
+            await self._note_tried(tried)
+
+    async def _assign_each(
+        self,
+        waiting: list[PendingOrder],
+        recipes: dict[str, Recipe] | None,
+        report: PassReport,
+        tried: dict[int, list[str]],
+    ) -> None:
         for order in waiting:
             needs = self._needs(order, recipes)
-            outcome, food_point_id = await self.assign_one(order, needs)
+            outcome, food_point_id = await self.assign_one(order, needs, tried=tried)
             ASSIGNMENTS.labels(outcome.value).inc()
             if outcome is Outcome.ASSIGNED and food_point_id is not None:
                 report.assigned += 1
@@ -227,8 +252,19 @@ class Assigner:
             log.warning("order_has_unknown_item", order_id=order.order_id, menu_item_id=exc.menu_item_id)
             return None
 
+    async def _note_tried(self, tried: dict[int, list[str]]) -> None:
+        if not tried:
+            return
+        async with self.db.connect() as conn:
+            for supply, order_ids in tried.items():
+                await storage.note_attempts(conn, order_ids, supply)
+
     async def assign_one(
-        self, waiting: PendingOrder, needs: dict[str, int] | None
+        self,
+        waiting: PendingOrder,
+        needs: dict[str, int] | None,
+        *,
+        tried: dict[int, list[str]] | None = None,
     ) -> tuple[Outcome, str | None]:
         """One waiting order in one transaction: assigned (to which food point), still waiting, timed
         out (marked for cancellation), or skipped (gone, or another transaction works on it).
@@ -242,7 +278,10 @@ class Assigner:
             async with self.db.connect() as conn:
                 supply, points = await self._candidates(conn, needs)
                 if not any(point.can_take(needs) for point in points):
-                    await storage.note_attempt(conn, order_id, supply)
+                    if tried is None:
+                        await storage.note_attempt(conn, order_id, supply)
+                    else:  # noted by the pass, with the others (_note_tried)
+                        tried.setdefault(supply, []).append(order_id)
                     return Outcome.WAITING, None
         async with self.db.begin() as conn:
             locked = await storage.lock_pending(conn, order_id, self.timeout_seconds)

@@ -354,6 +354,17 @@ async def note_attempt(conn: Connection, order_id: str, tried_at_supply: int | N
     )
 
 
+async def note_attempts(conn: Connection, order_ids: list[str], tried_at_supply: int) -> None:
+    """note_attempt for many orders tried at one supply version, in one statement."""
+    await conn.execute(
+        text(
+            "UPDATE pending_orders SET attempts = attempts + 1, last_attempt_at = now(), "
+            "tried_at_supply = :supply WHERE order_id = ANY(:ids)"
+        ),
+        {"ids": [uuid.UUID(order_id) for order_id in order_ids], "supply": tried_at_supply},
+    )
+
+
 async def request_cancel(conn: Connection, order_id: str) -> None:
     await conn.execute(
         text("UPDATE pending_orders SET cancel_requested_at = now() WHERE order_id = :id"),
