@@ -289,17 +289,32 @@ async def _hammer_direct(app: Any, duration: float, concurrency: int = HOP_CONCU
     }
 
 
+async def _second_process(command: str, port: int) -> asyncio.subprocess.Process:
+    """`python -m sandwich.bench.floors COMMAND PORT`: the other end of a floor."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sandwich.bench.floors",
+        command,
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
 async def _wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.returncode is not None:
-            raise RuntimeError(f"the floor's HTTP server exited with code {proc.returncode}")
+            raise RuntimeError(f"the floor's second process exited with code {proc.returncode}")
         with contextlib.suppress(OSError):
             _reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
             return
         await asyncio.sleep(0.1)
-    raise RuntimeError("the floor's HTTP server did not listen in time")
+    raise RuntimeError("the floor's second process did not listen in time")
 
 
 async def http_floor(
@@ -313,17 +328,7 @@ async def http_floor(
     same spells of it, so their ratios are not one quiet moment against a busy one.
     """
     port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sandwich.bench.floors",
-        "serve",
-        str(port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        stdin=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = await _second_process("serve", port)
     app = tiny_app()
     bare_url = f"http://127.0.0.1:{port}/ping"
     platform = f"{platform_url.rstrip('/')}/health/live" if platform_url else None
@@ -374,13 +379,14 @@ PYTHON_LOOP = 5_000_000
 
 
 def echo(port: int) -> None:
-    """Answer every byte with itself on the first connection, until it closes."""
+    """Answer every byte with itself, one connection after another, until terminated."""
     with socket.create_server(("127.0.0.1", port)) as server:
-        conn, _ = server.accept()
-        with conn:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            while data := conn.recv(64):
-                conn.sendall(data)
+        while True:
+            conn, _ = server.accept()
+            with conn:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                while data := conn.recv(64):
+                    conn.sendall(data)
 
 
 def _python_loop_seconds() -> float:
@@ -390,17 +396,8 @@ def _python_loop_seconds() -> float:
     return time.perf_counter() - began
 
 
-def _round_trips(port: int, proc: Any) -> list[float]:
-    deadline = time.monotonic() + 20.0
-    while True:
-        try:
-            conn = socket.create_connection(("127.0.0.1", port), timeout=5.0)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the echo process did not listen in time") from None
-            time.sleep(0.05)
-    with conn:
+def _round_trips(port: int) -> list[float]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5.0) as conn:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         times: list[float] = []
         for _ in range(ROUND_TRIPS):
@@ -412,22 +409,19 @@ def _round_trips(port: int, proc: Any) -> list[float]:
     return times
 
 
-def _machine_floor() -> dict[str, Any]:
-    import subprocess
-
+async def machine_floor() -> dict[str, Any]:
+    """The interpreter's speed and the loopback round trip (see the module's doc); the timed loops
+    run in a thread, off the event loop."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandwich.bench.floors", "echo", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = await _second_process("echo", port)
     try:
-        loop_s = min(_python_loop_seconds() for _ in range(3))
-        trips = _round_trips(port, proc)
+        loop_s = min([await asyncio.to_thread(_python_loop_seconds) for _ in range(3)])
+        await _wait_listening(port, proc)
+        trips = await asyncio.to_thread(_round_trips, port)
     finally:
-        proc.terminate()
-        proc.wait(5.0)
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
     latency = percentiles(trips)
     return {
         "what": f"pure-Python loop of {PYTHON_LOOP:,} iterations (best of 3); {ROUND_TRIPS} one-byte round "
@@ -437,11 +431,6 @@ def _machine_floor() -> dict[str, Any]:
         "round_trip": latency,
         "round_trips_per_s": round(len(trips) / sum(trips), 1),
     }
-
-
-async def machine_floor() -> dict[str, Any]:
-    """The interpreter's speed and the loopback round trip (see the module's doc), off the loop."""
-    return await asyncio.to_thread(_machine_floor)
 
 
 def serve(port: int) -> None:

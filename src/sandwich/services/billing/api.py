@@ -82,10 +82,8 @@ async def apply_operation(
     A payment is one statement, atomic on its own: it runs without BEGIN and COMMIT around it (two
     round trips of the three a payment took). Money coming in opens the account first: two
     statements, one transaction."""
-    if kind is OperationKind.PAYMENT:
-        async with service.database.connect() as conn:
-            return await operate_in(conn, user_id, username, kind, amount, order_id, key)
-    async with service.database.begin() as conn:
+    db = service.database
+    async with db.connect() if kind is OperationKind.PAYMENT else db.begin() as conn:
         return await operate_in(conn, user_id, username, kind, amount, order_id, key)
 
 

@@ -80,9 +80,12 @@ class Waker:
     def wake(self) -> None:
         self.event.set()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, timeout: float, gather_seconds: float = 0.0) -> None:
+        """Until woken (or `timeout`), then `gather_seconds` more: wake-ups meanwhile join this one."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.event.wait(), timeout)
+        if gather_seconds > 0:
+            await asyncio.sleep(gather_seconds)
         self.event.clear()
 
 
@@ -122,11 +125,9 @@ class Assigner:
         """Run passes for the life of the process: when woken, and at least every interval."""
         self.wake()
         while True:
-            await self.waker.wait(self.interval_seconds)
             # The paid orders of the next moment join this pass: one lookup and one note of the
             # orders no food point can take yet for all of them, instead of a pass per order.
-            await asyncio.sleep(self.gather_seconds)
-            self.waker.event.clear()
+            await self.waker.wait(self.interval_seconds, self.gather_seconds)
             try:
                 await self.run_pass()
             except asyncio.CancelledError:
@@ -189,31 +190,29 @@ class Assigner:
         # per supply version (one each was a transaction per paid order while stock is short).
         tried: dict[int, list[str]] = {}
         try:
-            await self._assign_each(waiting, recipes, report, tried)
+            for order in waiting:
+                outcome, food_point_id = await self.assign_one(
+                    order, self._needs(order, recipes), tried=tried
+                )
+                await self._follow_up(outcome, order.order_id, food_point_id, report)
         finally:
             await self._note_tried(tried)
 
-    async def _assign_each(
-        self,
-        waiting: list[PendingOrder],
-        recipes: dict[str, Recipe] | None,
-        report: PassReport,
-        tried: dict[int, list[str]],
+    async def _follow_up(
+        self, outcome: Outcome, order_id: str, food_point_id: str | None, report: PassReport
     ) -> None:
-        for order in waiting:
-            needs = self._needs(order, recipes)
-            outcome, food_point_id = await self.assign_one(order, needs, tried=tried)
-            ASSIGNMENTS.labels(outcome.value).inc()
-            if outcome is Outcome.ASSIGNED and food_point_id is not None:
-                report.assigned += 1
-                await self._confirm(order.order_id, food_point_id, report)
-            elif outcome is Outcome.EXPIRED:
-                report.expired += 1
-                await self._cancel(order.order_id, report)
-            elif outcome is Outcome.WAITING:
-                report.waiting += 1
-            else:
-                report.skipped += 1
+        """Record an order's outcome, and tell orders of what it must know (assigned, timed out)."""
+        ASSIGNMENTS.labels(outcome.value).inc()
+        if outcome is Outcome.ASSIGNED and food_point_id is not None:
+            report.assigned += 1
+            await self._confirm(order_id, food_point_id, report)
+        elif outcome is Outcome.EXPIRED:
+            report.expired += 1
+            await self._cancel(order_id, report)
+        elif outcome is Outcome.WAITING:
+            report.waiting += 1
+        else:
+            report.skipped += 1
 
     def _timer_due(self, name: str, every: float) -> bool:
         """True at most once per `every` seconds for `name` (and the first time)."""

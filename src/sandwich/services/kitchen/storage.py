@@ -345,21 +345,15 @@ async def lock_pending(
 
 
 async def note_attempt(conn: Connection, order_id: str, tried_at_supply: int | None = None) -> None:
+    await note_attempts(conn, [order_id], tried_at_supply)
+
+
+async def note_attempts(conn: Connection, order_ids: list[str], tried_at_supply: int | None = None) -> None:
+    """The orders were tried (at supply version `tried_at_supply`, if given), in one statement."""
     await conn.execute(
         text(
             "UPDATE pending_orders SET attempts = attempts + 1, last_attempt_at = now(), "
-            "tried_at_supply = COALESCE(:supply, tried_at_supply) WHERE order_id = :id"
-        ),
-        {"id": uuid.UUID(order_id), "supply": tried_at_supply},
-    )
-
-
-async def note_attempts(conn: Connection, order_ids: list[str], tried_at_supply: int) -> None:
-    """note_attempt for many orders tried at one supply version, in one statement."""
-    await conn.execute(
-        text(
-            "UPDATE pending_orders SET attempts = attempts + 1, last_attempt_at = now(), "
-            "tried_at_supply = :supply WHERE order_id = ANY(:ids)"
+            "tried_at_supply = COALESCE(:supply, tried_at_supply) WHERE order_id = ANY(:ids)"
         ),
         {"ids": [uuid.UUID(order_id) for order_id in order_ids], "supply": tried_at_supply},
     )
