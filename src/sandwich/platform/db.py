@@ -230,7 +230,7 @@ class Database:
     async def connect(self) -> AsyncIterator[Connection]:
         """A pooled connection for the block; each statement commits on its own (see sql.py)."""
         pool = self._pool or await self._open_pool()
-        driver = await pool.acquire()
+        driver = await pool.acquire(timeout=ACQUIRE_SECONDS)
         broken = False
         try:
             yield Connection(driver)  # type: ignore[arg-type]  # the pool's proxy of a Connection
@@ -263,6 +263,8 @@ class Database:
                 pool.terminate()
 
 
+ACQUIRE_SECONDS = 30.0
+"""How long a unit of work waits for a connection when all of them are lent out (then TimeoutError)."""
 CLOSE_SECONDS = 5.0
 """How long `close()` waits for connections still lent out before cutting them off."""
 

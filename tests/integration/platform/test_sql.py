@@ -212,3 +212,37 @@ async def test_connections_a_burst_opened_are_closed_once_idle_and_the_pool_carr
     assert during == 6
     assert after == 0
     assert again == 1  # last in, first out: one connection served the eight blocks one by one
+
+
+async def test_a_block_that_leaves_a_transaction_open_does_not_hand_it_to_the_next_one(db: Database) -> None:
+    async with db.connect() as conn:
+        await conn.driver.execute("BEGIN")
+        await conn.execute(
+            INSERT, {"id": uuid.uuid4(), "name": "never", "qty": 1, "doc": "{}", "items": None}
+        )
+    for _ in range(3):  # the pool has two connections: none of them is still inside that transaction
+        async with db.connect() as conn:
+            assert not conn.driver.is_in_transaction()
+            assert (await conn.execute(text("SELECT count(*) FROM items"))).scalar_one() == 0
+
+
+async def test_connections_the_server_closed_are_replaced_without_an_error(db: Database) -> None:
+    async def hold() -> None:
+        async with db.connect() as conn:
+            await conn.execute(text("SELECT pg_sleep(0.1)"))
+
+    await asyncio.gather(hold(), hold())  # both pooled connections open
+    admin = await asyncpg.connect(plain_url(server_url(), "postgres"))
+    try:
+        closed = await admin.fetchval(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()) AS t",
+            db.name,
+        )
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.5)  # the client hears of it (the server says so, then closes the socket)
+    for _ in range(3):
+        async with db.connect() as conn:
+            assert (await conn.execute(text("SELECT 4"))).scalar_one() == 4
+    assert closed == 2
