@@ -232,8 +232,9 @@ async def test_the_consumer_applies_an_event_once_through_the_inbox(clean: Datab
             key=str(order_id),
             version=version,
             payload=order_event(order_id, status, courier),
-            **({"event_id": event_id} if event_id else {}),
         )
+        if event_id:
+            envelope = envelope.model_copy(update={"event_id": event_id})
         return Message(TOPIC_ORDER_EVENTS, str(order_id), envelope.to_bytes())
 
     # Statuses before ready leave no row; a kitchen that is down leaves the pickup unknown.

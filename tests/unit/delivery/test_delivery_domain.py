@@ -214,7 +214,15 @@ def test_a_food_point_document_gives_a_pickup() -> None:
     body = {"food_point_id": "fp", "name": "N", "address": "Arbat 2", "lat": 55.7, "lon": 37.6}
     assert Pickup.from_food_point(body) == Pickup(55.7, 37.6, "Arbat 2")
     assert Pickup.from_food_point({"lat": "55.7", "lon": 37}) == Pickup(55.7, 37.0, None)
-    for bad in (None, [], {"lat": 1}, {"lat": None, "lon": 2}, {"lat": 91, "lon": 0}, {"lat": "x", "lon": 0}):
+    bad_documents: list[object] = [
+        None,
+        [],
+        {"lat": 1},
+        {"lat": None, "lon": 2},
+        {"lat": 91, "lon": 0},
+        {"lat": "x", "lon": 0},
+    ]
+    for bad in bad_documents:
         assert Pickup.from_food_point(bad) is None
 
 
