@@ -62,10 +62,13 @@ async def test_open_loop_counts_latency_from_the_scheduled_time() -> None:
     records = await run_open_loop(placer, rate=100, duration=0.2)
     assert [r.seq for r in records] == list(range(20))
     assert [r.t_sched for r in records] == pytest.approx(open_loop_schedule(100, 0.2))
-    # Every order was sent on time, however slow the answers: the queue shows up as latency.
-    assert all(r.t_sent - r.t_sched < 0.05 for r in records)
+    # Every order was sent on time, however slow the answers: the queue shows up as latency. (A
+    # sender that waited for answers would send the last one 0.81 s late; the slack is for a busy
+    # machine's event loop.)
+    assert all(r.t_sent - r.t_sched < 0.2 for r in records)
     # The 20th waited for the 19 before it (20 x 50 ms) minus its 190 ms offset.
-    assert records[-1].latency == pytest.approx(20 * 0.05 - 0.19, abs=0.08)
+    # Sleeps never end early; a busy machine only makes them later.
+    assert 20 * 0.05 - 0.19 - 0.01 < records[-1].latency < 20 * 0.05 - 0.19 + 0.3
     assert records[-1].latency > 10 * records[0].latency
     assert server.seen.count(0) == server.seen.count(1) == 10  # round robin over the customers
 
@@ -80,8 +83,9 @@ async def test_open_loop_drops_what_exceeds_the_in_flight_bound() -> None:
 async def test_closed_loop_waits_for_each_answer() -> None:
     placer: Any = SlowServer(0.01)
     records = await run_closed_loop(placer, virtual_customers=2, duration=0.2, follow=False)
-    # one at a time through the lock: about 0.2 / 0.01 orders, however many loops
-    assert 10 <= len(records) <= 22
+    # one at a time through the lock: at most about 0.2 / 0.01 orders, however many loops (fewer
+    # when a busy machine makes the sleeps late)
+    assert 5 <= len(records) <= 22
     assert len({r.seq for r in records}) == len(records)
 
 
