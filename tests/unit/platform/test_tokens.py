@@ -48,7 +48,8 @@ def test_alg_none_and_hmac_tokens_are_refused() -> None:
     unsigned = f"{header.decode()}.{payload.decode()}."
     with pytest.raises(InvalidToken):
         verifier_for(key).verify(unsigned)
-    hmac = jwt.encode({"sub": "u1"}, "secret", algorithm="HS256", headers={"kid": key.kid})
+    # A forger's HS256 token, signed with a 32-byte secret (PyJWT warns about shorter ones).
+    hmac = jwt.encode({"sub": "u1"}, "s" * 32, algorithm="HS256", headers={"kid": key.kid})
     with pytest.raises(InvalidToken):
         verifier_for(key).verify(hmac)
 
