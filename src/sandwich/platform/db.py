@@ -123,6 +123,35 @@ def _upgrade(connection: SyncConnection, migrations_dir: Path) -> None:
     command.upgrade(config, "head")
 
 
+class DatabaseUnavailable(Exception):
+    """The service's database cannot lend a connection now: refused, restarting, out of connection
+    slots, or none of the pool's free within ACQUIRE_SECONDS. Answered as 503 (platform/errors.py):
+    what a request did before is committed or not at all, so it can be repeated (with its
+    Idempotency-Key, where it has one)."""
+
+    def __init__(self, database: str, cause: BaseException):
+        super().__init__(f"database {database} unavailable: {cause!r}")
+        self.database = database
+
+
+CONNECT_ERRORS: tuple[type[Exception], ...] = (
+    OSError,  # refused, unreachable, reset; TimeoutError (no connection free in time) is one too
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+CONNECTION_LOST: tuple[type[Exception], ...] = (
+    DatabaseUnavailable,
+    ConnectionError,
+    asyncpg.ConnectionDoesNotExistError,  # the connection went away under a statement
+    asyncpg.AdminShutdownError,  # the server was shut down, or the backend terminated
+    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+)
+"""What a request that met an unreachable database raises: answered 503, not 500."""
+
+
 class Database:
     """One service's own database: a pool of asyncpg connections, and its migrations."""
 
@@ -230,7 +259,10 @@ class Database:
     async def connect(self) -> AsyncIterator[Connection]:
         """A pooled connection for the block; each statement commits on its own (see sql.py)."""
         pool = self._pool or await self._open_pool()
-        driver = await pool.acquire(timeout=ACQUIRE_SECONDS)
+        try:
+            driver = await pool.acquire(timeout=ACQUIRE_SECONDS)
+        except CONNECT_ERRORS as exc:
+            raise DatabaseUnavailable(self.name, exc) from exc
         broken = False
         try:
             yield Connection(driver)  # type: ignore[arg-type]  # the pool's proxy of a Connection

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sandwich.platform.db import CONNECTION_LOST
 from sandwich.platform.responses import JsonResponse
 
 log = structlog.get_logger("errors")
@@ -84,6 +85,19 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    async def _database_unavailable(request: Request, exc: Exception) -> JsonResponse:
+        log.warning("database_unavailable", path=request.url.path, error=repr(exc))
+        return error_response(
+            503,
+            "database_unavailable",
+            "Our database cannot be reached right now; repeat the request in a moment (with the "
+            "same Idempotency-Key, if it had one).",
+            {"Retry-After": "1"},
+        )
+
+    for unreachable in CONNECTION_LOST:
+        app.add_exception_handler(unreachable, _database_unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
