@@ -46,6 +46,18 @@ def percentiles(values: Iterable[float]) -> dict[str, float | int | None]:
     }
 
 
+def _climb(ramp: Mapping[str, Any] | None) -> str:
+    """How a ramped closed loop found its number of virtual customers: each level's orders/s."""
+    if not ramp or not ramp.get("steps"):
+        return ""
+    steps = ", ".join(
+        f"{step['virtual_customers']}: {step['orders_per_s']:.0f}/s"
+        + (f" {step['failed']} failed" if step["failed"] else "")
+        for step in ramp["steps"]
+    )
+    return f" (of {steps})"
+
+
 def per_second(times: Iterable[float], duration: float, *, width: float = 1.0) -> list[int]:
     """How many of `times` (seconds from the phase start) fall in each `width`-second bucket of
     [0, duration + the tail after it)."""
@@ -221,7 +233,7 @@ def phase_row(phase: Mapping[str, Any]) -> dict[str, str]:
     load = (
         f"{phase.get('rate'):g}/s open"
         if phase.get("mode") == "open"
-        else f"{phase.get('virtual_customers')} VCs"
+        else f"{phase.get('virtual_customers')} VCs{_climb(phase.get('ramp'))}"
     )
     return {
         "flow": str(phase.get("flow")),
@@ -464,7 +476,10 @@ def write_markdown(result: Mapping[str, Any], directory: Path) -> Path:
         "phase paid per second of the phase; `->paid`, `->letter`: from the scheduled send to the "
         "platform's paid time and to the letter in the mail sink; `lag`: commit of `paid` -> the "
         "notifications consumer's transaction (platform timestamps). `unfinished`, `dup $`, "
-        "`dup letters`: after recovery (an order still `created` when the phase's recovery time ran out is looked at again at the end of its flow, before the platform stops).\n"
+        "`dup letters`: after recovery (an order still `created` when the phase's recovery time ran out is looked at again at the end of its flow, before the platform stops). "
+        "A max-throughput phase first climbs from one number of virtual customers (VCs) to the next "
+        "while orders/s rise by 5% or more with none failing (each level's orders/s in brackets), "
+        "then holds the best: its figures are the hold's, its checks cover every order of the phase.\n"
     )
     lines.append(markdown_table([phase_row(p) for p in phases]))
 

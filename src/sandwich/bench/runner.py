@@ -17,7 +17,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from sandwich.bench.load import (
     LiveCounts,
     OrderPlacer,
     PhaseClock,
+    Ramp,
     Record,
     client_for,
     create_menu_item,
@@ -39,6 +40,7 @@ from sandwich.bench.load import (
     login,
     run_closed_loop,
     run_open_loop,
+    run_ramped_closed_loop,
     setup_customers,
 )
 from sandwich.bench.observe import (
@@ -68,7 +70,8 @@ BENCH_ADMIN = "bench-admin"
 class Durations:
     """How long each kind of phase runs (seconds)."""
 
-    closed: float = 8.0
+    closed: float = 6.0  # held, after a ramp of up to RAMP_LEVELS steps of `ramp_step`
+    ramp_step: float = 3.0
     open: float = 10.0
     fault: float = 12.0
     down_for: float = 10.0
@@ -78,7 +81,16 @@ class Durations:
 
     @classmethod
     def quick(cls) -> Durations:
-        return cls(closed=6.0, open=6.0, fault=10.0, down_for=5.0, settle=30.0, floors=1.5, sample_limit=60)
+        return cls(
+            closed=5.0,
+            ramp_step=2.0,
+            open=6.0,
+            fault=10.0,
+            down_for=5.0,
+            settle=30.0,
+            floors=1.5,
+            sample_limit=60,
+        )
 
 
 @dataclass
@@ -313,13 +325,16 @@ async def run_phase(
     duration: float,
     rate: float | None = None,
     virtual_customers: int | None = None,
+    ramp: Ramp | None = None,
     fault: Fault | None = None,
     settle_timeout: float | None = None,
     profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Load the platform for `duration` seconds (with `fault` injected), wait for it to settle, and
     measure everything about the orders of this phase; with `profile_dir`, py-spy samples the busiest
-    services meanwhile (bench/profile.py)."""
+    services meanwhile (bench/profile.py). A closed loop with `ramp` first finds its number of
+    virtual customers, then holds it for `duration`: the figures are those of the hold, the checks
+    after recovery cover every order of the phase."""
     target, console = ctx.target, ctx.console
     label = f"[{target.flow} {scenario}]"
     expected = (rate or 0) * duration if mode == "open" else 400 * duration
@@ -376,10 +391,17 @@ async def run_phase(
         fault_tasks.append(asyncio.create_task(at(end, fault.lift, "lift")))
 
     progress = _progress(console, label, duration)
+    held_from = 0.0  # phase seconds: where the measured part of the load began (after a ramp)
+    ramp_info: dict[str, Any] | None = None
     try:
         if mode == "open":
             assert rate is not None
             records = await run_open_loop(placer, rate, duration, on_progress=progress, clock=clock)
+        elif ramp is not None:
+            ramped = await run_ramped_closed_loop(placer, ramp, duration, on_progress=progress, clock=clock)
+            records, held_from = ramped.records, ramped.hold_began
+            virtual_customers = ramped.virtual_customers
+            ramp_info = {"levels": list(ramp.levels), "steps": ramped.steps, "held": virtual_customers}
         else:
             assert virtual_customers is not None
             records = await run_closed_loop(
@@ -403,7 +425,7 @@ async def run_phase(
     ended_mono = time.monotonic()
     load_seconds = clock.now()
     ctx.orders_placed += sum(1 for r in records if r.ok)
-    resources = ctx.sampler.window(began_mono, ended_mono)
+    resources = ctx.sampler.window(began_mono + held_from, ended_mono)
     await sampler.finish(timeout=3.0)
 
     # Recovery: wait until no order of the phase is left `created` and every paid order was told.
@@ -423,10 +445,11 @@ async def run_phase(
     checks["settled"] = settled(outcomes, want_letters=want_letters)
     if not want_letters:
         checks["paid_without_letter"] = None
+    measured = held(records, held_from)
     result = summarize(
-        records,
+        measured,
         outcomes,
-        clock.wall0,
+        clock.wall0 + held_from,
         duration,
         sampler.summary(),
         histogram_delta(after, before, PUBLISH_LAG_METRIC),
@@ -439,6 +462,7 @@ async def run_phase(
             "mode": mode,
             "rate": rate,
             "virtual_customers": virtual_customers,
+            "ramp": ramp_info,
             "duration_s": duration,
             "load_seconds": round(load_seconds, 2),
             "orders_in_db_before": orders_before,
@@ -577,6 +601,23 @@ def _fault_delay(after: Mapping[str, Any], before: Mapping[str, Any]) -> dict[st
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.1f}"
+
+
+def held(records: Sequence[Record], since: float) -> list[Record]:
+    """The orders answered from phase second `since` on, with their times counted from there: what a
+    ramped closed loop measures (its hold), the orders of the climb before it left out."""
+    if since <= 0:
+        return list(records)
+    return [
+        replace(
+            r,
+            t_sched=r.t_sched - since,
+            t_sent=r.t_sent - since,
+            t_final=r.t_final - since if r.t_final is not None else None,
+        )
+        for r in records
+        if r.t_sched + r.latency >= since
+    ]
 
 
 def summarize(
@@ -1161,6 +1202,8 @@ def _platform_note(target: Target) -> str:
     return f"running platform at {target.gateway_url}"
 
 
+RAMP_LEVELS = 3
+"""--compare's max-throughput phases try --customers, twice and four times as many virtual customers."""
 FLOW_OVERHEAD_S = 35.0  # start a platform, register customers, measure idle memory, stop it
 FINAL_CHECK_S = 20.0  # kept per flow for the look at unsettled phases before its platform stops
 FAULT_OVERHEAD_S = 6.0  # restarting what was killed, waiting until it is ready
@@ -1174,6 +1217,7 @@ class PlannedPhase:
     duration: float
     rate: float | None = None
     virtual_customers: int | None = None
+    ramp: Ramp | None = None  # closed loop: the number of virtual customers is found first
     fault: Fault | None = None
     optional: bool = False  # run only if the budget allows
     why_not: str | None = None  # not run, and why
@@ -1184,14 +1228,20 @@ class PlannedPhase:
     def cost(self) -> float:
         if self.why_not is not None:
             return 0.0
-        return self.duration + (FAULT_OVERHEAD_S if self.fault is not None else 1.0)
+        climb = len(self.ramp.levels) * self.ramp.step_seconds if self.ramp is not None else 0.0
+        return climb + self.duration + (FAULT_OVERHEAD_S if self.fault is not None else 1.0)
 
 
 def plan(flow: str, options: CompareOptions, durations: Durations) -> list[PlannedPhase]:
     """The phases of one flow in --compare, in order."""
+    levels = tuple(options.customers * 2**i for i in range(RAMP_LEVELS))
     steps = [
         PlannedPhase(
-            "max throughput", "closed", durations.closed, virtual_customers=options.customers, first=True
+            "max throughput",
+            "closed",
+            durations.closed,
+            ramp=Ramp(levels, durations.ramp_step),
+            first=True,
         ),
         PlannedPhase("healthy", "open", durations.open, rate=options.rate),
     ]
@@ -1323,6 +1373,7 @@ async def run_compare(options: CompareOptions, console: Console) -> dict[str, An
                     duration=step.duration,
                     rate=step.rate,
                     virtual_customers=step.virtual_customers,
+                    ramp=step.ramp,
                     fault=step.fault,
                     settle_timeout=settle_allowance(durations.settle),
                     profile_dir=base / f"profile-{time.strftime('%H%M%S')}-{flow}" if step.profile else None,
@@ -1330,6 +1381,9 @@ async def run_compare(options: CompareOptions, console: Console) -> dict[str, An
                 phases.append(phase)
                 if step.scenario == "max throughput":
                     first = phase
+                    for later in steps:  # measured again with more data: at the concurrency found
+                        if later.scenario == SCALE_SCENARIO:
+                            later.virtual_customers = phase["virtual_customers"]
                 elif step.scenario == SCALE_SCENARIO and first is not None:
                     scale_pair = (first, phase)
             unchecked.discard(flow)

@@ -9,12 +9,15 @@ import pytest
 from sandwich.bench.load import (
     Customer,
     PhaseClock,
+    Ramp,
     Record,
     classify_error,
     open_loop_schedule,
     run_closed_loop,
     run_open_loop,
+    run_ramped_closed_loop,
 )
+from sandwich.bench.runner import held
 
 pytestmark = pytest.mark.unit
 
@@ -117,3 +120,67 @@ async def test_following_an_accepted_order_until_its_payment_is_decided() -> Non
     paid_at_once = Record(1, 0, "k1", 0.0, 0.0, 0.01, 201, None, "o1", "paid")
     await placer.follow(paid_at_once, placer.customers[0], clock)
     assert gateway.polls == 3 and paid_at_once.t_final == pytest.approx(0.01)
+
+
+class Kitchen:
+    """`slots` orders at a time, each taking `service_time`; with `fails_above`, an order that
+    arrives while more than that many are in flight fails (a platform past its timeouts)."""
+
+    def __init__(self, slots: int, service_time: float, fails_above: int | None = None) -> None:
+        self.customers = [Customer(i, f"c{i}", f"t{i}") for i in range(4)]
+        self.slots = asyncio.Semaphore(slots)
+        self.service_time = service_time
+        self.fails_above = fails_above
+        self.in_flight = 0
+
+    async def place(self, seq: int, customer: Customer, t_sched: float, clock: PhaseClock) -> Record:
+        self.in_flight += 1
+        try:
+            if self.fails_above is not None and self.in_flight > self.fails_above:
+                await asyncio.sleep(self.service_time)
+                return Record(
+                    seq, customer.index, f"k{seq}", t_sched, t_sched, clock.now() - t_sched, 503, "x"
+                )
+            async with self.slots:
+                await asyncio.sleep(self.service_time)
+            return Record(seq, customer.index, f"k{seq}", t_sched, t_sched, clock.now() - t_sched, 201, None)
+        finally:
+            self.in_flight -= 1
+
+    async def follow(self, *_: Any) -> None:
+        return None
+
+
+async def test_a_ramp_climbs_while_throughput_rises_and_holds_past_the_knee() -> None:
+    placer: Any = Kitchen(slots=6, service_time=0.02)
+    run = await run_ramped_closed_loop(placer, Ramp((1, 2, 4, 8, 16), 0.3), 0.3)
+    climbed = [step["virtual_customers"] for step in run.steps]
+    assert climbed[:3] == [1, 2, 4]  # each doubled the orders/s: 50, 100, 200
+    assert run.virtual_customers in (8, 16)  # 6 slots: 8 and 16 both do 300/s
+    assert run.steps[0]["orders_per_s"] < run.steps[2]["orders_per_s"]
+    measured = held(run.records, run.hold_began)
+    assert measured and all(r.t_sched + r.latency >= 0 for r in measured)
+    assert len(measured) < len(run.records)  # the climb's orders are not the measurement
+
+
+async def test_a_step_with_failed_orders_ends_the_climb_at_the_level_before_it() -> None:
+    placer: Any = Kitchen(slots=100, service_time=0.02, fails_above=4)
+    run = await run_ramped_closed_loop(placer, Ramp((2, 4, 8, 16), 0.3), 0.3)
+    assert [step["virtual_customers"] for step in run.steps] == [2, 4, 8]
+    assert run.steps[-1]["failed"] > 0
+    assert run.virtual_customers == 4
+    tail = [r for r in run.records if r.t_sched >= run.hold_began + 0.1]
+    assert tail and all(r.ok for r in tail)  # the loops above 4 stopped once the hold began
+
+
+def test_the_measured_part_of_a_ramped_phase_is_counted_from_the_hold() -> None:
+    records = [
+        Record(0, 0, "k0", 0.5, 0.5, 0.2, 201, None, t_final=0.9),  # answered before the hold
+        Record(1, 0, "k1", 0.9, 0.9, 0.3, 201, None, t_final=1.3),  # sent before, answered within
+        Record(2, 0, "k2", 1.5, 1.5, 0.1, 201, None),
+    ]
+    measured = held(records, 1.0)
+    assert [r.seq for r in measured] == [1, 2]
+    assert measured[0].t_sched == pytest.approx(-0.1) and measured[0].t_final == pytest.approx(0.3)
+    assert measured[1].t_sched == pytest.approx(0.5) and measured[1].latency == 0.1
+    assert held(records, 0.0) == records
