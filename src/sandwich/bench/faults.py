@@ -93,7 +93,7 @@ def _billing_with_env(value: str | None) -> Callable[[Platform], None]:
 def scenarios(duration: float, *, down_for: float = 10.0) -> list[Fault]:
     """The four faults of the issue, for phases of `duration` seconds."""
     start = max(1.0, min(5.0, (duration - down_for) / 3))
-    length = min(down_for, max(1.0, duration - start - 2.0))
+    length = min(down_for, max(1.0, duration - start - 1.0))
     return [
         Fault(
             "notifications_down",

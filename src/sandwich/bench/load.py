@@ -534,6 +534,11 @@ class Ramp:
     step_seconds: float
     min_gain: float = 0.05
 
+    @property
+    def longest_climb(self) -> float:
+        """Seconds before the hold at most (every level watched)."""
+        return len(self.levels) * self.step_seconds if len(self.levels) > 1 else 0.0
+
 
 @dataclass
 class RampedRun:

@@ -8,7 +8,15 @@ import pytest
 from sandwich.bench.faults import duplicates, extra, recovery_checks, scenarios, settled
 from sandwich.bench.observe import OrderView, Outcomes, letter_key
 from sandwich.bench.report import floors_markdown, judge, judge_zero, within
-from sandwich.bench.runner import CompareOptions, Durations, floor_ratios, plan, targets
+from sandwich.bench.runner import (
+    PHASE_OVERHEAD_S,
+    TARGET_PHASE_LENGTH,
+    CompareOptions,
+    Durations,
+    floor_ratios,
+    plan,
+    targets,
+)
 from sandwich.platform.settings import Flow
 
 pytestmark = pytest.mark.unit
@@ -184,8 +192,17 @@ def test_the_compare_plan_measures_the_targets_rate_unprofiled_and_profiles_it_a
     steps = plan("hybrid", options, durations)
     at_target = [step for step in steps if step.rate == 100.0]
     assert [step.profile for step in at_target] == [False, True]
-    assert at_target[0].duration == 2 * durations.open
+    assert at_target[0].duration == TARGET_PHASE_LENGTH * durations.open
     assert not [step for step in plan("sync", options, durations) if step.profile]
+
+
+def test_the_compare_plan_finds_each_flows_max_throughput_by_a_ramp_and_budgets_the_climb() -> None:
+    durations = Durations()
+    options = CompareOptions(flows=("hybrid",), data_dir=Path("unused"))
+    first = plan("hybrid", options, durations)[0]
+    assert first.scenario == "max throughput" and first.ramp is not None
+    assert tuple(first.ramp.levels) == (64, 128)
+    assert first.cost == pytest.approx(2 * durations.ramp_step + durations.closed + PHASE_OVERHEAD_S + 1.0)
 
 
 def test_the_floors_table_shows_the_machine_figures_that_tell_hosts_apart() -> None:
