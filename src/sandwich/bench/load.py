@@ -619,11 +619,11 @@ async def _climb(
     ramp: Ramp, records: list[Record], clock: PhaseClock, grow_to: Callable[[int], None]
 ) -> tuple[int, list[dict[str, Any]]]:
     """Watch each level of the ramp for a step; the level to hold, and what each step did."""
+    if len(ramp.levels) == 1:
+        return ramp.levels[0], []  # one level: nothing to find
     best: tuple[int, float] | None = None
     steps: list[dict[str, Any]] = []
     for index, level in enumerate(ramp.levels):
-        if index == len(ramp.levels) - 1 and index == 0:
-            return level, steps  # one level: nothing to find
         if index > 0:
             grow_to(level)
         began = clock.now()

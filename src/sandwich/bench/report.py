@@ -46,7 +46,7 @@ def percentiles(values: Iterable[float]) -> dict[str, float | int | None]:
     }
 
 
-def _climb(ramp: Mapping[str, Any] | None) -> str:
+def _ramp_steps(ramp: Mapping[str, Any] | None) -> str:
     """How a ramped closed loop found its number of virtual customers: each level's orders/s."""
     if not ramp or not ramp.get("steps"):
         return ""
@@ -233,7 +233,7 @@ def phase_row(phase: Mapping[str, Any]) -> dict[str, str]:
     load = (
         f"{phase.get('rate'):g}/s open"
         if phase.get("mode") == "open"
-        else f"{phase.get('virtual_customers')} VCs{_climb(phase.get('ramp'))}"
+        else f"{phase.get('virtual_customers')} VCs{_ramp_steps(phase.get('ramp'))}"
     )
     return {
         "flow": str(phase.get("flow")),

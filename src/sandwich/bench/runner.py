@@ -402,7 +402,7 @@ async def run_phase(
             ramped = await run_ramped_closed_loop(placer, ramp, duration, on_progress=progress, clock=clock)
             records, held_from = ramped.records, ramped.hold_began
             virtual_customers = ramped.virtual_customers
-            ramp_info = {"levels": list(ramp.levels), "steps": ramped.steps, "held": virtual_customers}
+            ramp_info = {"levels": list(ramp.levels), "steps": ramped.steps}
         else:
             assert virtual_customers is not None
             records = await run_closed_loop(

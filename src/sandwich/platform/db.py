@@ -296,7 +296,7 @@ class Database:
 
 
 ACQUIRE_SECONDS = 30.0
-"""How long a unit of work waits for a connection when all of them are lent out (then TimeoutError)."""
+"""How long a unit of work waits for a connection when all are lent out (then DatabaseUnavailable)."""
 CLOSE_SECONDS = 5.0
 """How long `close()` waits for connections still lent out before cutting them off."""
 
