@@ -66,6 +66,11 @@ class Record:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def decided_at(self) -> float:
+        """When the client knew how its order ended: the follow's end (async's 202), else the answer."""
+        return self.t_final if self.t_final is not None else self.t_sched + self.latency
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -526,9 +531,13 @@ async def run_closed_loop(
 @dataclass(frozen=True)
 class Ramp:
     """How a closed loop finds the concurrency the platform does best at: it starts with
-    `levels[0]` virtual customers and moves to the next level after each `step_seconds`, as long as
-    the step just watched had no failed order and completed at least `min_gain` more orders per
-    second than the best step before it; then it holds the best level."""
+    `levels[0]` virtual customers and moves to the next level after each step, as long as the step
+    just watched had no failed order and completed at least `min_gain` more orders per second than
+    the best step before it; then it holds the best level.
+
+    A step first lets its level warm up (until it has decided as many orders as it has virtual
+    customers, `step_seconds` at most: a new loop's first order counts only once it is decided),
+    then counts the orders decided in the next `step_seconds`."""
 
     levels: Sequence[int]
     step_seconds: float
@@ -536,8 +545,8 @@ class Ramp:
 
     @property
     def longest_climb(self) -> float:
-        """Seconds before the hold at most (every level watched)."""
-        return len(self.levels) * self.step_seconds if len(self.levels) > 1 else 0.0
+        """Seconds before the hold at most (every level warmed up and watched)."""
+        return len(self.levels) * 2 * self.step_seconds if len(self.levels) > 1 else 0.0
 
 
 @dataclass
@@ -586,10 +595,10 @@ async def run_ramped_closed_loop(
             customer = own[turn % len(own)]
             record = await placer.place(seq, customer, clock.now(), clock)
             turn += 1
-            records.append(record)
             counts.finish(record)
             if follow:
                 await placer.follow(record, customer, clock)
+            records.append(record)  # decided: the ramp counts its steps by what is in `records`
             if record.status == 0 and record.error in ("connect_error", "connection_closed"):
                 await asyncio.sleep(0.05)  # the gateway is away: do not spin
 
@@ -626,17 +635,36 @@ async def _climb(
     for index, level in enumerate(ramp.levels):
         if index > 0:
             grow_to(level)
+        warmed = await _warm_up(records, clock, level, ramp.step_seconds)
         began = clock.now()
         await asyncio.sleep(ramp.step_seconds)
         ended = clock.now()
-        finished = [r for r in records if began <= r.t_sched + r.latency < ended]
-        per_s = sum(1 for r in finished if r.ok) / max(1e-9, ended - began)
-        failed = sum(1 for r in finished if not r.ok)
-        steps.append({"virtual_customers": level, "orders_per_s": round(per_s, 1), "failed": failed})
+        decided = [r for r in records if began <= r.decided_at < ended]
+        per_s = sum(1 for r in decided if r.ok) / max(1e-9, ended - began)
+        failed = sum(1 for r in decided if not r.ok)
+        steps.append(
+            {
+                "virtual_customers": level,
+                "orders_per_s": round(per_s, 1),
+                "failed": failed,
+                "warm_up_s": round(warmed, 2),
+            }
+        )
         if failed or (best is not None and per_s < best[1] * (1 + ramp.min_gain)):
             break
         best = (level, per_s)
     return (best[0] if best is not None else ramp.levels[0]), steps
+
+
+async def _warm_up(records: list[Record], clock: PhaseClock, level: int, longest: float) -> float:
+    """Wait until `level` orders were decided since now (each loop round once, about), `longest`
+    seconds at most: a step counted from the moment its loops start sees its first orders' latency
+    as a gap (with 64 loops at 1.4 s per order, a 2.5 s step read 3 orders/s). Seconds waited."""
+    began = clock.now()
+    already = len(records)  # a loop adds its order once decided
+    while clock.now() - began < longest and len(records) - already < level:
+        await asyncio.sleep(0.05)
+    return clock.now() - began
 
 
 async def gather_limited(coros: Sequence[Awaitable[Any]], limit: int) -> list[Any]:

@@ -478,8 +478,10 @@ def write_markdown(result: Mapping[str, Any], directory: Path) -> Path:
         "notifications consumer's transaction (platform timestamps). `unfinished`, `dup $`, "
         "`dup letters`: after recovery (an order still `created` when the phase's recovery time ran out is looked at again at the end of its flow, before the platform stops). "
         "A max-throughput phase first climbs from one number of virtual customers (VCs) to the next "
-        "while orders/s rise by 5% or more with none failing (each level's orders/s in brackets), "
-        "then holds the best: its figures are the hold's, its checks cover every order of the phase.\n"
+        "while orders/s rise by 5% or more with none failing (each level's orders/s in brackets, counted "
+        "once each of its VCs has had an order decided), then holds the best: its figures are the hold's "
+        "(orders decided within it; latencies of the orders sent within it), its checks cover every "
+        "order of the phase.\n"
     )
     lines.append(markdown_table([phase_row(p) for p in phases]))
 

@@ -605,8 +605,10 @@ def _ms(value: float | None) -> str:
 
 
 def held(records: Sequence[Record], since: float) -> list[Record]:
-    """The orders answered from phase second `since` on, with their times counted from there: what a
-    ramped closed loop measures (its hold), the orders of the climb before it left out."""
+    """The orders decided from phase second `since` on, with their times counted from there: what a
+    ramped closed loop measures (its hold), the orders of the climb before it left out. An order sent
+    before the hold but decided within it is in (the hold's orders/s count it); `summarize` takes
+    latencies only from the orders sent within."""
     if since <= 0:
         return list(records)
     return [
@@ -617,7 +619,7 @@ def held(records: Sequence[Record], since: float) -> list[Record]:
             t_final=r.t_final - since if r.t_final is not None else None,
         )
         for r in records
-        if r.t_sched + r.latency >= since
+        if r.decided_at >= since
     ]
 
 
@@ -633,8 +635,9 @@ def summarize(
     """The numbers of one phase from its records and what the platform said about its orders."""
     ok = [r for r in records if r.ok]
     errors = Counter(r.error for r in records if r.error)
-    done_in_time = [r for r in ok if r.t_sched + r.latency <= duration]
-    create_latencies = [r.latency for r in ok]
+    done_in_time = [r for r in ok if 0.0 <= r.t_sched + r.latency <= duration]
+    sent_within = [r for r in ok if r.t_sched >= 0.0]  # a hold's orders sent before it: other load
+    create_latencies = [r.latency for r in sent_within]
 
     create_to_paid: list[float] = []
     paid_times: list[float] = []
@@ -647,8 +650,10 @@ def summarize(
         if view is None or view.status != "paid" or view.updated_at is None:
             continue
         paid_at = view.updated_at
-        create_to_paid.append(paid_at - record.wall_sched)
         paid_times.append(paid_at - wall0)
+        if record.t_sched < 0.0:
+            continue  # sent before a hold: counted as paid within it, its latencies left out
+        create_to_paid.append(paid_at - record.wall_sched)
         notes = outcomes.notifications.get((order_id, "order_paid"))
         if notes:
             to_notification.append(min(notes) - record.wall_sched)
@@ -672,7 +677,7 @@ def summarize(
         },
         "paid": {
             "count": len(paid_times),
-            "orders_per_s": sum(1 for t in paid_times if t <= duration) / duration,
+            "orders_per_s": sum(1 for t in paid_times if 0.0 <= t <= duration) / duration,
             "create_to_paid": percentiles(create_to_paid),
         },
         "letter": {
@@ -681,7 +686,9 @@ def summarize(
         },
         "followed": {
             "count": sum(1 for r in ok if r.t_final is not None),
-            "create_to_decided": percentiles(r.t_final - r.t_sched for r in ok if r.t_final is not None),
+            "create_to_decided": percentiles(
+                r.t_final - r.t_sched for r in sent_within if r.t_final is not None
+            ),
         },
         "client_visible": {
             "sampled": sampled.get("sampled", 0),

@@ -202,7 +202,9 @@ def test_the_compare_plan_finds_each_flows_max_throughput_by_a_ramp_and_budgets_
     first = plan("hybrid", options, durations)[0]
     assert first.scenario == "max throughput" and first.ramp is not None
     assert tuple(first.ramp.levels) == (64, 128)
-    assert first.cost == pytest.approx(2 * durations.ramp_step + durations.closed + PHASE_OVERHEAD_S + 1.0)
+    assert first.cost == pytest.approx(
+        2 * 2 * durations.ramp_step + durations.closed + PHASE_OVERHEAD_S + 1.0
+    )
 
 
 def test_the_floors_table_shows_the_machine_figures_that_tell_hosts_apart() -> None:

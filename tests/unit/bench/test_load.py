@@ -175,12 +175,26 @@ async def test_a_step_with_failed_orders_ends_the_climb_at_the_level_before_it()
 
 def test_the_measured_part_of_a_ramped_phase_is_counted_from_the_hold() -> None:
     records = [
-        Record(0, 0, "k0", 0.5, 0.5, 0.2, 201, None, t_final=0.9),  # answered before the hold
-        Record(1, 0, "k1", 0.9, 0.9, 0.3, 201, None, t_final=1.3),  # sent before, answered within
-        Record(2, 0, "k2", 1.5, 1.5, 0.1, 201, None),
+        Record(0, 0, "k0", 0.5, 0.5, 0.2, 201, None, t_final=0.7),  # decided before the hold
+        Record(1, 0, "k1", 0.9, 0.9, 0.3, 201, None, t_final=1.2),  # sent before, answered within
+        Record(2, 0, "k2", 0.6, 0.6, 0.1, 202, None, t_final=1.1),  # accepted before, paid within
+        Record(3, 0, "k3", 1.5, 1.5, 0.1, 201, None),
     ]
     measured = held(records, 1.0)
-    assert [r.seq for r in measured] == [1, 2]
-    assert measured[0].t_sched == pytest.approx(-0.1) and measured[0].t_final == pytest.approx(0.3)
-    assert measured[1].t_sched == pytest.approx(0.5) and measured[1].latency == 0.1
+    assert [r.seq for r in measured] == [1, 2, 3]
+    assert measured[0].t_sched == pytest.approx(-0.1) and measured[0].t_final == pytest.approx(0.2)
+    assert measured[1].decided_at == pytest.approx(0.1)
+    assert measured[2].t_sched == pytest.approx(0.5) and measured[2].latency == 0.1
     assert held(records, 0.0) == records
+
+
+async def test_a_step_counts_its_orders_after_its_loops_warmed_up() -> None:
+    """A step waits until its loops decided one order each (0.15 s here) before it counts: new
+    loops' first orders are in flight, not missing. 2 loops / 0.15 s = 13/s; 4 loops twice that."""
+    placer: Any = Kitchen(slots=100, service_time=0.15)
+    run = await run_ramped_closed_loop(placer, Ramp((2, 4), 0.3), 0.1)
+    first, second = run.steps
+    assert 0.14 <= first["warm_up_s"] < 0.3 and 0.14 <= second["warm_up_s"] < 0.3
+    assert 6 <= first["orders_per_s"] <= 14
+    assert second["orders_per_s"] >= 1.2 * first["orders_per_s"]
+    assert run.virtual_customers == 4
