@@ -607,8 +607,8 @@ def _ms(value: float | None) -> str:
 def held(records: Sequence[Record], since: float) -> list[Record]:
     """The orders decided from phase second `since` on, with their times counted from there: what a
     ramped closed loop measures (its hold), the orders of the climb before it left out. An order sent
-    before the hold but decided within it is in (the hold's orders/s count it); `summarize` takes
-    latencies only from the orders sent within."""
+    before the hold but answered or paid within it is in (the hold's rates count it); `summarize`
+    takes everything else only from the orders sent within."""
     if since <= 0:
         return list(records)
     return [
@@ -632,19 +632,25 @@ def summarize(
     publish_lag: tuple[Any, Mapping[str, Any]],
     consume_lag: tuple[Any, Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """The numbers of one phase from its records and what the platform said about its orders."""
+    """The numbers of one phase from its records and what the platform said about its orders.
+
+    Rates count what happened within [0, `duration`] (answers, payments) whenever the order was
+    sent; everything else is about the orders sent within it: a ramp's hold (`held`) begins with
+    orders of the climb in flight, sent at another level."""
+    every_ok = [r for r in records if r.ok]
+    done_in_time = [r for r in every_ok if 0.0 <= r.t_sched + r.latency <= duration]
+    records = [r for r in records if r.t_sched >= 0.0]
     ok = [r for r in records if r.ok]
     errors = Counter(r.error for r in records if r.error)
-    done_in_time = [r for r in ok if 0.0 <= r.t_sched + r.latency <= duration]
-    sent_within = [r for r in ok if r.t_sched >= 0.0]  # a hold's orders sent before it: other load
-    create_latencies = [r.latency for r in sent_within]
+    create_latencies = [r.latency for r in ok]
 
     create_to_paid: list[float] = []
     paid_times: list[float] = []
     to_notification: list[float] = []
     to_letter: list[float] = []
     consumer_lag: list[float] = []
-    by_order = {r.order_id: r for r in ok if r.order_id}
+    paid_count = 0
+    by_order = {r.order_id: r for r in every_ok if r.order_id}
     for order_id, record in by_order.items():
         view = outcomes.orders.get(order_id)
         if view is None or view.status != "paid" or view.updated_at is None:
@@ -653,6 +659,7 @@ def summarize(
         paid_times.append(paid_at - wall0)
         if record.t_sched < 0.0:
             continue  # sent before a hold: counted as paid within it, its latencies left out
+        paid_count += 1
         create_to_paid.append(paid_at - record.wall_sched)
         notes = outcomes.notifications.get((order_id, "order_paid"))
         if notes:
@@ -676,7 +683,7 @@ def summarize(
             "http_status": dict(Counter(str(r.status) for r in records)),
         },
         "paid": {
-            "count": len(paid_times),
+            "count": paid_count,
             "orders_per_s": sum(1 for t in paid_times if 0.0 <= t <= duration) / duration,
             "create_to_paid": percentiles(create_to_paid),
         },
@@ -686,9 +693,7 @@ def summarize(
         },
         "followed": {
             "count": sum(1 for r in ok if r.t_final is not None),
-            "create_to_decided": percentiles(
-                r.t_final - r.t_sched for r in sent_within if r.t_final is not None
-            ),
+            "create_to_decided": percentiles(r.t_final - r.t_sched for r in ok if r.t_final is not None),
         },
         "client_visible": {
             "sampled": sampled.get("sampled", 0),

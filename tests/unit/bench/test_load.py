@@ -198,3 +198,29 @@ async def test_a_step_counts_its_orders_after_its_loops_warmed_up() -> None:
     assert 6 <= first["orders_per_s"] <= 14
     assert second["orders_per_s"] >= 1.2 * first["orders_per_s"]
     assert run.virtual_customers == 4
+
+
+def test_a_holds_rates_count_what_happened_within_it_its_latencies_what_was_sent_within() -> None:
+    """Hybrid answers once paid: an order answered just after the hold began was paid just before it
+    (not the hold's payment); async's 202 comes first: one accepted before the hold and paid within
+    it is the hold's payment. Latencies and errors are of the orders sent within the hold."""
+    from sandwich.bench.observe import OrderView, Outcomes
+    from sandwich.bench.runner import summarize
+
+    wall0 = 1000.0
+    records = [
+        Record(0, 0, "k0", 0.7, 0.7, 0.4, 201, None, "o0", "paid", wall_sched=wall0 + 0.7),
+        Record(1, 0, "k1", 0.8, 0.8, 0.05, 202, None, "o1", "created", wall_sched=wall0 + 0.8, t_final=1.6),
+        Record(2, 0, "k2", 1.2, 1.2, 0.1, 201, None, "o2", "paid", wall_sched=wall0 + 1.2),
+        Record(3, 0, "k3", 1.5, 1.5, 0.2, 503, "http_503"),
+    ]
+    paid_at = {"o0": 0.9, "o1": 1.5, "o2": 1.25}
+    outcomes = Outcomes(orders={o: OrderView(o, 0, "paid", wall0, wall0 + t) for o, t in paid_at.items()})
+    measured = held(records, 1.0)
+    result = summarize(measured, outcomes, wall0 + 1.0, 1.0, {}, (None, {}), (None, {}))
+    assert result["create"]["orders_per_s"] == pytest.approx(2.0)  # o0 answered at 1.1, o2 at 1.3
+    assert result["paid"]["orders_per_s"] == pytest.approx(2.0)  # o1 at 1.5, o2 at 1.25; o0 before
+    assert result["create"]["sent"] == 2 and result["create"]["ok"] == 1  # o2 and the 503
+    assert result["create"]["errors"] == {"http_503": 1}
+    assert result["paid"]["count"] == 1
+    assert result["create"]["latency"]["max"] == pytest.approx(0.1)  # o2's alone
