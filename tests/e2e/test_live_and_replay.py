@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+import httpx
 import pytest
 
 from sandwich.cli.supervisor import Platform
@@ -49,6 +50,44 @@ async def test_status_changes_stream_as_server_sent_events(api: Api, admin: Api)
     assert seen == ["paid", "assigned", "ready"]
     stranger = await api.new_customer()
     assert (await stranger.get(f"/api/v1/orders/{order['order_id']}/events")).status_code == 404
+
+
+async def test_a_crowd_of_followers_leaves_the_gateway_free_for_requests(
+    api: Api, admin: Api, platform: Platform
+) -> None:
+    """150 clients follow one order (a food point without ingredients keeps it `paid`): more than
+    the gateway's request connections to order_info (100), which the streams must not take."""
+    world = await World.create(admin)
+    await world.food_point(1, stock=None)
+    customer = await api.new_customer(deposit=100_000)
+    order = await world.order(customer)
+    await wait_for_status(customer, order["order_id"], "paid")
+    path = f"/api/v1/orders/{order['order_id']}/events"
+    followers = 150
+    opened = asyncio.Semaphore(0)
+
+    async def follow(client: httpx.AsyncClient) -> None:
+        async with client.stream("GET", path, headers=customer.auth) as stream:
+            assert stream.status_code == 200
+            async for line in stream.aiter_lines():
+                if line.startswith("data:"):
+                    assert json.loads(line[5:])["status"] == "paid"
+                    opened.release()
+            # held open until cancelled
+
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=60.0, limits=limits) as crowd:
+        streams = [asyncio.create_task(follow(crowd)) for _ in range(followers)]
+        try:
+            for _ in range(followers):
+                await asyncio.wait_for(opened.acquire(), 30)
+            assert not any(s.done() for s in streams)
+            answer = await asyncio.wait_for(customer.get(f"/api/v1/orders/{order['order_id']}"), 5)
+            assert answer.status_code == 200 and answer.json()["status"] == "paid"
+        finally:
+            for s in streams:
+                s.cancel()
+            await asyncio.gather(*streams, return_exceptions=True)
 
 
 def _sandwich(*args: str, platform: Platform) -> subprocess.CompletedProcess[str]:

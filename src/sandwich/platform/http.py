@@ -79,6 +79,11 @@ class CircuitBreaker:
         return self.opened_at is not None
 
 
+STREAM_CONNECTIONS = 4096
+"""Event streams open at once through one process (each is a socket; the limit keeps a flood of
+followers from running the process out of file descriptors)."""
+
+
 class ServiceClient:
     """Calls other services by name; base URLs come from settings (SANDWICH_URL_<SERVICE>)."""
 
@@ -87,6 +92,7 @@ class ServiceClient:
         self.timeout = aiohttp.ClientTimeout(total=settings.http_timeout_seconds, connect=1.0)
         self.retry_attempts = retry_attempts
         self._session: aiohttp.ClientSession | None = None
+        self._streams: aiohttp.ClientSession | None = None
         self._breakers: dict[str, CircuitBreaker] = {}
         self._urls: dict[str, str] = {}
 
@@ -100,6 +106,16 @@ class ServiceClient:
                 connector=connector, timeout=self.timeout, json_serialize=lambda o: orjson.dumps(o).decode()
             )
         return self._session
+
+    @property
+    def streaming_session(self) -> aiohttp.ClientSession:
+        """A session of its own for long-lived responses (Server-Sent Events): a follower holds its
+        connection for minutes, and 100 of them would otherwise take every connection `session`
+        may open to that service, leaving none for requests."""
+        if self._streams is None or self._streams.closed:
+            connector = aiohttp.TCPConnector(limit=STREAM_CONNECTIONS, limit_per_host=0, ttl_dns_cache=300)
+            self._streams = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
+        return self._streams
 
     def breaker(self, service: str) -> CircuitBreaker:
         if service not in self._breakers:
@@ -115,8 +131,9 @@ class ServiceClient:
         return self._urls[service]
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._streams):
+            if session is not None:
+                await session.close()
 
     async def request(
         self,

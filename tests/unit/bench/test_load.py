@@ -2,8 +2,10 @@
 
 import asyncio
 import itertools
+import time
 from typing import Any
 
+import aiohttp
 import pytest
 
 from sandwich.bench.load import (
@@ -93,11 +95,18 @@ async def test_closed_loop_waits_for_each_answer() -> None:
 
 
 class FakeGateway:
-    """GET /api/v1/orders/{id}: `created` for the first polls, then `paid`."""
+    """GET /api/v1/orders/{id}: `created` for the first polls, then `paid`; the order's event stream
+    sends `streamed` (fails to connect when None)."""
 
-    def __init__(self, created_polls: int) -> None:
+    def __init__(self, created_polls: int, streamed: list[str] | None = None) -> None:
         self.polls = 0
         self.created_polls = created_polls
+        self.streamed = streamed
+
+    async def first_status_past(self, path: str, past: str, **_: Any) -> str | None:
+        if self.streamed is None:
+            raise aiohttp.ClientConnectionError("refused")
+        return next((s for s in self.streamed if s != past), None)
 
     async def get(self, path: str, **_: Any) -> Any:
         from sandwich.bench.load import Answer
@@ -110,7 +119,7 @@ class FakeGateway:
 async def test_following_an_accepted_order_until_its_payment_is_decided() -> None:
     from sandwich.bench.load import OrderPlacer
 
-    gateway: Any = FakeGateway(created_polls=2)
+    gateway: Any = FakeGateway(created_polls=2)  # its stream fails: the follower polls instead
     placer = OrderPlacer(gateway, [Customer(0, "c0", "t0")], "item")
     clock = PhaseClock()
     accepted = Record(0, 0, "k0", 0.0, 0.0, 0.01, 202, None, "o0", "created")
@@ -120,6 +129,56 @@ async def test_following_an_accepted_order_until_its_payment_is_decided() -> Non
     paid_at_once = Record(1, 0, "k1", 0.0, 0.0, 0.01, 201, None, "o1", "paid")
     await placer.follow(paid_at_once, placer.customers[0], clock)
     assert gateway.polls == 3 and paid_at_once.t_final == pytest.approx(0.01)
+
+
+async def test_following_an_accepted_order_by_its_event_stream_needs_no_polling() -> None:
+    from sandwich.bench.load import OrderPlacer
+
+    gateway: Any = FakeGateway(created_polls=0, streamed=["created", "payment_failed"])
+    placer = OrderPlacer(gateway, [Customer(0, "c0", "t0")], "item")
+    accepted = Record(0, 0, "k0", 0.0, 0.0, 0.01, 202, None, "o0", "created")
+    await placer.follow(accepted, placer.customers[0], PhaseClock())
+    assert gateway.polls == 0 and accepted.final_status == "payment_failed"
+
+
+async def test_the_client_reads_an_event_stream_until_the_status_moves_on() -> None:
+    """Over real HTTP: comments and `created` are passed over, the first other status is returned;
+    a refused stream is None."""
+    from aiohttp import web
+
+    from sandwich.bench.load import Http
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        if request.match_info["order"] != "o1":
+            return web.json_response({"error": {"code": "not_found"}}, status=404)
+        assert request.headers["Accept"] == "text/event-stream"
+        stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await stream.prepare(request)
+        await stream.write(b'event: status\nid: 1\ndata: {"status": "created"}\n\n: keep-alive\n\n')
+        await asyncio.sleep(0.05)
+        await stream.write(b'event: status\nid: 2\ndata: {"status": "paid", "version": 2}\n\n')
+        await asyncio.sleep(5)  # a live stream stays open: the client leaves once it has its answer
+        return stream
+
+    app = web.Application()
+    app.router.add_get("/api/v1/orders/{order}/events", events)
+    runner = web.AppRunner(app, handler_cancellation=True)  # the client leaving ends the handler
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = Http(f"http://127.0.0.1:{port}", 4)
+    try:
+        began = time.monotonic()
+        status = await client.first_status_past("/api/v1/orders/o1/events", "created", headers={}, timeout=3)
+        assert status == "paid" and time.monotonic() - began < 2
+        assert (
+            await client.first_status_past("/api/v1/orders/o2/events", "created", headers={}, timeout=3)
+            is None
+        )
+    finally:
+        await client.aclose()
+        await runner.cleanup()
 
 
 class Kitchen:

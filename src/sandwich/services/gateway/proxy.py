@@ -1,4 +1,5 @@
-"""Forwarding a public request to the service that owns it, over the process's one aiohttp session.
+"""Forwarding a public request to the service that owns it, over the process's aiohttp session
+(event streams over a session of their own: a follower holds its connection for minutes).
 
 Only a chosen set of headers crosses: whatever a client sent as X-Username / X-User-Id / X-Roles is
 dropped because the identity headers are built here from the verified token. Event streams are
@@ -45,6 +46,14 @@ def upstream_headers(request: Request, identity: Identity | None) -> dict[str, s
     return headers
 
 
+def wants_event_stream(request: Request) -> bool:
+    """A follower's request (an EventSource sends `Accept: text/event-stream`; the order's stream
+    is `.../events`): it holds its connection to the service as long as it follows."""
+    if request.method != "GET":
+        return False
+    return request.url.path.endswith("/events") or "text/event-stream" in request.headers.get("accept", "")
+
+
 async def forward(
     http: ServiceClient, service: str, request: Request, body: bytes, identity: Identity | None
 ) -> Response:
@@ -59,9 +68,10 @@ async def forward(
     # repeating it is safe: a read, a PUT, or a POST that carries an Idempotency-Key.
     safe_to_repeat = request.method in ("GET", "HEAD", "PUT") or "idempotency-key" in request.headers
     upstream = None
+    session = http.streaming_session if wants_event_stream(request) else http.session
     for attempt in range(2 if safe_to_repeat else 1):
         try:
-            upstream = await http.session.request(
+            upstream = await session.request(
                 request.method,
                 url,
                 params=request.query_params,
