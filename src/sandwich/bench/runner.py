@@ -1209,6 +1209,20 @@ GENERATOR_NOTE = (
 )
 
 
+def users_down_note(phase: Mapping[str, Any]) -> str:
+    """Why orders failed while users was down: no order step asks users, but a letter needs the
+    customer's e-mail, which notifications caches for SANDWICH_PROFILE_CACHE_TTL (30 s); in sync the
+    create call waits for notifications, so whether it fails depends on how long ago the phase's
+    customers were last told something (the phase before, its recovery, the run's speed)."""
+    failed = sum(phase["create"]["errors"].values())
+    return (
+        f"{phase['flow']}: users down failed {failed} of {phase['create']['sent']} create calls: "
+        "notifications asks users for the e-mail address of a customer whose contact it has not "
+        "cached in the last 30 s (SANDWICH_PROFILE_CACHE_TTL), and sync's create call waits for "
+        "notifications; with the contacts still cached from the phase before, none fail"
+    )
+
+
 def _platform_note(target: Target) -> str:
     if target.self_started:
         return "self-started, embedded PostgreSQL and NATS JetStream, every service its own process"
@@ -1435,6 +1449,8 @@ async def run_compare(options: CompareOptions, console: Console) -> dict[str, An
                     f"{phase['flow']}: in the slow-billing phase billing delayed {delays['count']:.0f} payments "
                     f"by {1000 * delays['p50_s']:.0f} ms (p50)"
                 )
+        if fault_info.get("name") == "users_down" and phase["create"]["errors"]:
+            result["notes"].append(users_down_note(phase))
         for error in fault_info.get("errors") or ():
             result["notes"].append(f"{phase['flow']}, {phase['scenario']}: {error}")
     wall = time.monotonic() - began

@@ -224,3 +224,12 @@ def test_the_floors_table_shows_the_machine_figures_that_tell_hosts_apart() -> N
     )
     assert "pure-Python loop, 5,000,000 iterations: 150 ms" in table
     assert "| bare HTTP hop (uvicorn + aiohttp) | 7000 |" in table
+
+
+def test_users_down_failures_are_explained_by_the_contact_cache() -> None:
+    from sandwich.bench.runner import users_down_note
+
+    phase = {"flow": "sync", "create": {"sent": 600, "errors": {"http_503_downstream_unavailable": 494}}}
+    note = users_down_note(phase)
+    assert note.startswith("sync: users down failed 494 of 600 create calls")
+    assert "SANDWICH_PROFILE_CACHE_TTL" in note
