@@ -89,7 +89,10 @@ class ServiceClient:
 
     def __init__(self, settings: Settings, *, retry_attempts: int = 3):
         self.settings = settings
-        self.timeout = aiohttp.ClientTimeout(total=settings.http_timeout_seconds, connect=1.0)
+        # sock_connect, not connect: aiohttp's `connect` also counts the wait for a pooled
+        # connection, so a burst of calls queued behind the pool's limit failed as if the peer were
+        # away (and opened its breaker); `total` still bounds the whole call, the wait included.
+        self.timeout = aiohttp.ClientTimeout(total=settings.http_timeout_seconds, sock_connect=1.0)
         self.retry_attempts = retry_attempts
         self._session: aiohttp.ClientSession | None = None
         self._streams: aiohttp.ClientSession | None = None

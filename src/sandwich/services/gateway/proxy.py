@@ -24,7 +24,7 @@ FORWARDED_RESPONSE_HEADERS = ("content-type", "retry-after", "location", "cache-
 MAX_BODY_BYTES = 1_000_000
 # The client's whole request: longer than one service-to-service call, which has its own limits.
 # Event streams are long-lived: only connecting is bounded for them.
-PROXY_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=2.0, sock_read=30.0)
+PROXY_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30.0, sock_connect=2.0, sock_read=30.0)
 
 
 async def read_body(request: Request) -> bytes | None:
