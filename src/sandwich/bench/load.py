@@ -175,7 +175,7 @@ class Http:
         params: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> Answer:
-        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        url = self._url(path)
         sent_headers = dict(headers or {})
         data = None
         if json is not None:
@@ -191,6 +191,9 @@ class Http:
         ) as answer:
             return Answer(answer.status, answer.headers, await answer.read())
 
+    def _url(self, path: str) -> str:
+        return path if path.startswith("http") else f"{self.base_url}{path}"
+
     async def get(self, path: str, **kwargs: Any) -> Answer:
         return await self.request("GET", path, **kwargs)
 
@@ -201,7 +204,7 @@ class Http:
         is not `past`; None when the stream was refused or ended before one came."""
         sent_headers = {**headers, "Accept": "text/event-stream"}
         async with self.session.get(
-            f"{self.base_url}{path}", headers=sent_headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            self._url(path), headers=sent_headers, timeout=aiohttp.ClientTimeout(total=timeout)
         ) as answer:
             if answer.status != 200:
                 return None

@@ -58,7 +58,7 @@ from sandwich.bench.observe import (
 )
 from sandwich.bench.profile import Profiler, profiled_pids
 from sandwich.bench.report import Verdict, downsample, judge, judge_zero, per_second, percentiles, within
-from sandwich.platform.settings import SERVICES, Flow
+from sandwich.platform.settings import SERVICES, Flow, Settings
 
 ORDER_PRICE = 100  # kopecks: cheap, so one deposit pays for many orders
 DEPOSIT = 10_000_000  # the most one deposit may be (API.md)
@@ -639,9 +639,9 @@ def summarize(
     orders of the climb in flight, sent at another level."""
     every_ok = [r for r in records if r.ok]
     done_in_time = [r for r in every_ok if 0.0 <= r.t_sched + r.latency <= duration]
-    records = [r for r in records if r.t_sched >= 0.0]
-    ok = [r for r in records if r.ok]
-    errors = Counter(r.error for r in records if r.error)
+    sent_within = [r for r in records if r.t_sched >= 0.0]
+    ok = [r for r in sent_within if r.ok]
+    errors = Counter(r.error for r in sent_within if r.error)
     create_latencies = [r.latency for r in ok]
 
     create_to_paid: list[float] = []
@@ -672,15 +672,15 @@ def summarize(
     consume_total, consume_by_service = consume_lag
     return {
         "create": {
-            "sent": len(records),
+            "sent": len(sent_within),
             "ok": len(ok),
-            "success_rate": len(ok) / len(records) if records else 0.0,
+            "success_rate": len(ok) / len(sent_within) if sent_within else 0.0,
             "orders_per_s": len(done_in_time) / duration,
             "latency": percentiles(create_latencies),
-            "latency_of_failures": percentiles(r.latency for r in records if not r.ok),
+            "latency_of_failures": percentiles(r.latency for r in sent_within if not r.ok),
             "errors": dict(errors),
             "status_in_answer": dict(Counter(r.order_status for r in ok)),
-            "http_status": dict(Counter(str(r.status) for r in records)),
+            "http_status": dict(Counter(str(r.status) for r in sent_within)),
         },
         "paid": {
             "count": paid_count,
@@ -715,7 +715,7 @@ def summarize(
         },
         "timeseries": {
             "ok": per_second((r.t_sched + r.latency for r in ok), duration),
-            "errors": per_second((r.t_sched + r.latency for r in records if not r.ok), duration),
+            "errors": per_second((r.t_sched + r.latency for r in sent_within if not r.ok), duration),
             "paid": per_second(paid_times, duration),
         },
         "samples": {
@@ -1215,10 +1215,11 @@ def users_down_note(phase: Mapping[str, Any]) -> str:
     create call waits for notifications, so whether it fails depends on how long ago the phase's
     customers were last told something (the phase before, its recovery, the run's speed)."""
     failed = sum(phase["create"]["errors"].values())
+    ttl = Settings().profile_cache_ttl_seconds  # the platform the bench starts reads the same variable
     return (
         f"{phase['flow']}: users down failed {failed} of {phase['create']['sent']} create calls: "
         "notifications asks users for the e-mail address of a customer whose contact it has not "
-        "cached in the last 30 s (SANDWICH_PROFILE_CACHE_TTL), and sync's create call waits for "
+        f"cached in the last {ttl:g} s (SANDWICH_PROFILE_CACHE_TTL), and the create call waits for "
         "notifications; with the contacts still cached from the phase before, none fail"
     )
 
