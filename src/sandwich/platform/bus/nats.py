@@ -423,8 +423,7 @@ class NatsBus(EventBus):
         except BusUnavailable as exc:
             return PublishResult(0, exc)
         publisher = self._publisher
-        if publisher is None:
-            return PublishResult(0, BusUnavailable(f"not connected to NATS at {self.url}"))
+        assert publisher is not None  # set with the JetStream context, cleared with it
         acks: list[asyncio.Future[PubAck]] = []
         error: BusUnavailable | None = None
         try:
