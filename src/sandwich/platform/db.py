@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from sandwich.platform.pg_notify import Notifier
 from sandwich.platform.settings import Settings
 from sandwich.platform.sql import Connection
 
@@ -177,6 +178,7 @@ class Database:
         self._pool_limit = max(1, pool_size + max_overflow)
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
+        self._notifier: Notifier | None = None
 
     async def prepare(self, migrations_dir: Path) -> None:
         """Create the database if needed and bring its schema to head, one instance at a time."""
@@ -213,19 +215,23 @@ class Database:
         under load, and every event behind it waited too.
         """
         async with self.connect() as conn:
-            if durable:
-                async with conn.driver.transaction():
-                    yield conn
-                return
-            await conn.driver.execute("BEGIN; SET LOCAL synchronous_commit TO off")
             try:
-                yield conn
-            except BaseException as exc:
-                if not isinstance(exc, asyncio.CancelledError):
-                    with contextlib.suppress(Exception):
-                        await conn.driver.execute("ROLLBACK")
+                if durable:
+                    async with conn.driver.transaction():
+                        yield conn
+                    return
+                await conn.driver.execute("BEGIN; SET LOCAL synchronous_commit TO off")
+                try:
+                    yield conn
+                except BaseException as exc:
+                    if not isinstance(exc, asyncio.CancelledError):
+                        with contextlib.suppress(Exception):
+                            await conn.driver.execute("ROLLBACK")
+                    raise
+                await conn.driver.execute("COMMIT")
+            except BaseException:
+                conn.notifications.clear()  # rolled back: nothing to tell anyone
                 raise
-            await conn.driver.execute("COMMIT")
 
     async def _open_pool(self) -> asyncpg.Pool:
         """The pool, made on first use (it belongs to the event loop that runs the service).
@@ -264,8 +270,9 @@ class Database:
         except CONNECT_ERRORS as exc:
             raise DatabaseUnavailable(self.name, exc) from exc
         broken = False
+        conn = Connection(driver)  # type: ignore[arg-type]  # the pool's proxy of a Connection
         try:
-            yield Connection(driver)  # type: ignore[arg-type]  # the pool's proxy of a Connection
+            yield conn
         except (asyncio.CancelledError, asyncpg.InterfaceError, OSError):
             # Cancelled or cut off mid-statement: what the connection is doing is unknown.
             broken = True
@@ -276,7 +283,17 @@ class Database:
             with contextlib.suppress(asyncpg.InterfaceError):
                 if broken or driver.is_in_transaction():
                     driver.terminate()  # closed instead of going back to the pool
+                    conn.notifications.clear()  # whether its work committed is unknown
             await pool.release(driver)
+            if conn.notifications:
+                self.notifier.send(conn.notifications)
+
+    @property
+    def notifier(self) -> Notifier:
+        """Where the NOTIFYs of committed blocks go (`Connection.notify`), made on first use."""
+        if self._notifier is None:
+            self._notifier = Notifier(plain_url(self.server_url, self.name))
+        return self._notifier
 
     async def healthy(self) -> bool:
         try:
@@ -287,6 +304,9 @@ class Database:
             return False
 
     async def close(self) -> None:
+        if self._notifier is not None:
+            notifier, self._notifier = self._notifier, None
+            await notifier.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:

@@ -8,7 +8,7 @@ bus redelivers it (and parks it on the dead-letter topic after bounded retries).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -26,6 +26,7 @@ from sandwich.platform.observability import (
     trace_id_from_traceparent,
     trace_id_var,
 )
+from sandwich.platform.pg_notify import Notification
 from sandwich.platform.sql import Connection, Row
 
 log = structlog.get_logger("inbox")
@@ -44,14 +45,15 @@ class Effect:
     consumer: each carries `CLAIMED` in its WHERE (`INSERT ... SELECT ... WHERE {CLAIMED}`). The
     platform runs `WITH claim AS (INSERT INTO inbox ...), {ctes} SELECT ...` in autocommit: one round
     trip per event instead of BEGIN, claim, effect, COMMIT. `result` adds expressions to the final
-    SELECT list (a CTE that is only a SELECT, e.g. a pg_notify, runs only when referenced there);
-    `committed` is called with that row once the statement committed, when it claimed the event.
+    SELECT list; `committed` is called with that row once the statement committed, when it claimed
+    the event, and `notifications` gives what to NOTIFY then (sent after the commit: pg_notify.py).
     """
 
     ctes: str
     params: Mapping[str, Any]
     result: str = ""
     committed: Callable[[Row], None] | None = None
+    notifications: Callable[[Row], Iterable[Notification]] | None = None
 
 
 EnvelopeHandler = Callable[[Connection, Envelope], Awaitable[None]]
@@ -103,6 +105,9 @@ async def run_effect(db: Database, consumer: str, event_id: str, effect: Effect)
     result = ", " + effect.result if effect.result else ""
     async with db.connect() as conn:
         row = (await conn.execute(_claimed_statement(effect.ctes, result), params)).one()
+        if row.claimed and effect.notifications is not None:
+            for channel, payload in effect.notifications(row):
+                conn.notify(channel, payload)
     if not row.claimed:
         return False
     if effect.committed is not None:

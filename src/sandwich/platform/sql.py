@@ -4,10 +4,9 @@ with `:named` parameters, `conn.execute(statement, params)`, rows with attribute
 Why not SQLAlchemy's Connection: the services write every statement by hand, so all they used of
 it was parameter naming, the pool and row objects, and it cost about 130 us of CPU per statement on
 top of asyncpg's 40 us (measured here: an INSERT in autocommit, 226 us through Connection, 44 us
-on the driver), on a hot path of some thirty statements per order. SQLAlchemy still owns the engine,
-the pool, the driver's type codecs (json/jsonb) and the migrations, and compiles each `text()` once
-into asyncpg's `$n` form; the statement then runs on the driver connection with asyncpg's own
-prepared-statement cache.
+on the driver), on a hot path of some thirty statements per order. SQLAlchemy still compiles each
+`text()` once into asyncpg's `$n` form and runs the migrations (db.py); the pool is asyncpg's, and
+the statement runs on the driver connection with asyncpg's own prepared-statement cache.
 
 A connection from `Database.connect()` runs each statement on its own (autocommit: no BEGIN/COMMIT
 round trips for a unit of work that is one statement); `Database.begin()` wraps the block in one
@@ -135,10 +134,16 @@ def _rowcount(status: bytes | str | None) -> int:
 class Connection:
     """One pooled driver connection, lent for a block by `Database.connect()` or `Database.begin()`."""
 
-    __slots__ = ("driver",)
+    __slots__ = ("driver", "notifications")
 
     def __init__(self, driver: asyncpg.Connection):
         self.driver = driver
+        self.notifications: list[tuple[str, str]] = []
+
+    def notify(self, channel: str, payload: str = "") -> None:
+        """NOTIFY `channel` once the block's work has committed, outside its transaction (see
+        pg_notify.py for why not `pg_notify()` in it); nothing is sent for a block that raised."""
+        self.notifications.append((channel, payload))
 
     async def execute(self, statement: TextClause | str, params: Mapping[str, Any] | None = None) -> Result:
         sql, names = compiled(statement.text if isinstance(statement, TextClause) else statement)

@@ -203,7 +203,7 @@ async def create_food_point(
             capacity=body.capacity,
             accepts_delivery=body.accepts_delivery,
         )
-        await storage.notify_assigner(conn)
+        storage.notify_assigner(conn)
     ctx.assigner.wake()
     return JsonResponse(point.public(), status_code=201)
 
@@ -256,7 +256,7 @@ async def patch_food_point(
     async with ctx.service.database.begin() as conn:
         point = await storage.update_food_point(conn, point_id, changes)
         if point is not None:
-            await storage.notify_assigner(conn)
+            storage.notify_assigner(conn)
     if point is None:
         raise _food_point_not_found()
     ctx.assigner.wake()
@@ -277,7 +277,7 @@ async def put_stock(
     async with ctx.service.database.begin() as conn:
         stored = await storage.put_stock(conn, point_id, name, body.quantity)
         if stored:
-            await storage.notify_assigner(conn)
+            storage.notify_assigner(conn)
     if not stored:
         raise _food_point_not_found()
     ctx.assigner.wake()
@@ -348,7 +348,7 @@ async def order_ready(
         async with ctx.service.database.begin() as conn:
             freed = await storage.mark_ready(conn, order_key)
             if freed is not None:
-                await storage.notify_assigner(conn)
+                storage.notify_assigner(conn)
         if freed is not None:
             ctx.assigner.wake()
         return JsonResponse(answer.body)
@@ -390,6 +390,6 @@ async def _reconcile_refused(ctx: KitchenContext, order_id: str) -> None:
         else:
             changed = False
         if changed:
-            await storage.notify_assigner(conn)
+            storage.notify_assigner(conn)
     if changed:
         ctx.assigner.wake()

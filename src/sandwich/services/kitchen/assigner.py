@@ -344,7 +344,7 @@ class Assigner:
             async with self.db.begin() as conn:
                 released = await storage.release(conn, order_id, (AssignmentState.RESERVED.value,))
                 if released is not None:
-                    await storage.notify_assigner(conn)
+                    storage.notify_assigner(conn)
             if released is not None:
                 report.released += 1
                 self.wake()

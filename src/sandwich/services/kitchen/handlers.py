@@ -77,7 +77,7 @@ async def apply_event(conn: Connection, event: OrderEvent) -> bool:
     elif event.status in ("ready", "in_delivery", "completed"):
         work = await storage.mark_ready(conn, order_id) is not None
     if work:
-        await storage.notify_assigner(conn)
+        storage.notify_assigner(conn)
     return work
 
 

@@ -118,9 +118,9 @@ async def supply_version(conn: Connection) -> int:
     return int((await conn.execute(text("SELECT version FROM supply WHERE id = 1"))).scalar_one())
 
 
-async def notify_assigner(conn: Connection) -> None:
-    """Wake every assigner once the caller's transaction commits (NOTIFY is delivered on commit)."""
-    await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+def notify_assigner(conn: Connection) -> None:
+    """Wake every assigner once the caller's work has committed (`Connection.notify`)."""
+    conn.notify(NOTIFY_CHANNEL)
 
 
 # --- food points and stock -------------------------------------------------------------------------
@@ -256,10 +256,10 @@ async def add_pending(conn: Connection, order: PendingOrder) -> bool:
 def add_pending_effect(order: PendingOrder) -> Effect:
     """add_pending as the consumer's Effect (with its inbox claim), waking the assigners when it added."""
     return Effect(
-        f"added AS ({_add_pending_sql(f' AND {CLAIMED}')} RETURNING 1), "
-        "woken AS (SELECT pg_notify(:channel, '') FROM added)",
-        {**_pending_params(order), "channel": NOTIFY_CHANNEL},
-        result="(SELECT count(*) FROM woken) AS woken",
+        f"added AS ({_add_pending_sql(f' AND {CLAIMED}')} RETURNING 1)",
+        _pending_params(order),
+        result="(SELECT count(*) FROM added) AS added",
+        notifications=lambda row: [(NOTIFY_CHANNEL, "")] if row.added else [],
     )
 
 

@@ -1,8 +1,9 @@
 """The order_views and order_history tables of the order_info database.
 
-Every change of an order's view is announced with NOTIFY on `STATUS_CHANNEL`, in the transaction that
-makes it, so listeners (the live event streams of every order_info instance) hear of it exactly when
-it is committed, and never of a change that was rolled back.
+Every change of an order's view is announced with NOTIFY on `STATUS_CHANNEL` once the change has
+committed (`Connection.notify`: sent outside the transaction, see platform/pg_notify.py), so
+listeners (the live event streams of every order_info instance) hear of it right after the commit,
+and never of a change that was rolled back.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import orjson
 from sqlalchemy import text
 
 from sandwich.platform.inbox import CLAIMED, Effect
+from sandwich.platform.pg_notify import Notification
 from sandwich.platform.sql import Connection
 from sandwich.services.order_info.domain import HistoryEntry, OrderUpdate
 
@@ -25,8 +27,8 @@ def _apply_update_ctes(guard: str) -> str:
     """One round trip for one event: the history entry, the view (only when the event is newer than
     what it shows: domain.supersedes, evaluated under the row lock the upsert takes, so two events of
     one order racing each other, or the first two racing to insert the row, keep the newest) and,
-    when the view changed, the NOTIFY (run by referencing `notified`). `guard` is a WHERE clause on
-    the writes (the live consumer's inbox claim), or empty."""
+    when the view changed, its new version and status (`CHANGE`, for the NOTIFY). `guard` is a WHERE
+    clause on the writes (the live consumer's inbox claim), or empty."""
     return (
         "history AS ("
         " INSERT INTO order_history (order_id, version, status, at) "
@@ -40,14 +42,18 @@ def _apply_update_ctes(guard: str) -> str:
         " created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at "
         " WHERE order_views.version < EXCLUDED.version "
         " RETURNING version, status"
-        "), notified AS ("
-        " SELECT pg_notify(:channel, CAST(:order_id AS text) || ':' || version || ':' || status) FROM changed"
         ")"
     )
 
 
-NOTIFIED = "(SELECT count(*) FROM notified) AS notified"
-_APPLY_UPDATE = text(f"WITH {_apply_update_ctes('')} SELECT {NOTIFIED}")
+CHANGE = "(SELECT CAST(version AS text) || ':' || status FROM changed) AS change"
+"""`<version>:<status>` of the view after the change, NULL when the view did not change."""
+_APPLY_UPDATE = text(f"WITH {_apply_update_ctes('')} SELECT {CHANGE}")
+
+
+def _status_notification(order_id: str, change: str | None) -> list[Notification]:
+    """The NOTIFY of a view change: `<order_id>:<version>:<status>` on STATUS_CHANNEL."""
+    return [] if change is None else [(STATUS_CHANNEL, f"{uuid.UUID(order_id)}:{change}")]
 
 
 def _json(raw: Any) -> Any:
@@ -70,18 +76,25 @@ def _update_params(update: OrderUpdate) -> dict[str, Any]:
         "snapshot": orjson.dumps(dict(view.snapshot)).decode(),
         "created_at": view.created_at,
         "updated_at": view.updated_at,
-        "channel": STATUS_CHANNEL,
     }
 
 
 async def apply_update(conn: Connection, update: OrderUpdate) -> bool:
     """Apply one event on the caller's connection (replay); True when the view changed."""
-    return bool((await conn.execute(_APPLY_UPDATE, _update_params(update))).scalar_one())
+    change = (await conn.execute(_APPLY_UPDATE, _update_params(update))).scalar_one()
+    for channel, payload in _status_notification(update.order_id, change):
+        conn.notify(channel, payload)
+    return change is not None
 
 
 def update_effect(update: OrderUpdate) -> Effect:
     """Apply one event as the live consumer's Effect: the same writes, only if the inbox claim is new."""
-    return Effect(_apply_update_ctes(f"WHERE {CLAIMED}"), _update_params(update), result=NOTIFIED)
+    return Effect(
+        _apply_update_ctes(f"WHERE {CLAIMED}"),
+        _update_params(update),
+        result=CHANGE,
+        notifications=lambda row: _status_notification(update.order_id, row.change),
+    )
 
 
 async def current_status(conn: Connection, order_id: uuid.UUID) -> tuple[str, HistoryEntry] | None:
