@@ -436,6 +436,67 @@ def profile_markdown(profile: Mapping[str, Any], parts: int = 5) -> str:
     return text + "\n"
 
 
+def _metric_row(stage: str, service: str, hist: Mapping[str, Any]) -> dict[str, str]:
+    mean = hist.get("mean_s")
+    return {
+        "stage": stage,
+        "service": service,
+        "events": str(hist.get("count", 0)),
+        "p50 ms": ms(hist.get("p50_s")),
+        "p95 ms": ms(hist.get("p95_s")),
+        "p99 ms": ms(hist.get("p99_s")),
+        "mean ms": ms(mean),
+    }
+
+
+def event_lag_markdown(lag: Mapping[str, Any]) -> str:
+    """The event lag of one phase stage by stage: the producer's outbox to the broker, the broker to
+    each consumer's commit, and how much of that the consumer's own work took (the rest is the way
+    and the wait in its queue); last, the platform's own timestamps from paid to the letter's row."""
+    rows = [
+        _metric_row("commit -> published (outbox relay)", service, hist)
+        for service, hist in sorted((lag.get("publish_by_service") or {}).items())
+    ]
+    handle = lag.get("handle_metric_by_service") or {}
+    for service, hist in sorted((lag.get("consume_metric_by_service") or {}).items()):
+        rows.append(_metric_row("commit -> consumer's commit", service, hist))
+        if service in handle:
+            rows.append(_metric_row("... of which the consumer's own work", service, handle[service]))
+    timestamps = lag.get("commit_to_consumer") or {}
+    if timestamps.get("count"):
+        rows.append(
+            {
+                "stage": "paid -> order_paid notification created (platform timestamps)",
+                "service": "orders -> notifications",
+                "events": str(timestamps["count"]),
+                "p50 ms": ms(timestamps.get("p50")),
+                "p95 ms": ms(timestamps.get("p95")),
+                "p99 ms": ms(timestamps.get("p99")),
+                "mean ms": ms(timestamps.get("mean")),
+            }
+        )
+    if not rows:
+        return ""
+    return (
+        "Percentiles of the services' histograms over the phase (estimated within their buckets, "
+        "which are 5-10 ms wide between 10 and 50 ms), and of the platform's timestamps. A consumer "
+        "is counted from the event's creation in its producer's transaction, so its lag includes the "
+        "relay's; the consumer's own work is its inbox claim, effect and commit.\n\n" + markdown_table(rows)
+    )
+
+
+def _lag_phases(phases: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The healthy open-loop phases of the flows with a broker: where the lag target is judged."""
+    return [
+        p
+        for p in phases
+        if p.get("mode") == "open"
+        and str(p.get("scenario", "")).startswith("healthy")
+        and not p.get("profile")
+        and (p.get("event_lag") or {}).get("publish_by_service")
+    ]
+
+
 def write_markdown(result: Mapping[str, Any], directory: Path) -> Path:
     """report.md (and its plots) in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -489,6 +550,12 @@ def write_markdown(result: Mapping[str, Any], directory: Path) -> Path:
     if floors:
         lines.append("## Floors (same run)\n")
         lines.append(floors_markdown(floors, phases))
+
+    for phase in _lag_phases(phases):
+        section = event_lag_markdown(phase["event_lag"])
+        if section:
+            lines.append(f"## Where the event lag goes: {phase.get('flow')}, {phase.get('scenario')}\n")
+            lines.append(section)
 
     for phase in phases:
         if phase.get("profile"):

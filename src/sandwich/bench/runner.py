@@ -46,6 +46,7 @@ from sandwich.bench.load import (
 from sandwich.bench.observe import (
     BENCH_GROUP,
     CONSUME_LAG_METRIC,
+    HANDLE_METRIC,
     OTHER_GROUP,
     PUBLISH_LAG_METRIC,
     EndToEndSampler,
@@ -455,6 +456,7 @@ async def run_phase(
         sampler.summary(),
         histogram_delta(after, before, PUBLISH_LAG_METRIC),
         histogram_delta(after, before, CONSUME_LAG_METRIC),
+        histogram_delta(after, before, HANDLE_METRIC),
     )
     result.update(
         {
@@ -578,7 +580,7 @@ def cpu_per_order(resources: Mapping[str, Mapping[str, float]], orders: int) -> 
 
 OPERATE_LATENCY = "http_request_duration_seconds{operate"
 FAULT_DELAY_METRIC = "fault_delay_seconds"
-SCRAPED = (PUBLISH_LAG_METRIC, CONSUME_LAG_METRIC, OPERATE_LATENCY, FAULT_DELAY_METRIC)
+SCRAPED = (PUBLISH_LAG_METRIC, CONSUME_LAG_METRIC, HANDLE_METRIC, OPERATE_LATENCY, FAULT_DELAY_METRIC)
 
 
 def _billing_operate(after: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -631,6 +633,7 @@ def summarize(
     sampled: Mapping[str, Any],
     publish_lag: tuple[Any, Mapping[str, Any]],
     consume_lag: tuple[Any, Mapping[str, Any]],
+    handle_time: tuple[Any, Mapping[str, Any]] = (None, {}),
 ) -> dict[str, Any]:
     """The numbers of one phase from its records and what the platform said about its orders.
 
@@ -712,6 +715,7 @@ def summarize(
             "publish_by_service": {s: h.as_dict() for s, h in publish_by_service.items()},
             "consume_metric": consume_total.as_dict() if consume_total is not None else None,
             "consume_metric_by_service": {s: h.as_dict() for s, h in consume_by_service.items()},
+            "handle_metric_by_service": {s: h.as_dict() for s, h in handle_time[1].items()},
         },
         "timeseries": {
             "ok": per_second((r.t_sched + r.latency for r in ok), duration),

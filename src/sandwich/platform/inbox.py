@@ -7,6 +7,7 @@ bus redelivers it (and parks it on the dead-letter topic after bounded retries).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sandwich.platform.db import Database
 from sandwich.platform.events import Envelope
 from sandwich.platform.observability import (
     EVENT_CONSUME_LAG,
+    EVENT_HANDLE_SECONDS,
     EVENTS_HANDLED,
     trace_id_from_traceparent,
     trace_id_var,
@@ -137,10 +139,12 @@ def idempotent_consumer(
             EVENTS_HANDLED.labels(service, consumer, "ignored").inc()
             return
         token = trace_id_var.set(trace_id_from_traceparent(envelope.trace.get("traceparent")) or "")
+        began = time.perf_counter()
         try:
             if not await handle_once(db, consumer, handle, envelope):
                 EVENTS_HANDLED.labels(service, consumer, "duplicate").inc()
                 return
+            EVENT_HANDLE_SECONDS.labels(service, consumer).observe(time.perf_counter() - began)
             EVENTS_HANDLED.labels(service, consumer, "handled").inc()
             EVENT_CONSUME_LAG.labels(service, consumer).observe(_age_seconds(envelope.occurred_at))
             if after_commit is not None:

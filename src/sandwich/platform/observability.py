@@ -23,6 +23,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 trace_id_var: ContextVar[str] = ContextVar("trace_id", default="")
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"])
+LAG_BUCKETS = (
+    0.001, 0.002, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 30,
+)  # fmt: skip
+"""Fine around the 20 ms target of the event lag: a p99 estimated inside a bucket is off by at most
+the bucket's width (with 0.02-0.05 one bucket, a true 25 ms read as up to 50)."""
 LATENCY = Histogram(
     "http_request_duration_seconds",
     "HTTP request latency",
@@ -37,7 +42,14 @@ EVENT_CONSUME_LAG = Histogram(
     "event_consume_lag_seconds",
     "Time from an event's creation (in its producer's transaction) to its consumer's commit",
     ["service", "consumer"],
-    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5, 30),
+    buckets=LAG_BUCKETS,
+)
+EVENT_HANDLE_SECONDS = Histogram(
+    "event_handle_seconds",
+    "Time a consumer took over one event it applied (inbox claim, effect, commit): the part of the "
+    "consume lag spent in its own work rather than on the way or in its queue",
+    ["service", "consumer"],
+    buckets=LAG_BUCKETS,
 )
 FAULT_DELAY = Histogram(
     "fault_delay_seconds",
@@ -49,7 +61,7 @@ OUTBOX_LAG = Histogram(
     "outbox_publish_lag_seconds",
     "Time from commit to publish",
     ["service"],
-    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 30),
+    buckets=LAG_BUCKETS,
 )
 
 

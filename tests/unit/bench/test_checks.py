@@ -7,7 +7,7 @@ import pytest
 
 from sandwich.bench.faults import duplicates, extra, recovery_checks, scenarios, settled
 from sandwich.bench.observe import OrderView, Outcomes, letter_key
-from sandwich.bench.report import floors_markdown, judge, judge_zero, within
+from sandwich.bench.report import event_lag_markdown, floors_markdown, judge, judge_zero, within
 from sandwich.bench.runner import (
     PHASE_OVERHEAD_S,
     TARGET_PHASE_LENGTH,
@@ -233,3 +233,27 @@ def test_users_down_failures_are_explained_by_the_contact_cache() -> None:
     note = users_down_note(phase)
     assert note.startswith("sync: users down failed 494 of 600 create calls")
     assert "SANDWICH_PROFILE_CACHE_TTL" in note
+
+
+def test_the_event_lag_is_shown_stage_by_stage_with_the_consumers_own_work() -> None:
+    def hist(count: int, p50: float, p99: float) -> dict[str, float | int]:
+        return {"count": count, "mean_s": p50, "p50_s": p50, "p95_s": p99, "p99_s": p99}
+
+    lag = {
+        "publish_by_service": {"orders": hist(3000, 0.004, 0.018)},
+        "consume_metric_by_service": {"kitchen": hist(1000, 0.008, 0.031), "billing": hist(5, 0.01, 0.02)},
+        "handle_metric_by_service": {"kitchen": hist(1000, 0.002, 0.0125)},
+        "commit_to_consumer": {"count": 990, "mean": 0.01, "p50": 0.009, "p95": 0.02, "p99": 0.0473},
+    }
+    rows = [
+        line for line in event_lag_markdown(lag).splitlines() if line.startswith("| ") and "---" not in line
+    ]
+    assert rows[1:] == [
+        "| commit -> published (outbox relay) | orders | 3000 | 4.0 | 18.0 | 18.0 | 4.0 |",
+        "| commit -> consumer's commit | billing | 5 | 10.0 | 20.0 | 20.0 | 10.0 |",
+        "| commit -> consumer's commit | kitchen | 1000 | 8.0 | 31.0 | 31.0 | 8.0 |",
+        "| ... of which the consumer's own work | kitchen | 1000 | 2.0 | 12.5 | 12.5 | 2.0 |",
+        "| paid -> order_paid notification created (platform timestamps) | orders -> notifications | 990 | 9.0 "
+        "| 20.0 | 47.3 | 10.0 |",
+    ]
+    assert event_lag_markdown({"publish_by_service": {}, "commit_to_consumer": {"count": 0}}) == ""
