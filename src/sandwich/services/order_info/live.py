@@ -1,8 +1,8 @@
 """Live status changes of orders: GET /api/v1/orders/{id}/events as Server-Sent Events.
 
 Any order_info instance may apply an event, and a client may be streaming from any other, so the news
-travels through the database they share: `storage.apply_update` NOTIFYs `<order_id>:<version>:<status>`
-in the transaction that changes a view, and every process keeps one LISTEN connection (`LiveOrders`,
+travels through the database they share: a view change NOTIFYs `<order_id>:<version>:<status>` once
+it has committed (storage.py, `Connection.notify`), and every process keeps one LISTEN connection (`LiveOrders`,
 opened on the first stream) that hands each notification to the in-process queues of the streams
 following that order.
 
