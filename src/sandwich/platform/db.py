@@ -14,7 +14,7 @@ import contextlib
 import json
 import re
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from sandwich.platform.pg_notify import Notifier
+from sandwich.platform.pg_notify import SEND_STATEMENT, Notification, Notifier
 from sandwich.platform.settings import Settings
 from sandwich.platform.sql import Connection
 
@@ -292,8 +292,14 @@ class Database:
     def notifier(self) -> Notifier:
         """Where the NOTIFYs of committed blocks go (`Connection.notify`), made on first use."""
         if self._notifier is None:
-            self._notifier = Notifier(plain_url(self.server_url, self.name))
+            self._notifier = Notifier(self._send_notifications)
         return self._notifier
+
+    async def _send_notifications(self, batch: Sequence[Notification]) -> None:
+        async with self.connect() as conn:
+            await conn.execute(
+                SEND_STATEMENT, {"channels": [c for c, _ in batch], "payloads": [p for _, p in batch]}
+            )
 
     async def healthy(self) -> bool:
         try:

@@ -9,10 +9,10 @@ did it, and while the disk was slow the benchmark saw up to 51 backends of the t
 that lock at once (pg_stat_activity: wait event `Lock`/`object`).
 
 Here a notification is only a wake-up (its listeners read the database for what changed, and look
-again on a timer as well), so it can go a moment after the commit, from a connection of its own:
-those waiting are gathered and sent by one statement, in a transaction with synchronous_commit off,
-so the lock is held for microseconds and never across a flush. Still never for a change that was
-rolled back: `Database.begin()` drops the notifications of a block that raised. One lost in a crash
+again on a timer as well), so it can go a moment after the commit: those waiting are gathered and
+sent by one statement, in autocommit with synchronous_commit off for its own transaction, so the
+lock is held for microseconds and never across a flush. Still never for a change that was rolled
+back: `Database.begin()` drops the notifications of a block that raised. One lost in a crash
 between the commit and the send costs a listener the wait for its timer.
 """
 
@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-import asyncpg
 import structlog
+from sqlalchemy import text
 
 log = structlog.get_logger("pg_notify")
 
 Notification = tuple[str, str]
 """(channel, payload)."""
+Send = Callable[[Sequence[Notification]], Awaitable[None]]
 
 MAX_WAITING = 10_000
 """Notifications kept while the server is away; the oldest go first (their listeners' timers
@@ -36,22 +37,29 @@ cover them)."""
 BATCH = 500
 RETRY_SECONDS = 0.5
 CLOSE_SECONDS = 2.0
-_SEND = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(c, p, n) ORDER BY n"
+
+SEND_STATEMENT = text(
+    # set_config(..., true) lasts for the statement's own transaction, and a commit reads the
+    # setting before the transaction's settings are undone.
+    "SELECT pg_notify(t.c, t.p) FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s, "
+    "unnest(CAST(:channels AS text[]), CAST(:payloads AS text[])) WITH ORDINALITY AS t(c, p, n) ORDER BY t.n"
+)
+"""One round trip for a batch, run in autocommit (`Database.connect()`), in the batch's order."""
 
 
 class Notifier:
-    """Sends the notifications handed to `send`, in order, from one connection and one task.
+    """Sends the notifications handed to `send`, in order, by one task through `deliver`
+    (`Database` gives it a pooled connection and SEND_STATEMENT).
 
     Equal notifications waiting at the same time go once (PostgreSQL would fold them in one
     transaction anyway): a burst of "wake up" to one channel costs one.
     """
 
-    def __init__(self, dsn: str):
-        self.dsn = dsn
+    def __init__(self, deliver: Send):
+        self._deliver = deliver
         self._waiting: dict[Notification, None] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._conn: asyncpg.Connection | None = None
 
     @property
     def waiting(self) -> int:
@@ -79,45 +87,28 @@ class Notifier:
     async def _send_some(self) -> bool:
         batch = list(self._waiting)[:BATCH]
         try:
-            conn = await self._connection()
-            await conn.execute(_SEND, [c for c, _ in batch], [p for _, p in batch])
+            await self._deliver(batch)
         except Exception as exc:
             # Anything: the task must outlive what a connection does (one whose backend was
             # terminated raised asyncpg's InternalClientError, not an InterfaceError).
             log.warning("notify_failed", waiting=len(self._waiting), error=repr(exc), retry_in=RETRY_SECONDS)
-            self._drop_connection()
             return False
         for notification in batch:
             self._waiting.pop(notification, None)
         return True
 
-    async def _connection(self) -> asyncpg.Connection:
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(
-                self.dsn, timeout=5.0, server_settings={"synchronous_commit": "off"}
-            )
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.terminate()
-
     async def close(self) -> None:
         """Send what waits (for up to CLOSE_SECONDS), then stop."""
         task = self._task
-        if task is not None:
-            # The task stays in place meanwhile: a send now must not start a second one on the connection.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drain(), CLOSE_SECONDS)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            self._task = None
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), CLOSE_SECONDS)
+        if task is None:
+            return
+        # The task stays in place meanwhile: a send now must not start a second one.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drain(), CLOSE_SECONDS)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self._task = None
 
     async def _drain(self) -> None:
         while self._waiting:
