@@ -83,6 +83,9 @@ class Databases:
             database_url=SERVER_URL,
             db_prefix=f"{SESSION_PREFIX}_{name}",
             log_level="warning",
+            # They live until the session ends: their idle connections must not (the test server
+            # allows 100, and a dozen databases kept theirs for a minute each).
+            db_idle_seconds=1.0,
         )
 
     async def fresh(self, name: str | None = None) -> Database:
