@@ -36,9 +36,10 @@ from sandwich.bench.load import Answer, Customer, Http, HttpError, Record
 
 PUBLISH_LAG_METRIC = "outbox_publish_lag_seconds"
 CONSUME_LAG_METRIC = "event_consume_lag_seconds"
-HANDLE_METRIC = "event_handle_seconds"
 """Proposed: observed by platform/inbox.py's `idempotent_consumer` after a handled event's
 transaction commits, as `time.time() - envelope.occurred_at`, labelled by service and consumer."""
+HANDLE_METRIC = "event_handle_seconds"
+"""The part of the consume lag that was the consumer's own work on the event (same labels)."""
 
 LIST_LIMIT = 200  # GET /api/v1/orders and /api/v1/notifications answer at most this many
 OPERATIONS_LIMIT = 1000

@@ -24,6 +24,8 @@ import asyncpg
 from sqlalchemy import TextClause, text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
+from sandwich.platform.pg_notify import Notification
+
 _DIALECT = PGDialect_asyncpg()
 
 
@@ -138,7 +140,7 @@ class Connection:
 
     def __init__(self, driver: asyncpg.Connection):
         self.driver = driver
-        self.notifications: list[tuple[str, str]] = []
+        self.notifications: list[Notification] = []
 
     def notify(self, channel: str, payload: str = "") -> None:
         """NOTIFY `channel` once the block's work has committed, outside its transaction (see

@@ -1,8 +1,8 @@
 """The assigner (ADR 000 step 4): gives each paid order to the nearest food point that can take it.
 
 One background loop per process. It runs a pass when woken (a new paid order, a food point created or
-changed, stock put, a slot freed: a PostgreSQL NOTIFY after the commit reaches every instance, and the routes
-of this process also wake it directly) and every `interval_seconds` as a safety net. A pass:
+changed, stock put, a slot freed: a PostgreSQL NOTIFY after the commit reaches every instance, and
+the routes of this process also wake it directly) and every `interval_seconds` as a safety net. A pass:
 1. takes the waiting orders oldest first and, for each, in ONE transaction, locks its pending row
    (SKIP LOCKED: another instance may be on it), reserves a slot and the ingredients at the nearest
    food point that can take it (storage.try_assign) and records the assignment as `reserved`;

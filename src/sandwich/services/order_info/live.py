@@ -2,8 +2,8 @@
 
 Any order_info instance may apply an event, and a client may be streaming from any other, so the news
 travels through the database they share: a view change NOTIFYs `<order_id>:<version>:<status>` once
-it has committed (storage.py, `Connection.notify`), and every process keeps one LISTEN connection (`LiveOrders`,
-opened on the first stream) that hands each notification to the in-process queues of the streams
+it has committed (storage.py, `Connection.notify`), and every process keeps one LISTEN connection
+(`LiveOrders`, opened on the first stream) that hands each notification to the in-process queues of the streams
 following that order.
 
 A notification is only a wake-up: a stream then reads the order's history after the last version it
