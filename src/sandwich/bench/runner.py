@@ -1230,7 +1230,8 @@ def users_down_note(phase: Mapping[str, Any]) -> str:
 
 def _platform_note(target: Target) -> str:
     if target.self_started:
-        return "self-started, embedded PostgreSQL and NATS JetStream, every service its own process"
+        server = Settings().asgi_server.value  # what the self-started services inherit (SANDWICH_ASGI_SERVER)
+        return f"self-started, embedded PostgreSQL and NATS JetStream, every service its own process under {server}"
     return f"running platform at {target.gateway_url}"
 
 

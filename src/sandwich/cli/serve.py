@@ -9,6 +9,7 @@ import it, about 5 MB in every service process for pretty tracebacks nobody sees
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import logging
 import os
@@ -18,10 +19,21 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sandwich.platform.settings import Settings
 
 MAILSINK = "mailsink"
 SUPERVISOR_PID_ENV = "SANDWICH_SUPERVISOR_PID"
 """Set by the supervisor in every child: `serve` exits when that process is no longer its parent."""
+
+LISTEN_BACKLOG = 2048
+"""Pending connections the listening socket holds (uvicorn's default, used for both servers)."""
+
+GRACEFUL_SHUTDOWN_SECONDS = 5.0
+"""After SIGTERM, requests still running this long are cancelled (a follower's event stream never
+ends by itself), then the app's lifespan shutdown runs: uvicorn's timeout_graceful_shutdown."""
 
 
 def serve(service: str, port: int | None = None, directory: Path | None = None) -> int:
@@ -38,18 +50,28 @@ def serve(service: str, port: int | None = None, directory: Path | None = None) 
 
 
 def serve_service(name: str, port: int | None = None) -> int:
-    """Run `sandwich.services.<name>.app:create_app()` under uvicorn (uvloop + httptools)."""
-    import uvicorn
-
+    """Run `sandwich.services.<name>.app:create_app()` under the ASGI server the settings name
+    (SANDWICH_ASGI_SERVER: uvicorn with uvloop + httptools, or granian embedded on uvloop)."""
     # Settings are read from the environment once, on first use: set ours before that happens.
     os.environ["SANDWICH_SERVICE"] = name
     if port is not None:
         os.environ["SANDWICH_PORT"] = str(port)
-    from sandwich.platform.settings import get_settings
+    from sandwich.platform.settings import AsgiServer, get_settings
 
     settings = get_settings()
     module = importlib.import_module(f"sandwich.services.{name}.app")
     app = module.create_app()
+    # Only the gateway may sit behind a proxy of the operator's; the services behind it have no
+    # X-Forwarded-* to interpret on every request.
+    behind_proxy = name == "gateway"
+    if settings.asgi_server is AsgiServer.GRANIAN:
+        return _serve_granian(app, settings, behind_proxy)
+    return _serve_uvicorn(app, settings, behind_proxy)
+
+
+def _serve_uvicorn(app: Any, settings: Settings, behind_proxy: bool) -> int:
+    import uvicorn
+
     uvicorn.run(
         app,
         host=settings.host,
@@ -58,16 +80,106 @@ def serve_service(name: str, port: int | None = None) -> int:
         http="httptools",
         log_level=settings.log_level.lower(),
         access_log=False,
-        # Only the gateway may sit behind a proxy of the operator's; the services behind it have no
-        # X-Forwarded-* to interpret on every request.
-        proxy_headers=name == "gateway",
+        proxy_headers=behind_proxy,
         lifespan="on",
         # Longer than the callers' pooled keep-alive (15 s, platform/http.py): a caller must never
         # reuse a connection the server is closing at that moment.
         timeout_keep_alive=75,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS),
+        backlog=LISTEN_BACKLOG,
     )
     return 0
+
+
+class InFlightRequests:
+    """ASGI middleware that knows the tasks serving HTTP requests, so that a shutdown can cancel
+    the ones still running after the grace period; granian's server has no such timeout and waited
+    for an open event stream (up to 10 minutes, until its order ended) before the app could stop."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.cancelled = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        task = asyncio.current_task() if scope["type"] == "http" else None
+        if task is None:
+            await self.app(scope, receive, send)
+            return
+        self.tasks.add(task)
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            if not self.cancelled:
+                raise
+            # Ended by the shutdown, as planned: not an error of the app's for the server to log.
+        finally:
+            self.tasks.discard(task)
+
+    def cancel(self) -> int:
+        """Cancel the requests under way; how many there were."""
+        self.cancelled = True
+        for task in self.tasks:
+            task.cancel()
+        return len(self.tasks)
+
+
+def _serve_granian(app: Any, settings: Settings, behind_proxy: bool) -> int:
+    """granian's embedded server, in this process and on its uvloop, one Rust runtime thread.
+
+    Not granian's usual master and worker processes: a service must stay one process, which the
+    supervisor stops, the benchmark measures and its faults kill. SIGTERM and SIGINT stop it the
+    way they stop uvicorn: no new connections, GRACEFUL_SHUTDOWN_SECONDS for the requests under
+    way, then the app's lifespan shutdown. Exits 1 when the app did not start (its lifespan
+    startup raised), as uvicorn exits 3.
+    """
+    import structlog
+    import uvloop
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    if behind_proxy:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app = ProxyHeadersMiddleware(app, trusted_hosts="127.0.0.1")  # what uvicorn's proxy_headers does
+    in_flight = InFlightRequests(app)
+    level = settings.log_level.lower()
+    server = Server(
+        in_flight,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http1,
+        websockets=False,
+        runtime_threads=1,
+        backlog=LISTEN_BACKLOG,
+        log_level=LogLevels(level) if level in LogLevels.__members__ else LogLevels.warning,
+    )
+
+    async def main() -> int:
+        stop_requested = asyncio.Event()
+
+        def request_stop() -> None:
+            server.stop()
+            stop_requested.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, request_stop)
+        serving = asyncio.ensure_future(server.serve())
+        stopping = asyncio.ensure_future(stop_requested.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not serving.done():
+            await asyncio.wait({serving}, timeout=GRACEFUL_SHUTDOWN_SECONDS)
+            if not serving.done():
+                cancelled = in_flight.cancel()
+                structlog.get_logger("serve").warning("requests_cancelled_at_shutdown", count=cancelled)
+        await serving
+        return 1 if server.interrupt_children else 0
+
+    return uvloop.run(main())
 
 
 def serve_mailsink(port: int | None = None, directory: Path | None = None) -> int:

@@ -33,6 +33,24 @@ class Flow(StrEnum):
     ASYNC = "async"
 
 
+class AsgiServer(StrEnum):
+    """What serves a service's app (DESIGN.md: the ASGI server is a setting). Both run the app in
+    the service's one process on uvloop, so the supervisor, the benchmark's accounting and its fault
+    injection see the same process either way."""
+
+    UVICORN = "uvicorn"  # with httptools: the default
+    GRANIAN = "granian"  # granian's server embedded in the process (its Rust HTTP/1.1 stack)
+
+
+def _asgi_server() -> AsgiServer:
+    raw = _env("SANDWICH_ASGI_SERVER", AsgiServer.UVICORN.value).strip().lower()
+    try:
+        return AsgiServer(raw)
+    except ValueError:
+        choices = ", ".join(server.value for server in AsgiServer)
+        raise ValueError(f"SANDWICH_ASGI_SERVER={raw!r}: one of {choices}") from None
+
+
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
@@ -48,6 +66,7 @@ class Settings:
     flow: Flow = field(default_factory=lambda: Flow(_env("SANDWICH_FLOW", "hybrid")))
     host: str = field(default_factory=lambda: _env("SANDWICH_HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(_env("SANDWICH_PORT", "8080")))
+    asgi_server: AsgiServer = field(default_factory=_asgi_server)
     data_dir: Path = field(default_factory=lambda: Path(_env("SANDWICH_DATA_DIR", ".sandwich")).resolve())
     # postgresql://user@host:port/anydb: each service uses its own database on that server.
     database_url: str = field(default_factory=lambda: _env("DATABASE_URL"))
