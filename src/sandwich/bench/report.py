@@ -357,7 +357,8 @@ def plot_latencies(phases: Sequence[Mapping[str, Any]], path: Path, title: str) 
 
 
 def plot_throughput(phases: Sequence[Mapping[str, Any]], path: Path) -> bool:
-    """Orders created per second over each scenario's phase, one line per flow, fault window shaded."""
+    """Orders created and orders paid per second over each scenario's phase, per flow (errors/s too
+    when there were any), the fault window shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -379,6 +380,16 @@ def plot_throughput(phases: Sequence[Mapping[str, Any]], path: Path) -> bool:
             (line,) = ax.plot(
                 xs, ok, label=f"{phase.get('flow')} created/s", color=FLOW_COLORS.get(str(phase.get("flow")))
             )
+            paid = series.get("paid") or []
+            if paid:
+                # Where the two part, orders are accepted but not paid yet (async with its broker down).
+                ax.plot(
+                    list(range(len(paid))),
+                    paid,
+                    linestyle=":",
+                    color=line.get_color(),
+                    label=f"{phase.get('flow')} paid/s",
+                )
             if any(errors):
                 ax.plot(
                     list(range(len(errors))),
