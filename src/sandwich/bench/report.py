@@ -375,29 +375,22 @@ def plot_throughput(phases: Sequence[Mapping[str, Any]], path: Path) -> bool:
                 continue
             series = phase.get("timeseries") or {}
             ok = series.get("ok") or []
-            errors = series.get("errors") or []
             xs = list(range(len(ok)))
             (line,) = ax.plot(
                 xs, ok, label=f"{phase.get('flow')} created/s", color=FLOW_COLORS.get(str(phase.get("flow")))
             )
-            paid = series.get("paid") or []
-            if paid:
-                # Where the two part, orders are accepted but not paid yet (async with its broker down).
-                ax.plot(
-                    list(range(len(paid))),
-                    paid,
-                    linestyle=":",
-                    color=line.get_color(),
-                    label=f"{phase.get('flow')} paid/s",
-                )
-            if any(errors):
-                ax.plot(
-                    list(range(len(errors))),
-                    errors,
-                    linestyle="--",
-                    color=line.get_color(),
-                    label=f"{phase.get('flow')} errors/s",
-                )
+            # paid/s parts from created/s where orders are accepted but not paid yet (async with its
+            # broker down); errors/s is drawn only when there were any.
+            for name, style, shown in (("paid", ":", bool), ("errors", "--", any)):
+                values = series.get(name) or []
+                if shown(values):
+                    ax.plot(
+                        list(range(len(values))),
+                        values,
+                        linestyle=style,
+                        color=line.get_color(),
+                        label=f"{phase.get('flow')} {name}/s",
+                    )
             window = (phase.get("fault") or {}).get("window")
             if window and not window_drawn:
                 ax.axvspan(window[0], window[1], color="red", alpha=0.12, label="fault window")
@@ -447,6 +440,9 @@ def profile_markdown(profile: Mapping[str, Any], parts: int = 5) -> str:
     return text + "\n"
 
 
+PERCENTILE_KEYS = ("p50", "p95", "p99", "mean")
+
+
 def _metric_row(stage: str, service: str, hist: Mapping[str, Any]) -> dict[str, str]:
     """One stage's row from a histogram summary (observe.Histogram.as_dict)."""
     return {
@@ -491,9 +487,6 @@ def event_lag_markdown(lag: Mapping[str, Any]) -> str:
         "is counted from the event's creation in its producer's transaction, so its lag includes the "
         "relay's; the consumer's own work is its inbox claim, effect and commit.\n\n" + markdown_table(rows)
     )
-
-
-PERCENTILE_KEYS = ("p50", "p95", "p99", "mean")
 
 
 def _lag_phases(phases: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

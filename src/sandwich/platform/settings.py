@@ -42,6 +42,10 @@ class AsgiServer(StrEnum):
     GRANIAN = "granian"  # granian's server embedded in the process (its Rust HTTP/1.1 stack)
 
 
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
 def _asgi_server() -> AsgiServer:
     raw = _env("SANDWICH_ASGI_SERVER", AsgiServer.UVICORN.value).strip().lower()
     try:
@@ -49,10 +53,6 @@ def _asgi_server() -> AsgiServer:
     except ValueError:
         choices = ", ".join(server.value for server in AsgiServer)
         raise ValueError(f"SANDWICH_ASGI_SERVER={raw!r}: one of {choices}") from None
-
-
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
 
 
 def service_url_env(service: str) -> str:

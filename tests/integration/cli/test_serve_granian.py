@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -22,17 +21,11 @@ import pytest
 
 from sandwich.cli.serve import GRACEFUL_SHUTDOWN_SECONDS
 from sandwich.platform.db import Database, plain_url
+from sandwich.platform.embedded.brokers import free_port
 from sandwich.platform.settings import Settings
 from tests.integration.scratch import server_url
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_answer(url: str, proc: subprocess.Popen[str], timeout: float = 40.0) -> httpx.Response:
@@ -74,7 +67,7 @@ def menu_database_prefix() -> Iterator[str]:
 def test_a_service_serves_under_granian_and_stops_on_sigterm(
     tmp_path: Path, menu_database_prefix: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SANDWICH_ASGI_SERVER": "granian",
@@ -128,7 +121,7 @@ ENDLESS_STREAM_SERVER = textwrap.dedent(
 
 
 def test_sigterm_ends_a_stream_after_the_grace_and_exits() -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", ENDLESS_STREAM_SERVER, str(port)],
         stdout=subprocess.PIPE,
