@@ -1,9 +1,8 @@
-"""A database of a test's own on the test PostgreSQL ($DATABASE_URL, else the local server), dropped
-afterwards: the one way the integration tests get one."""
+"""A database of a test's own on the test PostgreSQL ($DATABASE_URL, else the session's embedded
+one: tests/engines.py), dropped afterwards: the one way the integration tests get one."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,12 +12,12 @@ import asyncpg
 
 from sandwich.platform.db import Database, plain_url
 from sandwich.platform.settings import Settings
-
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests import engines
 
 
 def server_url() -> str:
-    return os.environ.get("DATABASE_URL") or DEFAULT_URL
+    """The test server's maintenance database URL (started on first use when embedded)."""
+    return engines.postgres_url()
 
 
 @asynccontextmanager

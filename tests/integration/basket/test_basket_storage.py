@@ -1,14 +1,13 @@
 """basket against a real PostgreSQL: its schema, the paid-from-basket consumer (once per order, however
 often and under whatever event ids the payment arrives), and its routes with a stand-in menu.
 
-The server is $DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres; the session gets a
+The server is $DATABASE_URL or the session's embedded one (tests/engines.py); the session gets a
 database of its own, dropped at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -32,10 +31,10 @@ from sandwich.services.basket.api import router
 from sandwich.services.basket.domain import MenuEntry, changes
 from sandwich.services.basket.handlers import CONSUMER, handle_order_event
 from sandwich.services.basket.ports import MenuUnavailable
+from tests.integration.scratch import server_url
 
 pytestmark = pytest.mark.integration
 
-SERVER_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 MIGRATIONS = Path(basket_package.__file__).parent / "migrations"
 
 CLUB = "7f6a3c1e-0000-4000-8000-000000000001"
@@ -49,7 +48,7 @@ def settings() -> Settings:
     return Settings(
         service="basket",
         flow=Flow.SYNC,
-        database_url=SERVER_URL,
+        database_url=server_url(),
         db_prefix=f"it_{uuid.uuid4().hex[:12]}",
         log_level="warning",
     )
@@ -63,7 +62,7 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
-        admin = await asyncpg.connect(plain_url(SERVER_URL, make_url(SERVER_URL).database or "postgres"))
+        admin = await asyncpg.connect(plain_url(server_url(), make_url(server_url()).database or "postgres"))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
         finally:

@@ -1,7 +1,8 @@
 """Brokers and bus factories for the bus contract suite.
 
 Each adapter runs against a real broker: NATS at $NATS_URL or an embedded nats-server, Kafka at
-$KAFKA_BOOTSTRAP_SERVERS or an embedded tansu. Both brokers are started once per session; every test
+$KAFKA_BOOTSTRAP_SERVERS or an embedded tansu (the session fixtures `nats_url` and `kafka_bootstrap` of
+tests/conftest.py). Both brokers are started once per session; every test
 gets a topic prefix of its own, so tests (and runs sharing an external broker) never see each
 other's messages.
 """
@@ -9,7 +10,6 @@ other's messages.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -23,34 +23,6 @@ from sandwich.platform.bus.nats import NatsBus
 from sandwich.platform.embedded.brokers import EmbeddedKafka, EmbeddedNats
 
 ADAPTERS = ("nats", "kafka")
-
-
-@pytest.fixture(scope="session")
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    external = os.environ.get("NATS_URL")
-    if external:
-        yield external
-        return
-    broker = EmbeddedNats()
-    broker.start(tmp_path_factory.mktemp("nats"))
-    try:
-        yield broker.url
-    finally:
-        broker.stop()
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
-        return
-    broker = EmbeddedKafka()
-    broker.start(tmp_path_factory.mktemp("tansu"))
-    try:
-        yield broker.bootstrap_servers
-    finally:
-        broker.stop()
 
 
 class BusMaker:

@@ -1,12 +1,11 @@
-"""A real PostgreSQL for delivery's storage: $DATABASE_URL, else the local server on 127.0.0.1:5432,
-else an embedded one. Each session gets a database of its own (a unique prefix), migrated to head
-and dropped afterwards."""
+"""A real PostgreSQL for delivery's storage (tests/engines.py: $DATABASE_URL, else the session's
+embedded one). Each session gets a database of its own (a unique prefix), migrated to head and
+dropped afterwards."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -15,45 +14,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from sandwich.platform.db import Database, plain_url
-from sandwich.platform.embedded.postgres import EmbeddedPostgres
 from sandwich.platform.settings import Settings
 from sandwich.services import delivery
 
-LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 MIGRATIONS = Path(delivery.__file__).parent / "migrations"
 
 
-async def _reachable(url: str) -> bool:
-    try:
-        conn = await asyncpg.connect(url, timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return False
-    await conn.close()
-    return True
-
-
 @pytest.fixture(scope="session")
-def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EmbeddedPostgres]]:
-    """Started only when no server is at hand (see server_url)."""
-    started: list[EmbeddedPostgres] = []
-    yield started
-    for pg in started:
-        pg.stop()
-
-
-@pytest.fixture(scope="session")
-async def server_url(
-    embedded_postgres: list[EmbeddedPostgres], tmp_path_factory: pytest.TempPathFactory
-) -> str:
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        return external
-    if await _reachable(LOCAL_SERVER):
-        return LOCAL_SERVER
-    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
-    pg.start()
-    embedded_postgres.append(pg)
-    return pg.url
+def server_url(postgres_url: str) -> str:
+    return postgres_url
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """A real PostgreSQL database for the kitchen's storage and assigner: one per test session, dropped after.
 
-The server is $DATABASE_URL or the local one (postgresql://postgres@127.0.0.1:5432/postgres); the
+The server is $DATABASE_URL or the session's embedded one (tests/engines.py); the
 database gets a unique name, so parallel runs on one server never meet.
 """
 

@@ -3,7 +3,7 @@ times give the same views and histories, `replay` rebuilds exactly that model (a
 broker, wired as `sandwich replay order_info` wires it), and the live status stream (LISTEN/NOTIFY
 and the Server-Sent Events body) follows the changes as they are applied.
 
-The server is $DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres; every database made
+The server is $DATABASE_URL or the session's embedded one (tests/engines.py); every database made
 here has a prefix of this session's own, and is dropped at the end.
 """
 
@@ -45,10 +45,10 @@ from sandwich.services.order_info.replay import (
     envelopes_of,
     rebuild,
 )
+from tests.integration.scratch import server_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-SERVER_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 MIGRATIONS = Path(order_info_package.__file__).parent / "migrations"
 SESSION_PREFIX = f"it_{uuid.uuid4().hex[:10]}"
 
@@ -80,7 +80,7 @@ class Databases:
         return Settings(
             service="order_info",
             flow=Flow.HYBRID,
-            database_url=SERVER_URL,
+            database_url=server_url(),
             db_prefix=f"{SESSION_PREFIX}_{name}",
             log_level="warning",
             # They live until the session ends: their idle connections must not (the test server
@@ -98,7 +98,7 @@ class Databases:
         names = {db.name for db in self.made}
         for db in self.made:
             await db.close()
-        admin = await asyncpg.connect(plain_url(SERVER_URL, make_url(SERVER_URL).database or "postgres"))
+        admin = await asyncpg.connect(plain_url(server_url(), make_url(server_url()).database or "postgres"))
         try:
             rows = await admin.fetch(
                 "SELECT datname FROM pg_database WHERE datname LIKE $1", f"{SESSION_PREFIX}%"
@@ -592,7 +592,7 @@ async def test_sandwich_replay_rebuilds_from_the_broker_of_a_running_platform(
     (tmp_path / "platform.json").write_text(
         json.dumps(
             {
-                "database_url": SERVER_URL,
+                "database_url": server_url(),
                 "nats_url": nats_url,
                 "kafka_bootstrap_servers": "",
                 "db_prefix": settings.db_prefix,
