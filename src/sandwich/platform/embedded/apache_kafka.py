@@ -1,0 +1,426 @@
+"""The real Apache Kafka broker as a child process: one KRaft node, broker and controller in one JVM.
+
+tansu (`EmbeddedKafka`) speaks Kafka's protocol but is not Kafka (memory only, quirks of its own);
+this runs Apache Kafka itself, as `_ChildBroker` runs the others (free ports on 127.0.0.1, dies with
+its parent, `stop()/start()/restart()` keep the ports and the data), so the bus adapter and the
+platform can be checked against the broker production uses.
+
+No tarball to install: Kafka's own jars are resolved by Maven from Maven Central on first use
+(`kafka_pom.xml` beside this module names them and sets the version) into a cache shared by every
+data directory and process (`kafka_cache_dir`). The machine needs Java 17+ and Maven.
+
+Broker choices (`<data_dir>/kafka/server.properties` is rewritten on every start, as ports change):
+- Static quorum (`controller.quorum.voters`) and a cluster id kept in `<data_dir>/kafka/cluster.id`:
+  the storage is formatted once, and a later run may use other ports (`--standalone` would write the
+  controller's endpoint into the metadata log).
+- `log.dirs=<data_dir>/kafka/logs`: topics, committed offsets and messages survive a restart. Kafka
+  leaves flushing to the page cache, so even SIGKILL (`kill()`) loses nothing acknowledged.
+- Replication factor 1 for every internal topic, `group.initial.rebalance.delay.ms=0` (a group's
+  first member gets its partitions at once), 10 partitions instead of 50 for the offsets and
+  transaction topics (files a laptop does not need, and a slower first group join).
+- `auto.create.topics.enable=false` by default: the bus adapter creates every topic it uses, and its
+  dead-letter topic, with its own partition count, as production clusters expect; broker-side
+  creation would only hide a missing `ensure_topics` behind a topic with `num.partitions` (6) and no
+  dead-letter topic. `auto_create_topics=True` gives tansu's behaviour.
+- A small JVM (`-Xms256m -Xmx512m -XX:+UseG1GC` by default); log4j2 writes the broker's log at INFO
+  to `<data_dir>/apache-kafka.log`, where the JVM's stdout/stderr go too, so a failed start shows it.
+
+Ready means more than an open port: the broker answers a Metadata request listing itself, which it
+does once it has registered with its controller and is unfenced.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import importlib.resources
+import logging
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sandwich.platform.embedded.brokers import (
+    HOST,
+    EmbeddedBrokerError,
+    _ChildBroker,
+    _port_accepts,
+    _tail,
+    free_port,
+)
+
+log = logging.getLogger(__name__)
+
+MIN_JAVA = 17
+POM_RESOURCE = "kafka_pom.xml"
+_POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+_STAMP = "complete.sha256"
+
+# One file, appended to. Kafka logs its controlled shutdown from its own shutdown hook, so log4j's
+# hook must not close the file first; every config object dumps its settings at INFO: WARN for those.
+_LOG4J2 = """\
+status = warn
+shutdownHook = disable
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log_file}
+appender.file.append = true
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+# Kafka's own JVM defaults (kafka-run-class.sh), and no half-dead JVM lingering after an OOM.
+_JVM_FLAGS = ("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+              "-XX:+ExplicitGCInvokesConcurrent", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true")  # fmt: skip
+
+
+def _pom_bytes() -> bytes:
+    return importlib.resources.files(__package__).joinpath(POM_RESOURCE).read_bytes()
+
+
+def kafka_version() -> str:
+    """The Kafka version the shipped pom asks for (its `kafka.version` property)."""
+    node = ET.fromstring(_pom_bytes()).find("m:properties/m:kafka.version", _POM_NS)
+    if node is None or not (node.text or "").strip():
+        raise EmbeddedBrokerError(f"{POM_RESOURCE} sets no kafka.version")
+    return (node.text or "").strip()
+
+
+def kafka_cache_dir() -> Path:
+    """Where the jars go: $SANDWICH_KAFKA_CACHE, else $XDG_CACHE_HOME (or ~/.cache)/sandwich/kafka-V."""
+    explicit = os.environ.get("SANDWICH_KAFKA_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sandwich" / f"kafka-{kafka_version()}"
+
+
+def java_binary() -> str:
+    """`$JAVA_HOME/bin/java` when JAVA_HOME is set (a wrong JAVA_HOME is an error, not a fallback)."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        candidate = Path(java_home) / "bin" / "java"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+        raise EmbeddedBrokerError(
+            f"JAVA_HOME={java_home} has no bin/java: point JAVA_HOME at a JDK {MIN_JAVA}+ "
+            f"or unset it to use the java on PATH"
+        )
+    found = shutil.which("java")
+    if found is None:
+        raise EmbeddedBrokerError(
+            f"java not found: Apache Kafka needs Java {MIN_JAVA} or newer; install one "
+            f"(e.g. `apt-get install openjdk-{MIN_JAVA}-jre-headless`) or set JAVA_HOME"
+        )
+    return found
+
+
+def checked_java() -> str:
+    """The java to run Kafka with, once `java -version` shows it new enough (Kafka 4's server: 17)."""
+    java = java_binary()
+    try:
+        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EmbeddedBrokerError(f"could not run {java} -version: {exc}") from exc
+    # "1.8.0_392" is Java 8, "17.0.15" is Java 17.
+    match = re.search(r'version "(?:1\.)?(\d+)', done.stderr + done.stdout)
+    if match is None:
+        raise EmbeddedBrokerError(f"{java} -version printed no version: {(done.stderr or done.stdout)[:300]}")
+    if (major := int(match.group(1))) < MIN_JAVA:
+        raise EmbeddedBrokerError(
+            f"Apache Kafka {kafka_version()} needs Java {MIN_JAVA} or newer, but {java} is Java {major}: "
+            f"install a JDK {MIN_JAVA}+ (e.g. `apt-get install openjdk-{MIN_JAVA}-jre-headless`) "
+            f"and put it first on PATH or set JAVA_HOME to it"
+        )
+    return java
+
+
+def ensure_kafka_jars(cache_dir: Path | None = None, *, timeout: float = 900.0) -> Path:
+    """The directory of Kafka's jars, downloaded through Maven the first time.
+
+    A stamp holding the pom's hash is written last, so a download cut short (or done for another
+    pom) is done again; a file lock makes a second process (pytest next to a running platform) wait
+    for the first one's download instead of starting its own.
+    """
+    cache = (cache_dir or kafka_cache_dir()).resolve()
+    pom = _pom_bytes()
+    digest = hashlib.sha256(pom).hexdigest()
+    lib, stamp = cache / "lib", cache / _STAMP
+
+    def done() -> bool:
+        return stamp.is_file() and stamp.read_text().strip() == digest
+
+    if done():
+        return lib
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if done():
+            return lib
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise EmbeddedBrokerError(
+                "mvn not found: the embedded Apache Kafka downloads its jars from Maven Central "
+                "with Maven on first use; install it (e.g. `apt-get install maven`)"
+            )
+        stamp.unlink(missing_ok=True)
+        shutil.rmtree(lib, ignore_errors=True)
+        (cache / "pom.xml").write_bytes(pom)
+        command = [mvn, "-q", "-B", "-f", str(cache / "pom.xml"), "dependency:copy-dependencies",
+                   f"-DoutputDirectory={lib}", "-DincludeScope=runtime"]  # fmt: skip
+        log.info("resolving Apache Kafka %s jars into %s", kafka_version(), lib)
+        started = time.monotonic()
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise EmbeddedBrokerError(f"Maven did not fetch Kafka's jars within {timeout:.0f}s") from exc
+        if result.returncode != 0 or not any(lib.glob("kafka_2.13-*.jar")):
+            raise EmbeddedBrokerError(
+                f"Maven could not fetch Apache Kafka's jars (exit {result.returncode}): "
+                f"{(result.stdout + result.stderr)[-3000:]}"
+            )
+        stamp.write_text(digest + "\n")
+        log.info("Kafka jars ready in %.1fs", time.monotonic() - started)
+    return lib
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka makes them (`Uuid.randomUuid`: URL-safe base64, never a leading -)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        chunks += chunk
+    return bytes(chunks)
+
+
+def metadata_broker_count(host: str, port: int, timeout: float = 2.0) -> int:
+    """Brokers listed in a Metadata answer (v4, the oldest Kafka 4 serves; no topics asked for).
+
+    Written out by hand (a dozen bytes) so that readiness needs no event loop: `start()` is called
+    from synchronous code and from inside running loops alike.
+    """
+    client_id = b"sandwich-ready"
+    # Request header v1 (api_key 3 = Metadata, version 4, correlation id, client id), then the body:
+    # an empty topic array (no topics) and allow_auto_topic_creation = false.
+    body = struct.pack(">hhih", 3, 4, 7, len(client_id)) + client_id + struct.pack(">ib", 0, 0)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+        answer = _recv_exact(sock, size)
+    # Response header v0 (correlation id), then throttle_time_ms and the broker array's length.
+    correlation, _throttle, brokers = struct.unpack_from(">iii", answer)
+    if correlation != 7:
+        raise ConnectionError(f"unexpected correlation id {correlation}")
+    return int(brokers)
+
+
+class EmbeddedApacheKafka(_ChildBroker):
+    """A single-node Apache Kafka (KRaft) under `<data_dir>/kafka`, on ports of its own."""
+
+    kind = "apache-kafka"
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        controller_port: int | None = None,
+        host: str = HOST,
+        ready_timeout: float = 90.0,
+        heap_min: str = "256m",
+        heap_max: str = "512m",
+        jvm_options: Sequence[str] = (),
+        partitions: int = 6,
+        auto_create_topics: bool = False,
+        config: Mapping[str, str] | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        """`config` adds or overrides broker properties; `cache_dir` overrides `kafka_cache_dir()`."""
+        super().__init__(port=port, host=host, ready_timeout=ready_timeout)
+        self._controller_port = controller_port
+        self.heap_min, self.heap_max = heap_min, heap_max
+        self.jvm_options = list(jvm_options)
+        self.partitions = partitions
+        self.auto_create_topics = auto_create_topics
+        self.extra_config = dict(config or {})
+        self.cache_dir = cache_dir
+        self._data_dir: Path | None = None
+        self._java: str | None = None
+        self._lib: Path | None = None
+
+    # -- addresses and files ----------------------------------------------------------------------
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def controller_port(self) -> int:
+        if self._controller_port is None:
+            raise EmbeddedBrokerError("the embedded apache-kafka has not been started yet")
+        return self._controller_port
+
+    @property
+    def kafka_dir(self) -> Path:
+        if self._data_dir is None:
+            raise EmbeddedBrokerError("the embedded apache-kafka has not been started yet")
+        return self._data_dir / "kafka"
+
+    @property
+    def log_dir(self) -> Path:
+        """Kafka's `log.dirs`: the topics' partitions and the KRaft metadata log."""
+        return self.kafka_dir / "logs"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self, data_dir: Path | None = None) -> None:
+        """Start (again, on the same ports and data when `data_dir` is omitted); blocks until ready.
+
+        The first start on a machine downloads the jars (outside `ready_timeout`), the first on a
+        data directory formats its storage.
+        """
+        if data_dir is not None:
+            self._data_dir = Path(data_dir).resolve()
+        if self._data_dir is None:
+            raise EmbeddedBrokerError("EmbeddedApacheKafka.start() needs a data directory the first time")
+        if self.running:
+            return
+        self._java = self._java or checked_java()
+        self._lib = ensure_kafka_jars(self.cache_dir)
+        if self._port is None:
+            self._port = free_port(self.host)
+        if self._controller_port is None:
+            self._controller_port = free_port(self.host)
+            while self._controller_port == self._port:
+                self._controller_port = free_port(self.host)
+        elif _port_accepts(self.host, self._controller_port):
+            raise EmbeddedBrokerError(f"port {self._controller_port} is already taken: cannot start Kafka")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        self._format_once()
+        self._launch(self._data_dir / "apache-kafka.log")
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop, stay down `down_seconds` (blocking), start again on the same ports and data."""
+        self.stop()
+        if down_seconds > 0:
+            time.sleep(down_seconds)
+        self.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM: Kafka's controlled shutdown (flushes, writes its clean-shutdown marker), then SIGKILL."""
+        super().stop(timeout)
+
+    # -- what the base runs -----------------------------------------------------------------------
+    def _command(self) -> list[str]:
+        assert self._java is not None and self._lib is not None
+        config = self.kafka_dir / "log4j2.properties"
+        return [self._java, f"-Xms{self.heap_min}", f"-Xmx{self.heap_max}", *_JVM_FLAGS,
+                f"-Dlog4j2.configurationFile={config}", *self.jvm_options, "-cp", f"{self._lib}/*",
+                "kafka.Kafka", str(self.kafka_dir / "server.properties")]  # fmt: skip
+
+    def _wait_ready(self) -> None:
+        """The port accepts (the base's check), then a Metadata request lists this broker."""
+        deadline = time.monotonic() + self.ready_timeout
+        super()._wait_ready()
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                code, self._proc = self._proc.returncode, None
+                raise EmbeddedBrokerError(
+                    f"Apache Kafka exited with code {code} on start:\n{_tail(self._log_path)}"
+                )
+            try:
+                if metadata_broker_count(self.host, self.port) > 0:
+                    log.info("apache kafka answers metadata on %s", self.bootstrap_servers)
+                    return
+                last_error = "the broker lists no broker yet"
+            except (OSError, struct.error) as exc:
+                last_error = repr(exc)
+            time.sleep(0.1)
+        self._terminate(timeout=5.0)
+        raise EmbeddedBrokerError(
+            f"Apache Kafka on port {self.port} did not answer a Metadata request within "
+            f"{self.ready_timeout}s ({last_error}):\n{_tail(self._log_path)}"
+        )
+
+    # -- files ------------------------------------------------------------------------------------
+    def _properties(self) -> dict[str, str]:
+        broker = f"PLAINTEXT://{self.host}:{self.port}"
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "listeners": f"{broker},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": broker,
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.log_dir),
+            "num.partitions": str(self.partitions),
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "auto.create.topics.enable": str(self.auto_create_topics).lower(),
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "10",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            # A laptop's two cores: Kafka's defaults (3 network, 8 I/O threads) only add memory here.
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+        }
+        props.update(self.extra_config)
+        return props
+
+    def _write_config(self) -> None:
+        lines = [f"{key}={value}" for key, value in self._properties().items()]
+        (self.kafka_dir / "server.properties").write_text(
+            "# Written by sandwich.platform.embedded.apache_kafka on every start.\n" + "\n".join(lines) + "\n"
+        )
+        assert self._data_dir is not None
+        log_file = self._data_dir / "apache-kafka.log"
+        (self.kafka_dir / "log4j2.properties").write_text(_LOG4J2.format(log_file=log_file))
+
+    def _format_once(self) -> None:
+        """Format `log.dirs` with the data directory's cluster id, unless it already holds a cluster."""
+        if (self.log_dir / "meta.properties").exists():
+            return
+        id_file = self.kafka_dir / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(new_cluster_id() + "\n")
+        cluster_id = id_file.read_text().strip()
+        assert self._java is not None and self._lib is not None
+        command = [self._java, "-Xmx256m", "-cp", f"{self._lib}/*", "kafka.tools.StorageTool", "format",
+                   "--ignore-formatted", "-t", cluster_id, "-c", str(self.kafka_dir / "server.properties")]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise EmbeddedBrokerError(
+                f"formatting Kafka's storage in {self.log_dir} failed (exit {result.returncode}):\n"
+                f"{(result.stdout + result.stderr)[-3000:]}"
+            )
+        log.info("formatted Kafka storage in %s (cluster %s)", self.log_dir, cluster_id)
