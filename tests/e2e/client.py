@@ -45,6 +45,19 @@ class Api:
             await asyncio.sleep(0.1)
         raise AssertionError(f"order {order['order_id']} was not settled within {timeout}s")
 
+    async def refused(self, answer: httpx.Response, status: int, code: str, timeout: float = 20.0) -> None:
+        """A POST /api/v1/order the contract refuses. hybrid and sync answer it at once (status, code);
+        in async the gateway accepts it (202) and orders ends the order `rejected` with the code as
+        its reason, nothing priced or charged."""
+        if self.flow != "async":
+            assert answer.status_code == status, answer.text
+            assert answer.json()["error"]["code"] == code, answer.text
+            return
+        assert answer.status_code == 202, answer.text
+        order = await wait_for_status(self, answer.json()["order_id"], "rejected", timeout)
+        assert order["reason"] == code and order["total"] == 0 and order["items"] == [], order
+        assert [entry["status"] for entry in order["history"]] == ["rejected"], order
+
     async def seen_in_read_model(self, order: dict[str, Any], timeout: float = 20.0) -> None:
         """Wait until the read model (order_info) shows the order at the status it has: in hybrid and
         sync the POST answer carries it while the event is still on its way to the read model."""

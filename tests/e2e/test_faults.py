@@ -92,11 +92,16 @@ async def test_notifications_killed_while_orders_are_placed(
     assert len(payments) == 50
 
 
-async def test_broker_down_orders_still_succeed_and_events_arrive_later(
+async def test_broker_down_hybrid_takes_orders_and_events_arrive_later(
     api: Api, platform: Platform, sandwich_item: dict[str, Any]
 ) -> None:
-    if api.flow == "sync":
-        pytest.skip("the sync flow runs without a broker: there is none to stop")
+    """ADR 003: the outbox keeps what the broker cannot take; orders are paid over HTTP meanwhile."""
+    if api.flow != "hybrid":
+        pytest.skip(
+            "sync runs without a broker"
+            if api.flow == "sync"
+            else "async takes no order with its broker down (the next test shows it)"
+        )
     customer = await api.new_customer(deposit=35_000 * 200)
     line = [{"menu_item_id": sandwich_item["id"], "quantity": 1}]
     await asyncio.to_thread(platform.stop_broker)
@@ -106,9 +111,8 @@ async def test_broker_down_orders_still_succeed_and_events_arrive_later(
         i = 0
         while time.monotonic() < deadline:
             answer = await customer.place_order(line, key=f"broker-down-{i}-{sandwich_item['id']}")
-            assert answer.status_code == customer.accepted_status, answer.text
-            # hybrid pays over HTTP: paid at once; async pays through the broker: paid once it is back.
-            assert answer.json()["status"] == ("created" if api.flow == "async" else "paid")
+            assert answer.status_code == 201, answer.text
+            assert answer.json()["status"] == "paid"
             placed.append(answer.json())
             i += 1
             await asyncio.sleep(0.25)
@@ -131,3 +135,42 @@ async def test_broker_down_orders_still_succeed_and_events_arrive_later(
         return all(kinds.get(order_id) == ["order_paid"] for order_id in order_ids)
 
     await eventually(all_told_once, timeout=60, interval=0.5)
+
+
+async def test_broker_down_async_refuses_orders_within_two_seconds_and_takes_none(
+    api: Api, platform: Platform, sandwich_item: dict[str, Any]
+) -> None:
+    """ADR 002: "a broker failure stops all work". The gateway publishes the order request itself:
+    with the broker down it answers 503 broker_unavailable within 2 s and nothing is ordered; once
+    the broker is back the same request (same Idempotency-Key) goes through, once."""
+    if api.flow != "async":
+        pytest.skip(
+            "sync runs without a broker"
+            if api.flow == "sync"
+            else "hybrid keeps taking orders with its broker down (the test before shows it)"
+        )
+    customer = await api.new_customer(deposit=35_000 * 10)
+    line = [{"menu_item_id": sandwich_item["id"], "quantity": 1}]
+    await asyncio.to_thread(platform.stop_broker)
+    try:
+        for i in range(5):
+            began = time.monotonic()
+            answer = await customer.place_order(line, key=f"refused-{i}")
+            took = time.monotonic() - began
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "broker_unavailable"
+            assert took < 2.0, f"the 503 took {took:.2f}s"
+    finally:
+        await asyncio.to_thread(platform.start_broker)
+
+    async def taken_again() -> bool:
+        return (await customer.place_order(line, key="refused-0")).status_code == 202
+
+    await eventually(taken_again, timeout=60, interval=0.5)
+    again = await customer.place_order(line, key="refused-0")
+    order = await customer.settled(again)
+    assert order["status"] == "paid"
+    await asyncio.sleep(1.0)  # a request refused above and stored after all would show up now
+    listed = (await customer.get("/api/v1/orders")).json()["items"]
+    assert [o["order_id"] for o in listed] == [order["order_id"]]
+    assert [op["kind"] for op in await customer.operations()] == ["payment", "deposit"]

@@ -72,7 +72,7 @@ async def test_same_key_with_another_order_is_409(api: Api, sandwich_item: dict[
         await customer.place_order([line(sandwich_item, 1)], key=key)
     ).status_code == customer.accepted_status
     other = await customer.place_order([line(sandwich_item, 2)], key=key)
-    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    await customer.refused(other, 409, "idempotency_key_reused")
 
 
 async def test_prices_come_from_the_menu_whatever_the_client_sends(
@@ -87,7 +87,7 @@ async def test_prices_come_from_the_menu_whatever_the_client_sends(
 async def test_unknown_menu_item_is_422_and_charges_nothing(api: Api) -> None:
     customer = await api.new_customer(deposit=100_000)
     answer = await customer.place_order([{"menu_item_id": str(uuid.uuid4()), "quantity": 1}])
-    assert answer.status_code == 422 and answer.json()["error"]["code"] == "unknown_menu_item"
+    await customer.refused(answer, 422, "unknown_menu_item")
     assert await customer.balance() == 100_000
 
 

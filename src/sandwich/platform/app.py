@@ -65,6 +65,7 @@ class Service:
         migrations: Path | None = None,
         publishes: bool = False,
         settings: Settings | None = None,
+        publish_timeout_seconds: float | None = None,
     ):
         self.name = name
         self.title = title
@@ -74,6 +75,7 @@ class Service:
         self.db: Database | None = Database(self.settings, name) if migrations else None
         self.http = ServiceClient(self.settings)
         self.publishes = publishes
+        self.publish_timeout_seconds = publish_timeout_seconds
         self.consumers: list[ConsumerSpec] = []
         self.jobs: list[PeriodicJob] = []
         self.startup_hooks: list[Hook] = []
@@ -175,7 +177,9 @@ class Service:
         if needs_bus:
             from sandwich.platform.bus.factory import make_bus
 
-            self.bus = make_bus(self.settings, client_name=self.name)
+            self.bus = make_bus(
+                self.settings, client_name=self.name, publish_timeout_seconds=self.publish_timeout_seconds
+            )
             await self.bus.start()
             topics = sorted({c.topic for c in self.consumers})
             if topics:

@@ -6,6 +6,7 @@ and bad input never turns into a 500.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -55,8 +56,14 @@ def error_response(
     return JsonResponse(error_body(code, message), status_code=status, headers=headers)
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
-    errors = exc.errors()
+def validation_error_response(errors: Sequence[Any]) -> JsonResponse:
+    """The contract's answer to a body that failed validation (pydantic's `errors()`): 400 for one
+    that is not JSON or missing, 422 naming the first invalid fields otherwise."""
+    status, code, message = _describe_validation(errors)
+    return error_response(status, code, message)
+
+
+def _describe_validation(errors: Sequence[Any]) -> tuple[int, str, str]:
     if any(err.get("type") == "json_invalid" for err in errors):
         return 400, "malformed_json", "The request body is not valid JSON."
     parts = []
@@ -77,8 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JsonResponse:
-        status, code, message = _describe_validation(exc)
-        return error_response(status, code, message)
+        return validation_error_response(exc.errors())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JsonResponse:

@@ -28,6 +28,7 @@ TOPIC_NOTIFICATIONS_ORDERS = "notifications.orders"
 # Event types.
 ORDER_EVENT = "OrderEvent"
 USER_CREATED = "UserCreated"
+ORDER_CREATE_REQUESTED = "OrderCreateRequested"
 ORDER_PENDING = "OrderPending"
 PAYMENT_PROCESSED = "PaymentProcessed"
 ORDER_UPDATE_MESSAGE = "OrderUpdateMessage"
@@ -113,6 +114,8 @@ class OrderSnapshot(BaseModel):
     food_point_id: str | None = None
     courier: str | None = None
     payment_operation_id: str | None = None
+    # Why the order ended as it did: a rejection's or a cancellation's reason.
+    reason: str | None = None
     created_at: str
     updated_at: str
     # True when the customer ordered the basket: basket empties itself of these lines once paid.
@@ -126,6 +129,28 @@ class OrderEvent(BaseModel):
     previous_status: str | None = None
     at: str
     order: OrderSnapshot
+
+
+class RequestedLine(BaseModel):
+    menu_item_id: str
+    quantity: int
+
+
+class OrderCreateRequested(BaseModel):
+    """ADR 002: the gateway accepted a customer's order (`orders.create`); orders prices and stores it.
+
+    `order_id` is the gateway's: derived from the user, the Idempotency-Key and the body's hash, so a
+    repeated POST names the same order and orders creates it once. `items` None orders the basket.
+    """
+
+    order_id: str
+    user_id: str
+    username: str
+    items: list[RequestedLine] | None = None
+    delivery: DeliveryPayload
+    idempotency_key: str | None = None
+    request_hash: str
+    requested_at: str
 
 
 class OrderPending(BaseModel):

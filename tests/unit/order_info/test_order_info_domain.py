@@ -128,6 +128,7 @@ def test_the_public_order_has_the_contract_fields_and_not_the_owner() -> None:
         "food_point_id",
         "courier",
         "payment_operation_id",
+        "reason",
         "created_at",
         "updated_at",
     }

@@ -19,6 +19,7 @@ from sandwich.platform.identity import Identity
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.tokens import InvalidToken, TokenVerifier
 from sandwich.services.gateway.domain import Access, RateLimiter, RouteMatch, match_route
+from sandwich.services.gateway.intake import ORDER_CREATE_PATH, OrderIntake
 from sandwich.services.gateway.openapi import public_openapi
 from sandwich.services.gateway.pages import orders_page
 from sandwich.services.gateway.proxy import forward, read_body
@@ -118,4 +119,7 @@ async def gateway(request: Request, service: Annotated[Service, Depends(service_
     body = await read_body(request)
     if body is None:
         return error_response(413, "payload_too_large", "The request body is too large.")
+    intake: OrderIntake | None = service.state.get("order_intake")
+    if intake is not None and identity is not None and route.template == ORDER_CREATE_PATH:
+        return await intake.accept(identity, body, request.headers.get("idempotency-key"))
     return await forward(service.http, route.service, request, body, identity)

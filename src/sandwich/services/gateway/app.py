@@ -1,4 +1,5 @@
-"""Wiring of the gateway: no database, no broker; the JWKS keys and the login limiter."""
+"""Wiring of the gateway: no database; the JWKS keys and the login limiter; in the async flow
+(ADR 002) a broker connection, on which it publishes the orders it accepts."""
 
 from __future__ import annotations
 
@@ -7,15 +8,25 @@ import asyncio
 from fastapi import FastAPI
 
 from sandwich.platform.app import Service
+from sandwich.platform.settings import Flow, get_settings
 from sandwich.services.gateway.api import Keys, router
 from sandwich.services.gateway.domain import RateLimiter
+from sandwich.services.gateway.intake import BROKER_ACK_SECONDS, OrderIntake
 
 
 def create_app() -> FastAPI:
-    service = Service("gateway", title="sandwich gateway", description="The public API of sandwich.")
+    takes_orders = get_settings().flow is Flow.ASYNC
+    service = Service(
+        "gateway",
+        title="sandwich gateway",
+        description="The public API of sandwich.",
+        publishes=takes_orders,
+        publish_timeout_seconds=BROKER_ACK_SECONDS,
+    )
     keys = Keys(service)
     service.state["keys"] = keys
     service.state["login_limiter"] = RateLimiter(service.settings.login_rate_per_minute)
+    service.state["order_intake"] = OrderIntake(service) if takes_orders else None
 
     async def load_keys_until_ready() -> None:
         while not await keys.refresh():

@@ -103,7 +103,7 @@ async def one_order(
             "description": "`event: status` per change, `id` = the order's version, "
             '`data` = `{"order_id", "status", "version", "at"}`; first the current state, or every '
             "change after `Last-Event-ID`; a `: keep-alive` comment every 15 s; the stream ends after "
-            "completed, cancelled or payment_failed.",
+            "completed, cancelled, payment_failed or rejected.",
             "content": {"text/event-stream": {}},
         },
         204: {"description": "The order ended at or before `Last-Event-ID`: nothing more will come."},

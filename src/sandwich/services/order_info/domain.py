@@ -26,6 +26,7 @@ PUBLIC_FIELDS = (
     "food_point_id",
     "courier",
     "payment_operation_id",
+    "reason",
     "created_at",
     "updated_at",
 )

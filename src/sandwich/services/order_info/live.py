@@ -31,7 +31,7 @@ from sandwich.services.order_info.domain import HistoryEntry, rfc3339
 
 log = structlog.get_logger("order_info.live")
 
-TERMINAL_STATUSES = frozenset({"completed", "cancelled", "payment_failed"})
+TERMINAL_STATUSES = frozenset({"completed", "cancelled", "payment_failed", "rejected"})
 HEARTBEAT_SECONDS = 15.0
 KEEP_ALIVE = b": keep-alive\n\n"
 

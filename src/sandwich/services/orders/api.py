@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandwich.platform.app import Service, service_of
 from sandwich.platform.bus.base import BusUnavailable
-from sandwich.platform.contract import OrderOut
+from sandwich.platform.contract import OrderIn, OrderOut
 from sandwich.platform.errors import ApiError
 from sandwich.platform.events import utcnow
 from sandwich.platform.idempotency import check_key, request_hash
@@ -27,8 +27,6 @@ from sandwich.services.orders.commands import (
     place_order,
 )
 from sandwich.services.orders.domain import (
-    MAX_LINES,
-    MAX_QUANTITY,
     Delivery,
     IllegalTransition,
     Order,
@@ -38,29 +36,6 @@ from sandwich.services.orders.domain import (
 from sandwich.services.orders.ports import BasketUnavailable, PricesUnavailable
 
 router = APIRouter(tags=["orders"])
-
-
-class LineIn(BaseModel):
-    """A line as a client sends it; a `name` or `price` it sends is accepted and ignored (the menu decides)."""
-
-    model_config = ConfigDict(extra="forbid")
-    menu_item_id: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
-    name: str | None = Field(default=None, description="ignored: the menu names the item")
-    price: int | None = Field(default=None, description="ignored: the price comes from the menu")
-
-
-class DeliveryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    address: str = Field(min_length=1, max_length=300)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-
-
-class OrderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    items: list[LineIn] | None = Field(default=None, min_length=1, max_length=MAX_LINES)
-    delivery: DeliveryIn
 
 
 async def context_of(service: Annotated[Service, Depends(service_of)]) -> OrdersContext:

@@ -1,5 +1,6 @@
-"""Wiring of orders: which adapters fill its ports (prices over HTTP, payment over HTTP, changes
-announced through the outbox), its routes, and the job that settles payments left pending."""
+"""Wiring of orders: which adapters fill its ports (prices over HTTP, payment over HTTP or events,
+changes announced through the outbox), what it consumes in `async` (order requests, payment
+verdicts), its routes, and the jobs that settle payments and refunds left pending."""
 
 from __future__ import annotations
 
@@ -8,15 +9,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from sandwich.platform.app import Service
-from sandwich.platform.events import TOPIC_BILLING_PAYMENTS
+from sandwich.platform.events import TOPIC_BILLING_PAYMENTS, TOPIC_ORDERS_CREATE
 from sandwich.platform.settings import Flow
 from sandwich.services.orders.api import router
-from sandwich.services.orders.commands import (
-    OrdersContext,
-    PaymentVerdicts,
-    retry_pending_payments,
-    retry_pending_refunds,
-)
+from sandwich.services.orders.commands import OrdersContext, retry_pending_payments, retry_pending_refunds
+from sandwich.services.orders.handlers import OrderRequests, PaymentVerdicts
 from sandwich.services.orders.ports import HttpBasket, HttpPayments, HttpRefunds, MenuPrices
 
 
@@ -44,7 +41,15 @@ def create_app() -> FastAPI:
         await retry_pending_refunds(ctx)
 
     if service.settings.flow is Flow.ASYNC:
-        # ADR 002: billing's verdicts arrive as events; the outbox makes sure OrderPending reaches it.
+        # ADR 002: the gateway's OrderCreateRequested creates the order; billing's verdicts arrive as
+        # events; the outbox makes sure OrderPending reaches billing. A request retried while menu or
+        # basket are away is rejected after handlers.GIVE_UP_AFTER (30 s), well within 12 attempts.
+        service.consume(
+            TOPIC_ORDERS_CREATE,
+            "orders-requests",
+            OrderRequests(ctx).on_order_create_requested,
+            max_attempts=12,
+        )
         service.consume(TOPIC_BILLING_PAYMENTS, "orders-payments", PaymentVerdicts(ctx).on_payment_processed)
     else:
         service.every("retry-pending-payments", 1.0, settle_pending)

@@ -21,14 +21,11 @@ from sandwich.platform.events import (
     ORDER_EVENT,
     ORDER_PENDING,
     ORDER_UPDATE_MESSAGE,
-    PAYMENT_PROCESSED,
     TOPIC_NOTIFICATIONS_ORDERS,
     TOPIC_ORDER_EVENTS,
     TOPIC_ORDERS_PENDING,
-    Envelope,
     OrderEvent,
     OrderPending,
-    PaymentProcessed,
     rfc3339,
     utcnow,
 )
@@ -41,6 +38,7 @@ from sandwich.services.orders.domain import (
     Delivery,
     IllegalTransition,
     Order,
+    OrderLine,
     OrderStatus,
     cancelled,
     price_lines,
@@ -98,13 +96,21 @@ def change_events(service: Service, order: Order, previous: OrderStatus | None) 
     return events
 
 
+async def priced_lines(
+    ctx: OrdersContext, user_id: str, requested: list[tuple[str, int]] | None
+) -> tuple[list[OrderLine], int]:
+    """The lines to order, priced from the menu, and the total: the requested ones, or the basket's
+    when none were sent. EmptyBasket, UnknownMenuItem; Basket/PricesUnavailable when they can't be read."""
+    lines = requested if requested is not None else await ctx.basket.lines(user_id)
+    if not lines:
+        raise EmptyBasket()
+    prices = await ctx.prices.lookup([menu_item_id for menu_item_id, _ in lines])
+    return price_lines(lines, prices)
+
+
 async def place_order(ctx: OrdersContext, command: PlaceOrder) -> tuple[int, dict[str, Any]]:
     """Create the order (priced from the menu) and pay for it; (status, body). Idempotent by key."""
-    requested = command.lines if command.lines is not None else await ctx.basket.lines(command.user_id)
-    if not requested:
-        raise EmptyBasket()
-    prices = await ctx.prices.lookup([menu_item_id for menu_item_id, _ in requested])
-    lines, total = price_lines(requested, prices)
+    lines, total = await priced_lines(ctx, command.user_id, command.lines)
     now = utcnow()
     order = Order(
         order_id=str(uuid.uuid4()),
@@ -262,30 +268,6 @@ def settle(paid: bool, operation_id: str | None) -> Callable[[Order], Order]:
         return current.transition(OrderStatus.PAYMENT_FAILED, utcnow())
 
     return change
-
-
-class PaymentVerdicts:
-    """ADR 002: billing's PaymentProcessed settles the order, in one transaction with the inbox claim.
-
-    A verdict for an order that was cancelled meanwhile marks it for a refund, as in the HTTP flows.
-    """
-
-    def __init__(self, ctx: OrdersContext):
-        self.ctx = ctx
-
-    async def on_payment_processed(self, conn: Connection, envelope: Envelope) -> None:
-        if envelope.type != PAYMENT_PROCESSED:
-            return
-        verdict = PaymentProcessed.model_validate(envelope.payload)
-        try:
-            await apply_change_in(
-                conn, self.ctx.service, verdict.order_id, settle(verdict.paid, verdict.operation_id)
-            )
-        except IllegalTransition as refused:
-            if refused.current is OrderStatus.CANCELLED and verdict.paid:
-                await storage.set_refund_pending(conn, verdict.order_id, True)
-        except OrderNotFound:
-            log.error("payment_for_unknown_order", order_id=verdict.order_id)
 
 
 def cancelling(reason: str) -> Callable[[Order], Order]:

@@ -13,6 +13,7 @@ from typing import Any
 
 
 class OrderStatus(StrEnum):
+    REJECTED = "rejected"  # async only: orders found the accepted request invalid; born terminal
     CREATED = "created"
     PAID = "paid"
     PAYMENT_FAILED = "payment_failed"
@@ -24,6 +25,7 @@ class OrderStatus(StrEnum):
 
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.REJECTED: frozenset(),
     OrderStatus.CREATED: frozenset({OrderStatus.PAID, OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED}),
     OrderStatus.PAID: frozenset({OrderStatus.ASSIGNED, OrderStatus.CANCELLED}),
     OrderStatus.ASSIGNED: frozenset({OrderStatus.READY, OrderStatus.CANCELLED}),
@@ -33,9 +35,6 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PAYMENT_FAILED: frozenset(),
     OrderStatus.CANCELLED: frozenset(),
 }
-
-MAX_QUANTITY = 50
-MAX_LINES = 20
 
 
 class IllegalTransition(Exception):
@@ -93,7 +92,7 @@ class Order:
     courier: str | None = None
     payment_operation_id: str | None = None
     idempotency_key: str | None = field(default=None, compare=False)
-    cancel_reason: str | None = None
+    reason: str | None = None  # why it was rejected or cancelled
     refund_pending: bool = False
     from_basket: bool = False
 
@@ -125,9 +124,24 @@ def price_lines(
     return lines, sum(line.price * line.quantity for line in lines)
 
 
+class RejectionReason(StrEnum):
+    """Why orders refused a request the gateway had accepted (async, ADR 002): the contract's codes."""
+
+    UNKNOWN_MENU_ITEM = "unknown_menu_item"
+    BASKET_EMPTY = "basket_empty"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    MENU_UNAVAILABLE = "menu_unavailable"
+    BASKET_UNAVAILABLE = "basket_unavailable"
+
+
+def rejected(order: Order, reason: RejectionReason) -> Order:
+    """The request as a rejected order: terminal, nothing priced, nothing to pay or refund."""
+    return replace(order, status=OrderStatus.REJECTED, items=(), total=0, reason=reason.value)
+
+
 CANCELLABLE = frozenset(status for status, nexts in TRANSITIONS.items() if OrderStatus.CANCELLED in nexts)
 
 
 def cancelled(order: Order, at: datetime, reason: str) -> Order:
     """The order cancelled; whatever was or may yet be paid for it is to be refunded."""
-    return order.transition(OrderStatus.CANCELLED, at, cancel_reason=reason, refund_pending=True)
+    return order.transition(OrderStatus.CANCELLED, at, reason=reason, refund_pending=True)

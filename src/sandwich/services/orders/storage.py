@@ -23,18 +23,18 @@ from sandwich.services.orders.domain import Delivery, Order, OrderLine, OrderSta
 _COLUMNS = (
     "order_id::text AS order_id, user_id::text AS user_id, username, status, items, total, delivery, "
     "food_point_id, courier, payment_operation_id, idempotency_key, version, created_at, updated_at, "
-    "cancel_reason, refund_pending, from_basket"
+    "cancel_reason AS reason, refund_pending, from_basket"
 )
 # The order, its first history entry and its events in one statement (one round trip). With an
 # Idempotency-Key the key is claimed in the same statement, and the order is only written when the
 # claim is new (ON CONFLICT waits for a concurrent claim of the same key to commit or roll back).
 _ORDER_VALUES = (
     ":order_id, :user_id, :username, :status, :items, :total, :delivery, :key, :version, :created_at, "
-    ":updated_at, :from_basket"
+    ":updated_at, :from_basket, :reason"
 )
 _ORDER_COLUMNS = (
     "order_id, user_id, username, status, items, total, delivery, idempotency_key, version, created_at, "
-    "updated_at, from_basket"
+    "updated_at, from_basket, cancel_reason"
 )
 _PLACED_AND_RECORDED = (
     " history AS (INSERT INTO order_history (order_id, version, status, at) "
@@ -109,7 +109,7 @@ def _row_to_order(row: Any) -> Order:
         courier=row.courier,
         payment_operation_id=row.payment_operation_id,
         idempotency_key=row.idempotency_key,
-        cancel_reason=row.cancel_reason,
+        reason=row.reason,
         refund_pending=row.refund_pending,
         from_basket=row.from_basket,
     )
@@ -127,6 +127,7 @@ def order_view(order: Order, *, with_user: bool = False) -> dict[str, Any]:
         "food_point_id": order.food_point_id,
         "courier": order.courier,
         "payment_operation_id": order.payment_operation_id,
+        "reason": order.reason,
         "created_at": rfc3339(order.created_at),
         "updated_at": rfc3339(order.updated_at),
     }
@@ -150,6 +151,7 @@ def _order_params(order: Order) -> dict[str, Any]:
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "from_basket": order.from_basket,
+        "reason": order.reason,
     }
 
 
@@ -205,7 +207,7 @@ async def save_transition(
         "food_point_id": order.food_point_id,
         "courier": order.courier,
         "payment_operation_id": order.payment_operation_id,
-        "cancel_reason": order.cancel_reason,
+        "cancel_reason": order.reason,
         "refund_pending": order.refund_pending,
         **outbox_params(events),
     }
