@@ -26,3 +26,24 @@ def kafka_bootstrap() -> str:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     engines.stop_all()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
+    """The end-to-end results per broker, so a run shows what its Kafka runs did (test ids of the
+    platform's Kafka runs end in `-kafka`: tests/e2e/conftest.py)."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = str(getattr(report, "nodeid", ""))
+            if not nodeid.startswith("tests/e2e/") or "[" not in nodeid:
+                continue
+            if outcome == "passed" and getattr(report, "when", "call") != "call":
+                continue
+            broker = "Apache Kafka" if "kafka" in nodeid.rpartition("[")[2] else "NATS or none (sync)"
+            counts.setdefault(broker, dict.fromkeys(("passed", "failed", "error", "skipped"), 0))
+            counts[broker][outcome] += 1
+    for broker, tally in sorted(counts.items()):
+        terminalreporter.write_line(
+            f"end-to-end on {broker}: {tally['passed']} passed, {tally['failed']} failed, "
+            f"{tally['error']} errors, {tally['skipped']} skipped"
+        )

@@ -2,8 +2,9 @@
 real NATS JetStream, real SMTP sink, driven over HTTP through the gateway only.
 
 By default the embedded engines are used (the same path as `sandwich up`); with DATABASE_URL set the
-databases go to that server under a unique prefix. The broker is always the embedded one because the
-fault tests stop and start it.
+databases go to that server under a unique prefix. The broker is always an embedded one because the
+fault tests stop and start it: NATS JetStream for every flow, and Apache Kafka for the flows that use
+a broker (SANDWICH_E2E_FLOWS, SANDWICH_E2E_KAFKA_FLOWS; an empty value runs none).
 """
 
 from __future__ import annotations
@@ -18,25 +19,41 @@ import httpx
 import pytest
 
 from sandwich.cli.supervisor import Platform
+from sandwich.platform.settings import Broker
 from tests.e2e.client import Api
 
 ADMIN_USERNAME = "root-admin"
 ADMIN_PASSWORD = secrets.token_urlsafe(12)
 
 
-FLOWS = [flow for flow in os.environ.get("SANDWICH_E2E_FLOWS", "hybrid,sync,async").split(",") if flow]
+def _names(variable: str, default: str) -> list[str]:
+    return [name.strip() for name in os.environ.get(variable, default).split(",") if name.strip()]
 
 
-@pytest.fixture(scope="session", params=FLOWS)
+# Every flow on NATS (the embedded default), and the broker flows again on Apache Kafka, the seeds'
+# broker (sync has no broker, so a Kafka run of it would repeat its NATS run).
+RUNS = [
+    *((flow, Broker.NATS) for flow in _names("SANDWICH_E2E_FLOWS", "hybrid,sync,async")),
+    *((flow, Broker.KAFKA) for flow in _names("SANDWICH_E2E_KAFKA_FLOWS", "hybrid,async") if flow != "sync"),
+]
+
+
+def run_id(run: tuple[str, Broker]) -> str:
+    flow, broker = run
+    return flow if broker is Broker.NATS else f"{flow}-kafka"
+
+
+@pytest.fixture(scope="session", params=RUNS, ids=run_id)
 def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """The whole platform in one interaction style; the suite runs once per flow (SANDWICH_E2E_FLOWS)."""
-    data_dir: Path = tmp_path_factory.mktemp(f"platform-{request.param}")
-    run_id = uuid.uuid4().hex[:8]
+    """The whole platform in one interaction style on one broker; the suite runs once per run."""
+    flow, broker = request.param
+    data_dir: Path = tmp_path_factory.mktemp(f"platform-{run_id(request.param)}")
+    run_id_ = uuid.uuid4().hex[:8]
     env = {
         "SANDWICH_ADMIN_USERNAME": ADMIN_USERNAME,
         "SANDWICH_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "SANDWICH_DB_PREFIX": f"e2e_{run_id}",
-        "SANDWICH_TOPIC_PREFIX": f"e2e{run_id}.",
+        "SANDWICH_DB_PREFIX": f"e2e_{run_id_}",
+        "SANDWICH_TOPIC_PREFIX": f"e2e{run_id_}.",
         "SANDWICH_PAYMENT_RETRY_AFTER": "2",
         "SANDWICH_LOGIN_RATE": "100000",
         "NATS_URL": "",
@@ -44,7 +61,9 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     }
     if not os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = ""
-    running = Platform(data_dir, flow=request.param, env_overrides=env)
+    # Kafka's first start fetches its jars (once per machine) and the JVM starts slower.
+    ready_timeout = 300.0 if broker is Broker.KAFKA else 60.0
+    running = Platform(data_dir, flow=flow, env_overrides=env, broker=broker, ready_timeout=ready_timeout)
     running.start()
     try:
         yield running

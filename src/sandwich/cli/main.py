@@ -1,6 +1,6 @@
 """The `sandwich` command.
 
-    sandwich up [--flow hybrid|sync|async] [--data-dir DIR] [--port 8080] [--host H] [--demo]
+    sandwich up [--flow hybrid|sync|async] [--broker nats|kafka] [--data-dir DIR] [--port 8080] [--host H] [--demo]
         the whole platform on this machine, supervised, until Ctrl-C
     sandwich replay order_info [--data-dir DIR] [--force]
         rebuild the read model from the events the broker retains
@@ -33,7 +33,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from sandwich.cli.serve import MAILSINK
-from sandwich.platform.settings import SERVICES, Flow
+from sandwich.platform.settings import SERVICES, Broker, Flow
 
 if TYPE_CHECKING:  # `serve` runs in every service process: keep its imports light
     from sandwich.cli.demo_world import DemoCredentials, DemoReport
@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run the whole platform on this machine")
     up.add_argument(
         "--flow", choices=[f.value for f in Flow], default=os.environ.get("SANDWICH_FLOW", "hybrid")
+    )
+    up.add_argument(
+        "--broker",
+        choices=[b.value for b in Broker],
+        default=os.environ.get("SANDWICH_BROKER", Broker.NATS.value),
+        help="the broker to embed when neither NATS_URL nor KAFKA_BOOTSTRAP_SERVERS is set: nats "
+        "(default) or kafka (Apache Kafka in KRaft mode; needs Java 17+ and Maven for its jars)",
     )
     up.add_argument(
         "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help=f"default ./{DEFAULT_DATA_DIR}"
@@ -210,13 +217,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         env_overrides.update(credentials.admin_env())
 
     platform = Platform(
-        data_dir, args.flow, gateway_port=args.port, env_overrides=env_overrides, host=args.host
+        data_dir,
+        args.flow,
+        gateway_port=args.port,
+        env_overrides=env_overrides,
+        host=args.host,
+        broker=args.broker,
     )
     platform.ready_timeout = args.ready_timeout
     _install_signal_handlers()
     began = time.monotonic()
     try:
-        with console.status(f"starting the platform ({args.flow} flow) in {data_dir} ..."):
+        with console.status(f"starting the platform ({args.flow} flow, {args.broker}) in {data_dir} ..."):
             platform.start()
         console.print(_status_table(platform))
         console.print(

@@ -35,9 +35,10 @@ import httpx
 import psutil
 
 from sandwich.cli.serve import SUPERVISOR_PID_ENV
+from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
 from sandwich.platform.embedded.brokers import EmbeddedNats, free_port
 from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
-from sandwich.platform.settings import SERVICES, Flow, service_url_env
+from sandwich.platform.settings import SERVICES, Broker, Flow, service_url_env
 
 log = logging.getLogger("sandwich.supervisor")
 
@@ -95,6 +96,11 @@ class ManagedProcess:
     started_at: float = 0.0
     restart_at: float | None = None
     exit_codes: list[int] = field(default_factory=list)
+    service: str = ""  # the service it runs, when its name is a replica's ("order_info#2")
+
+    @property
+    def service_name(self) -> str:
+        return self.service or self.name
 
     @property
     def url(self) -> str:
@@ -143,8 +149,9 @@ def tail(path: Path, lines: int = 40) -> str:
 class Platform:
     """All of the platform on this machine: `start()` blocks until every service is ready.
 
-    data_dir        where the embedded PostgreSQL and NATS keep their data, and logs/ and mail/ live
+    data_dir        where the embedded PostgreSQL and broker keep their data, and logs/ and mail/ live
     flow            hybrid | sync | async, passed to every service as SANDWICH_FLOW
+    broker          nats | kafka: which broker to embed when the environment names none
     gateway_port    the gateway's port (a free one when None)
     env_overrides   variables for the children on top of this process's environment; DATABASE_URL,
                     NATS_URL or KAFKA_BOOTSTRAP_SERVERS there mean "use that, start none of our own"
@@ -161,9 +168,11 @@ class Platform:
         services: Sequence[str] = SERVICES,
         ready_timeout: float = 60.0,
         stop_timeout: float = 10.0,
+        broker: Broker | str = Broker.NATS,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.flow = Flow(flow)
+        self.broker_kind = Broker(broker)
         self.host = host
         self.gateway_port = gateway_port
         self.services: tuple[str, ...] = tuple(services)
@@ -183,13 +192,18 @@ class Platform:
         self._monitor: threading.Thread | None = None
         self._procs: dict[str, ManagedProcess] = {}
         self._postgres: EmbeddedPostgres | None = None
-        self._nats: EmbeddedNats | None = None
+        self._broker: EmbeddedNats | EmbeddedApacheKafka | None = None
         # Decided once: a restart of this object must not mistake its own engines for external ones.
         self._external_database_url = self._env.get("DATABASE_URL", "")
         self._external_nats_url = self._env.get("NATS_URL", "")
         self._external_kafka = self._env.get("KAFKA_BOOTSTRAP_SERVERS", "")
         self._database_url = self._external_database_url
         self._nats_url = self._external_nats_url if self.flow is not Flow.SYNC else ""
+        self._kafka_bootstrap = self._external_kafka if self.flow is not Flow.SYNC else ""
+        if self._external_kafka:
+            self.broker_kind = Broker.KAFKA
+        elif self._external_nats_url:
+            self.broker_kind = Broker.NATS
         self._started = False
         self._connection_file_written = False
 
@@ -233,8 +247,14 @@ class Platform:
         return self._postgres
 
     @property
-    def broker(self) -> EmbeddedNats | None:
-        return self._nats
+    def kafka_bootstrap_servers(self) -> str | None:
+        """The Kafka bootstrap servers the services get, or None (sync flow, or NATS)."""
+        return self._kafka_bootstrap or None
+
+    @property
+    def broker(self) -> EmbeddedNats | EmbeddedApacheKafka | None:
+        """The embedded broker, when this platform runs one."""
+        return self._broker
 
     @property
     def running(self) -> bool:
@@ -251,12 +271,14 @@ class Platform:
             )
         elif self._database_url:
             rows.append(Component("postgres", "database (external)", self._database_url, None, None))
-        if self._nats is not None:
-            rows.append(Component("nats", "broker", self._nats.url, self._nats.pid, self._nats.log_path))
+        if self._broker is not None:
+            address = self._nats_url or self._kafka_bootstrap
+            kind = self.broker_kind.value
+            rows.append(Component(kind, "broker", address, self._broker.pid, self._broker.log_path))
         elif self._nats_url:
             rows.append(Component("nats", "broker (external)", self._nats_url, None, None))
-        elif self._external_kafka and self.flow is not Flow.SYNC:
-            rows.append(Component("kafka", "broker (external)", self._external_kafka, None, None))
+        elif self._kafka_bootstrap:
+            rows.append(Component("kafka", "broker (external)", self._kafka_bootstrap, None, None))
         with self._lock:
             for proc in self._procs.values():
                 if proc.name == MAILSINK:
@@ -323,9 +345,9 @@ class Platform:
             self._kill_tagged_children()
             self._started = False
         errors: list[str] = []
-        if self._nats is not None:
+        if self._broker is not None:
             try:
-                self._nats.stop()
+                self._broker.stop()
             except Exception as exc:
                 errors.append(f"broker: {exc!r}")
         if self._postgres is not None:
@@ -387,21 +409,38 @@ class Platform:
         if wait:
             self._wait_ready([name], self.ready_timeout)
 
+    def add_replica(self, service: str) -> str:
+        """Start one more process of `service` (a port and log of its own, the same database and
+        consumer groups) and wait until it is ready. Returns its name (`service#N`), which
+        kill_service() and start_service() take; the gateway keeps calling the first process."""
+        with self._lock:
+            if service not in self.services:
+                raise PlatformError(f"{service} does not run in this platform")
+            number = 1 + sum(1 for proc in self._procs.values() if proc.service_name == service)
+            name = f"{service}#{number}"
+            proc = ManagedProcess(
+                name, free_port(), LOCALHOST, self.logs_dir / f"{service}-{number}.log", service=service
+            )
+            self._procs[name] = proc
+            self._spawn(proc)
+        self._wait_ready([name], self.ready_timeout)
+        return name
+
     def restart_service(self, name: str, sig: int = signal.SIGTERM) -> None:
         self.kill_service(name, sig)
         self.start_service(name)
 
     def stop_broker(self) -> None:
-        """Stop the embedded NATS server (the services see the broker go down)."""
-        if self._nats is None:
+        """Stop the embedded broker (the services see it go down)."""
+        if self._broker is None:
             raise PlatformError("no embedded broker runs in this platform (sync flow or external broker)")
-        self._nats.stop()
+        self._broker.stop()
 
     def start_broker(self) -> None:
-        """Start the embedded NATS server again: same port, same stored streams."""
-        if self._nats is None:
+        """Start the embedded broker again: same port, same stored streams or topics."""
+        if self._broker is None:
             raise PlatformError("no embedded broker runs in this platform (sync flow or external broker)")
-        self._nats.start(self._nats_data_dir)
+        self._broker.start(self._broker_data_dir)
 
     def stop_database(self) -> None:
         """Stop the embedded PostgreSQL (fast shutdown); the services lose their connections."""
@@ -418,7 +457,7 @@ class Platform:
     # -- internals ---------------------------------------------------------------------------------
 
     @property
-    def _nats_data_dir(self) -> Path:
+    def _broker_data_dir(self) -> Path:
         return self.data_dir
 
     @property
@@ -431,7 +470,7 @@ class Platform:
         return {
             "database_url": self._database_url,
             "nats_url": self._nats_url if broker else "",
-            "kafka_bootstrap_servers": self._external_kafka if broker else "",
+            "kafka_bootstrap_servers": self._kafka_bootstrap if broker else "",
             "db_prefix": self._env.get("SANDWICH_DB_PREFIX", "sandwich"),
             "topic_prefix": self._env.get("SANDWICH_TOPIC_PREFIX", ""),
             "gateway_url": self.gateway_url,
@@ -483,13 +522,17 @@ class Platform:
             log.info("using the broker from the environment")
             return
         began = time.monotonic()
-        if self._nats is None:
-            self._nats = EmbeddedNats()
-            self._nats.start(self._nats_data_dir)
+        if self._broker is None:
+            self._broker = EmbeddedApacheKafka() if self.broker_kind is Broker.KAFKA else EmbeddedNats()
+        self._broker.start(self._broker_data_dir)
+        if isinstance(self._broker, EmbeddedApacheKafka):
+            self._kafka_bootstrap = self._broker.bootstrap_servers
         else:
-            self._nats.start()
-        self._nats_url = self._nats.url
-        log.info("embedded NATS ready in %.2fs at %s", time.monotonic() - began, self._nats_url)
+            self._nats_url = self._broker.url
+        address = self._kafka_bootstrap or self._nats_url
+        log.info(
+            "embedded %s ready in %.2fs at %s", self.broker_kind.value, time.monotonic() - began, address
+        )
 
     def _allocate_ports(self) -> None:
         """Pick each child's port, once per Platform object: a second start() reuses them."""
@@ -527,7 +570,7 @@ class Platform:
     def _child_env(self, proc: ManagedProcess) -> dict[str, str]:
         env = dict(self._env)
         env.update(
-            SANDWICH_SERVICE=proc.name,
+            SANDWICH_SERVICE=proc.service_name,
             SANDWICH_HOST=proc.bind_host,
             SANDWICH_PORT=str(proc.port),
             SANDWICH_FLOW=self.flow.value,
@@ -539,10 +582,13 @@ class Platform:
         )
         env[SUPERVISOR_PID_ENV] = str(os.getpid())
         env[PLATFORM_ID_ENV] = self._platform_id
-        if self._nats_url:
+        if self._kafka_bootstrap:
+            env["KAFKA_BOOTSTRAP_SERVERS"] = self._kafka_bootstrap
+            env.pop("NATS_URL", None)
+        elif self._nats_url:
             env["NATS_URL"] = self._nats_url
         for name, other in self._procs.items():
-            if name != MAILSINK:
+            if name in SERVICES:
                 env[service_url_env(name)] = other.url
         return env
 
@@ -574,7 +620,7 @@ class Platform:
 
     def _spawn(self, proc: ManagedProcess) -> None:
         """Start (or restart) one child; its stdout and stderr are appended to its log file."""
-        command = [sys.executable, "-m", "sandwich.cli.serve", proc.name, "--port", str(proc.port)]
+        command = [sys.executable, "-m", "sandwich.cli.serve", proc.service_name, "--port", str(proc.port)]
         with proc.log_path.open("ab") as log_file:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             log_file.write(f"=== {stamp} supervisor: starting {proc.name} on port {proc.port} ===\n".encode())
@@ -595,7 +641,7 @@ class Platform:
     def _lower_priority(self, proc: ManagedProcess) -> None:
         """Background processes (BACKGROUND) get a higher niceness, set while the child is still
         starting up: the threads it makes later inherit it."""
-        if proc.name not in BACKGROUND or proc.popen is None:
+        if proc.service_name not in BACKGROUND or proc.popen is None:
             return
         try:
             nice = int(self._env.get(BACKGROUND_NICE_ENV, DEFAULT_BACKGROUND_NICE))
