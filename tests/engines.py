@@ -22,7 +22,8 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from sandwich.platform.embedded.brokers import EmbeddedKafka, EmbeddedNats
+from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
+from sandwich.platform.embedded.brokers import EmbeddedNats
 from sandwich.platform.embedded.postgres import EmbeddedPostgres
 
 
@@ -73,14 +74,14 @@ def nats_url() -> str:
 
 
 def kafka_bootstrap() -> str:
-    """A Kafka-protocol broker: $KAFKA_BOOTSTRAP_SERVERS, else the embedded tansu."""
+    """An Apache Kafka broker: $KAFKA_BOOTSTRAP_SERVERS, else the embedded one (Java 17+, Maven)."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         return external
     with _lock:
         kafka = _started.get("kafka")
-        if not isinstance(kafka, EmbeddedKafka):
-            kafka = EmbeddedKafka()
+        if not isinstance(kafka, EmbeddedApacheKafka):
+            kafka = EmbeddedApacheKafka()
             kafka.start(_engine_dir("kafka"))
             _started["kafka"] = kafka
         return kafka.bootstrap_servers

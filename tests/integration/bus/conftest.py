@@ -1,7 +1,7 @@
 """Brokers and bus factories for the bus contract suite.
 
 Each adapter runs against a real broker: NATS at $NATS_URL or an embedded nats-server, Kafka at
-$KAFKA_BOOTSTRAP_SERVERS or an embedded tansu (the session fixtures `nats_url` and `kafka_bootstrap` of
+$KAFKA_BOOTSTRAP_SERVERS or an embedded Apache Kafka (the session fixtures `nats_url` and `kafka_bootstrap` of
 tests/conftest.py). Both brokers are started once per session; every test
 gets a topic prefix of its own, so tests (and runs sharing an external broker) never see each
 other's messages.
@@ -20,7 +20,8 @@ import pytest
 from sandwich.platform.bus.base import EventBus, Message
 from sandwich.platform.bus.kafka import KafkaBus
 from sandwich.platform.bus.nats import NatsBus
-from sandwich.platform.embedded.brokers import EmbeddedKafka, EmbeddedNats
+from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
+from sandwich.platform.embedded.brokers import EmbeddedNats
 
 ADAPTERS = ("nats", "kafka")
 
@@ -89,9 +90,11 @@ async def buses(adapter: str, broker_address: str) -> AsyncIterator[BusMaker]:
 
 
 @pytest.fixture
-def own_broker(adapter: str, tmp_path: Path) -> Iterator[EmbeddedNats | EmbeddedKafka]:
+def own_broker(adapter: str, tmp_path: Path) -> Iterator[EmbeddedNats | EmbeddedApacheKafka]:
     """A broker of this test alone, which the test may stop and start again."""
-    broker: EmbeddedNats | EmbeddedKafka = EmbeddedNats() if adapter == "nats" else EmbeddedKafka()
+    broker: EmbeddedNats | EmbeddedApacheKafka = (
+        EmbeddedNats() if adapter == "nats" else EmbeddedApacheKafka()
+    )
     broker.start(tmp_path)
     try:
         yield broker

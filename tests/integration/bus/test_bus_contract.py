@@ -1,6 +1,6 @@
 """The bus contract of `sandwich.platform.bus.base`, checked against both adapters on real brokers.
 
-The same tests run for NATS JetStream and for Kafka (tansu), so the services can switch brokers
+The same tests run for NATS JetStream and for Apache Kafka, so the services can switch brokers
 without noticing: durable publish, per-key order, groups sharing work (also when a member joins
 mid-stream), redelivery of what was never acknowledged, dead-lettering of poison messages, a bus
 that starts while the broker is down, and a publish that fails fast while the broker is down and
@@ -30,14 +30,15 @@ from sandwich.platform.bus.base import (
 from sandwich.platform.bus.factory import BusNotConfigured, make_bus
 from sandwich.platform.bus.kafka import KafkaBus
 from sandwich.platform.bus.nats import NatsBus
-from sandwich.platform.embedded.brokers import EmbeddedKafka, EmbeddedNats
+from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
+from sandwich.platform.embedded.brokers import EmbeddedNats
 from sandwich.platform.settings import Settings
 from tests.integration.bus.conftest import BusMaker, Inbox, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 TOPIC = "order.events"
-# Generous: a Kafka group member gets partitions only once the join completes (~3 s on tansu).
+# Generous: a Kafka group member gets partitions only once the join completes.
 DELIVERY_TIMEOUT = 30.0
 
 
@@ -445,7 +446,7 @@ async def test_poison_message_is_dead_lettered_and_its_key_moves_on(buses: BusMa
 
 
 async def test_a_bus_started_while_the_broker_is_down_connects_when_it_comes_up(
-    own_broker: EmbeddedNats | EmbeddedKafka, buses: BusMaker
+    own_broker: EmbeddedNats | EmbeddedApacheKafka, buses: BusMaker
 ) -> None:
     # A service (and its outbox relay) must start while the broker is away.
     address = own_broker.url if isinstance(own_broker, EmbeddedNats) else own_broker.bootstrap_servers
@@ -471,7 +472,7 @@ async def test_a_bus_started_while_the_broker_is_down_connects_when_it_comes_up(
 
 
 async def test_publish_fails_fast_while_broker_is_down_and_all_works_when_it_is_back(
-    own_broker: EmbeddedNats | EmbeddedKafka, buses: BusMaker, adapter: str
+    own_broker: EmbeddedNats | EmbeddedApacheKafka, buses: BusMaker, adapter: str
 ) -> None:
     # own_broker comes first so that it is torn down last, after the buses have closed.
     address = own_broker.url if isinstance(own_broker, EmbeddedNats) else own_broker.bootstrap_servers
@@ -510,9 +511,8 @@ async def test_publish_fails_fast_while_broker_is_down_and_all_works_when_it_is_
     # The subscription made before the outage carries on by itself, without repeating what it had
     # acknowledged, and the publish reported as failed was not sent behind the caller's back.
     await eventually(lambda: len(through.messages) == 2, timeout=DELIVERY_TIMEOUT, what="the subscriber")
-    # NATS stores on disk: a new group still finds the message from before the outage. The tansu
-    # build keeps everything in memory, so it started empty again.
-    expected = [b"before the outage", b"after the outage"] if adapter == "nats" else [b"after the outage"]
+    # Both brokers store on disk: a new group still finds the message from before the outage.
+    expected = [b"before the outage", b"after the outage"]
     await eventually(
         lambda: len(late.messages) >= len(expected), timeout=DELIVERY_TIMEOUT, what="a new group"
     )
@@ -534,7 +534,7 @@ async def test_read_retained_yields_every_message_from_the_oldest_then_stops(bus
             value = f"{key}:{seq}".encode()
             await bus.publish(TOPIC, key, value, {"event-type": "OrderEvent"})
             published.append(value)
-    # A burst the producer may pack into few record batches (tansu once miscounted those).
+    # A burst the producer may pack into few record batches (a broker once miscounted those).
     burst = [f"burst-{i}:0".encode() for i in range(200)]
     await asyncio.gather(*(bus.publish(TOPIC, value.decode()[:-2], value) for value in burst))
     published += burst

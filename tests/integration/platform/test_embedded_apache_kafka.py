@@ -136,7 +136,7 @@ async def test_a_group_consumes_and_its_offsets_and_messages_survive_a_restart(
 async def test_a_killed_broker_keeps_what_it_acknowledged(kafka: EmbeddedApacheKafka) -> None:
     """SIGKILL skips the controlled shutdown: Kafka recovers its logs; acknowledged means kept."""
     prefix = f"t{uuid.uuid4().hex[:12]}."
-    # Real Kafka serves the idempotent producer (InitProducerId), which tansu does not.
+    # Kafka serves the idempotent producer (InitProducerId).
     bus = _bus(kafka, prefix, enable_idempotence=True)
     await bus.start()
     for n in range(20):

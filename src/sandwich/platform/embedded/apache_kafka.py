@@ -1,7 +1,6 @@
 """The real Apache Kafka broker as a child process: one KRaft node, broker and controller in one JVM.
 
-tansu (`EmbeddedKafka`) speaks Kafka's protocol but is not Kafka (memory only, quirks of its own);
-this runs Apache Kafka itself, as `_ChildBroker` runs the others (free ports on 127.0.0.1, dies with
+This runs Apache Kafka itself, as `_ChildBroker` runs NATS (free ports on 127.0.0.1, dies with
 its parent, `stop()/start()/restart()` keep the ports and the data), so the bus adapter and the
 platform can be checked against the broker production uses.
 
@@ -21,7 +20,7 @@ Broker choices (`<data_dir>/kafka/server.properties` is rewritten on every start
 - `auto.create.topics.enable=false` by default: the bus adapter creates every topic it uses, and its
   dead-letter topic, with its own partition count, as production clusters expect; broker-side
   creation would only hide a missing `ensure_topics` behind a topic with `num.partitions` (6) and no
-  dead-letter topic. `auto_create_topics=True` gives tansu's behaviour.
+  dead-letter topic. `auto_create_topics=True` turns broker-side creation on.
 - A small JVM (`-Xms256m -Xmx512m -XX:+UseG1GC` by default); log4j2 writes the broker's log at INFO
   to `<data_dir>/apache-kafka.log`, where the JVM's stdout/stderr go too, so a failed start shows it.
 

