@@ -19,8 +19,9 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
 
 from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
 from sandwich.platform.embedded.brokers import EmbeddedNats
@@ -45,46 +46,48 @@ def _engine_dir(name: str) -> Path:
     return path
 
 
+Engine = TypeVar("Engine", bound=_Stoppable)
+
+
+def _shared(name: str, start: Callable[[Path], Engine]) -> Engine:
+    """The session's `name` engine, started (in a folder of its own) on first use."""
+    with _lock:
+        if name not in _started:
+            _started[name] = start(_engine_dir(name))
+        return cast(Engine, _started[name])
+
+
+def _postgres(folder: Path) -> EmbeddedPostgres:
+    pg = EmbeddedPostgres(folder)
+    pg.start()
+    return pg
+
+
+def _nats(folder: Path) -> EmbeddedNats:
+    nats = EmbeddedNats()
+    nats.start(folder)
+    return nats
+
+
+def _kafka(folder: Path) -> EmbeddedApacheKafka:
+    kafka = EmbeddedApacheKafka()
+    kafka.start(folder)
+    return kafka
+
+
 def postgres_url() -> str:
     """A PostgreSQL server's maintenance database URL: $DATABASE_URL, else the embedded one."""
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        return external
-    with _lock:
-        pg = _started.get("postgres")
-        if not isinstance(pg, EmbeddedPostgres):
-            pg = EmbeddedPostgres(_engine_dir("postgres"))
-            pg.start()
-            _started["postgres"] = pg
-        return pg.url
+    return os.environ.get("DATABASE_URL") or _shared("postgres", _postgres).url
 
 
 def nats_url() -> str:
     """A NATS JetStream server: $NATS_URL, else the embedded one."""
-    external = os.environ.get("NATS_URL")
-    if external:
-        return external
-    with _lock:
-        nats = _started.get("nats")
-        if not isinstance(nats, EmbeddedNats):
-            nats = EmbeddedNats()
-            nats.start(_engine_dir("nats"))
-            _started["nats"] = nats
-        return nats.url
+    return os.environ.get("NATS_URL") or _shared("nats", _nats).url
 
 
 def kafka_bootstrap() -> str:
     """An Apache Kafka broker: $KAFKA_BOOTSTRAP_SERVERS, else the embedded one (Java 17+, Maven)."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        return external
-    with _lock:
-        kafka = _started.get("kafka")
-        if not isinstance(kafka, EmbeddedApacheKafka):
-            kafka = EmbeddedApacheKafka()
-            kafka.start(_engine_dir("kafka"))
-            _started["kafka"] = kafka
-        return kafka.bootstrap_servers
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _shared("kafka", _kafka).bootstrap_servers
 
 
 def stop_all() -> None:
