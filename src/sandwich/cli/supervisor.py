@@ -36,7 +36,7 @@ import psutil
 
 from sandwich.cli.serve import SUPERVISOR_PID_ENV
 from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
-from sandwich.platform.embedded.brokers import EmbeddedNats, free_port
+from sandwich.platform.embedded.brokers import EmbeddedBrokerError, EmbeddedNats, free_port
 from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
 from sandwich.platform.settings import SERVICES, Broker, Flow, service_url_env
 
@@ -524,7 +524,12 @@ class Platform:
         began = time.monotonic()
         if self._broker is None:
             self._broker = EmbeddedApacheKafka() if self.broker_kind is Broker.KAFKA else EmbeddedNats()
-        self._broker.start(self._broker_data_dir)
+        try:
+            self._broker.start(self._broker_data_dir)
+        except EmbeddedBrokerError as exc:  # a missing Java or Maven, or a broker that did not come up
+            raise PlatformStartError(
+                f"the embedded {self.broker_kind.value} broker did not start: {exc}"
+            ) from exc
         if isinstance(self._broker, EmbeddedApacheKafka):
             self._kafka_bootstrap = self._broker.bootstrap_servers
         else:
