@@ -7,29 +7,26 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.timeout(120)
-def test_bench_quick_hybrid_writes_the_json(tmp_path: Path) -> None:
+def run_bench(tmp_path: Path, *options: str, timeout: float) -> dict[str, Any]:
+    """`sandwich bench OPTIONS` on a platform of its own (embedded engines, whatever the environment
+    names) under tmp_path; the JSON it wrote."""
     out = tmp_path / "bench.json"
     env = {**os.environ, "DATABASE_URL": "", "NATS_URL": "", "KAFKA_BOOTSTRAP_SERVERS": ""}
+    env.pop("SANDWICH_BROKER", None)
     finished = subprocess.run(
         [
             sys.executable,
             "-m",
             "sandwich.cli.main",
             "bench",
-            "--quick",
-            "--flow",
-            "hybrid",
-            "--rate",
-            "20",
-            "--duration",
-            "8",
+            *options,
             "--data-dir",
             str(tmp_path),
             "--json",
@@ -37,11 +34,19 @@ def test_bench_quick_hybrid_writes_the_json(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=timeout,
         env=env,
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+@pytest.mark.timeout(120)
+def test_bench_quick_hybrid_writes_the_json(tmp_path: Path) -> None:
+    result = run_bench(
+        tmp_path, "--quick", "--flow", "hybrid", "--rate", "20", "--duration", "8", timeout=110
+    )
 
     assert result["flow"] == "hybrid" and result["machine"]["logical_cores"] >= 1
     (phase,) = result["phases"]
@@ -81,33 +86,9 @@ def test_bench_quick_hybrid_writes_the_json(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(240)
 def test_bench_scale_measures_at_1000_orders_and_again_once_filled(tmp_path: Path) -> None:
-    out = tmp_path / "scale.json"
-    env = {**os.environ, "DATABASE_URL": "", "NATS_URL": "", "KAFKA_BOOTSTRAP_SERVERS": ""}
-    finished = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sandwich.cli.main",
-            "bench",
-            "--scale",
-            "2100",
-            "--customers",
-            "8",
-            "--duration",
-            "3",
-            "--no-floors",
-            "--data-dir",
-            str(tmp_path),
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=230,
-        env=env,
+    result = run_bench(
+        tmp_path, "--scale", "2100", "--customers", "8", "--duration", "3", "--no-floors", timeout=230
     )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    result = json.loads(out.read_text())
 
     first, second = result["phases"]
     assert 1_000 <= first["orders_in_db_before"] < 1_100
@@ -118,3 +99,32 @@ def test_bench_scale_measures_at_1000_orders_and_again_once_filled(tmp_path: Pat
     assert result["scale"]["filled_to"] >= 2_100 and result["scale"]["fill_curve"]
     (verdict,) = [t for t in result["targets"] if t["name"].startswith("throughput within 10%")]
     assert verdict["met"] is None  # 2,100 orders are not the target's 100,000: shown, not judged
+
+
+@pytest.mark.timeout(300)
+def test_bench_quick_on_kafka_measures_the_platform_on_apache_kafka(tmp_path: Path) -> None:
+    """`sandwich bench --broker kafka --quick`: a short single run on an embedded Apache Kafka (the
+    platform gets a longer ready timeout: its first start on a machine may fetch Kafka's jars)."""
+    result = run_bench(
+        tmp_path,
+        "--broker",
+        "kafka",
+        "--quick",
+        "--rate",
+        "20",
+        "--duration",
+        "5",
+        "--no-floors",
+        timeout=290,
+    )
+
+    assert result["broker"] == "kafka" and "Apache Kafka" in result["platform_note"]
+    (phase,) = result["phases"]
+    assert phase["broker"] == "kafka"
+    assert phase["create"]["orders_per_s"] > 0 and phase["paid"]["orders_per_s"] > 0
+    assert phase["create"]["errors"] == {}
+    assert phase["after_recovery"]["unfinished"] == 0
+    # the broker's process is measured under its own name
+    assert "kafka" in phase["resources"] and "nats" not in phase["resources"]
+    assert result["idle_memory"]["hybrid"]["kafka"]["rss_mb"] > 0
+    assert not list((tmp_path / "bench").glob("platform-*"))

@@ -4,21 +4,26 @@ and the checks after recovery.
 Each scenario runs while the load runs: it is injected `start` seconds into the phase and lifted
 `length` seconds later (or is in place for the whole phase). After the phase the benchmark waits
 for the platform to recover and then checks, through the public API and the mail sink only:
-every order of the phase left `created` (unfinished: must be 0), more than one payment for an order
-(duplicate charge: must be 0), more than one notification or letter of a kind for an order
-(duplicate letter: must be 0).
+every order of the phase left `created`, or accepted and never stored (unfinished: must be 0), more
+than one payment for an order (duplicate charge: must be 0), more than one notification or letter of
+a kind for an order (duplicate letter: must be 0). A create call the platform refused (an error
+answer, such as async's 503 `broker_unavailable` while the broker is down) took no order: it is
+one of the phase's errors, by kind, and never an unfinished order.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sandwich.bench.report import percentiles
 from sandwich.platform.settings import Flow
 
 if TYPE_CHECKING:
+    from sandwich.bench.load import Record
     from sandwich.bench.observe import Outcomes
     from sandwich.cli.supervisor import Platform
 
@@ -127,6 +132,35 @@ def scenarios(duration: float, *, down_for: float = 10.0) -> list[Fault]:
     ]
 
 
+# -- what the create calls met ---------------------------------------------------------------------
+
+
+def while_in_place(records: Sequence[Record], moments: Mapping[str, float]) -> dict[str, Any]:
+    """What the create calls met while the fault was surely in place: those sent after its injection
+    had finished and before its lift began (`moments`: phase seconds, as run_phase notes them); and,
+    over the whole phase, each kind of error with the time from sending the call to its answer (the
+    API promises async's 503 `broker_unavailable` within 2 s)."""
+    began, ended = moments.get("inject_done"), moments.get("lift_began")
+    inside = (
+        [r for r in records if began <= r.t_sent < ended] if began is not None and ended is not None else []
+    )
+    failed: dict[str, list[float]] = {}
+    for record in records:
+        if record.error:
+            failed.setdefault(record.error, []).append(record.t_sched + record.latency - record.t_sent)
+    return {
+        "from_s": began,
+        "until_s": ended,
+        "sent": len(inside),
+        "taken": sum(1 for r in inside if r.ok),
+        "errors": dict(Counter(r.error for r in inside if r.error)),
+        "errors_in_phase": {
+            kind: {"count": len(times), "answered_within_s": percentiles(times)}
+            for kind, times in failed.items()
+        },
+    }
+
+
 # -- checks after recovery -------------------------------------------------------------------------
 
 
@@ -145,12 +179,14 @@ def extra(found: Mapping[Any, int]) -> int:
     return sum(n - 1 for n in found.values())
 
 
+NOT_PAID = ("created", "payment_failed", "rejected")
+"""Statuses of an order never paid (async's `rejected` is born terminal, nothing charged)."""
+
+
 def recovery_checks(outcomes: Outcomes, settle_seconds: float) -> dict[str, Any]:
     """The numbers that must be 0 after recovery, and what they were counted from."""
     statuses = outcomes.statuses()
-    paid_orders = {
-        o for o, view in outcomes.orders.items() if view.status not in ("created", "payment_failed")
-    }
+    paid_orders = {o for o, view in outcomes.orders.items() if view.status not in NOT_PAID}
     charges = duplicates(outcomes.payments)
     notes = duplicates(outcomes.notifications)
     letters = duplicates(outcomes.letters)
@@ -162,6 +198,7 @@ def recovery_checks(outcomes: Outcomes, settle_seconds: float) -> dict[str, Any]
         "statuses": dict(statuses),
         "unfinished": len(outcomes.unfinished()),
         "unfinished_ids": outcomes.unfinished()[:20],
+        "accepted_not_stored": len(outcomes.not_stored),
         # paid in billing, still `created` in the read model: the change is not passed on
         "unfinished_but_charged": sum(1 for o in outcomes.unfinished() if outcomes.payments.get(o, 0) > 0),
         "duplicate_charges": extra(charges),

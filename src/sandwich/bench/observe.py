@@ -208,22 +208,35 @@ class Outcomes:
     letters: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     missing_from_read_model: int = 0  # created orders the list did not show (read one by one)
     unreadable: int = 0
+    # Accepted by the create call (an order id answered) and not found by it (404): async's 202 until
+    # orders has taken the request; for good, an order lost.
+    not_stored: list[str] = field(default_factory=list)
 
     def statuses(self) -> Counter[str]:
         return Counter(view.status for view in self.orders.values())
 
     def unfinished(self) -> list[str]:
-        return sorted(o for o, view in self.orders.items() if view.status == "created")
+        """Orders still `created`, and orders accepted but not (yet) stored. A create call that was
+        refused has no order id, so it is never one of these."""
+        created = [o for o, view in self.orders.items() if view.status == "created"]
+        return sorted({*created, *self.not_stored})
 
 
-async def _get_json(client: Http, path: str, headers: Mapping[str, str], **params: Any) -> Any:
+NOT_FOUND = object()
+"""What `_get_json` answers for a 404 when asked to tell it apart (`not_found=NOT_FOUND`)."""
+
+
+async def _get_json(
+    client: Http, path: str, headers: Mapping[str, str], *, not_found: Any = None, **params: Any
+) -> Any:
+    """The JSON of a 200; `not_found` for a 404; None when it fails five times."""
     for attempt in range(5):
         try:
             answer = await client.get(path, headers=dict(headers), params=params or None)
             if answer.status_code == 200:
                 return answer.json()
             if answer.status_code == 404:
-                return None
+                return not_found
         except HttpError:
             pass
         await asyncio.sleep(0.2 * 2**attempt)
@@ -315,7 +328,12 @@ async def collect_outcomes(
     async def read_one(record: Record) -> None:
         customer = by_index[record.customer]
         async with semaphore:
-            body = await _get_json(client, f"/api/v1/orders/{record.order_id}", customer.headers)
+            body = await _get_json(
+                client, f"/api/v1/orders/{record.order_id}", customer.headers, not_found=NOT_FOUND
+            )
+        if body is NOT_FOUND:
+            out.not_stored.append(str(record.order_id))
+            return
         if body is None:
             out.unreadable += 1
             return
@@ -571,7 +589,7 @@ OTHER_GROUP = "other processes"  # the rest of the machine's busy CPU time
 MACHINE = "_machine"
 
 ProcessGroups = Callable[[], Mapping[str, Sequence[int]]]
-"""Group name (a service, `postgres`, `nats`, ...) -> the pids at its root right now."""
+"""Group name (a service, `postgres`, the broker: `nats` or `kafka`, ...) -> the pids at its root now."""
 
 
 @dataclass
@@ -746,7 +764,7 @@ def discover_platform(gateway_url: str) -> tuple[dict[str, str], Callable[[], di
                 env = proc.environ()
                 if env.get("SANDWICH_PLATFORM_ID") == supervisor:
                     found[env.get("SANDWICH_SERVICE", "?")].append(proc.pid)
-        # The embedded PostgreSQL and NATS are the supervisor's other children.
+        # The embedded PostgreSQL and broker (NATS, or Kafka's JVM) are the supervisor's other children.
         with contextlib.suppress(psutil.Error, TypeError):
             for child in psutil.Process(supervisor_pid).children():
                 name = child.name()
@@ -754,6 +772,8 @@ def discover_platform(gateway_url: str) -> tuple[dict[str, str], Callable[[], di
                     found["postgres"].append(child.pid)
                 elif name.startswith("nats-server"):
                     found["nats"].append(child.pid)
+                elif name == "java" and "kafka.Kafka" in child.cmdline():
+                    found["kafka"].append(child.pid)
         return dict(found)
 
     return urls, groups

@@ -280,11 +280,11 @@ TERMINAL_COLUMNS = (
 )
 
 
-def render_table(phases: Sequence[Mapping[str, Any]]) -> Any:
+def render_table(phases: Sequence[Mapping[str, Any]], title: str = "sandwich bench") -> Any:
     """The phases as a rich table for the terminal (the Markdown report has every column)."""
     from rich.table import Table
 
-    table = Table(title="sandwich bench", title_justify="left")
+    table = Table(title=title, title_justify="left")
     rows = [{c: phase_row(p)[c] for c in TERMINAL_COLUMNS} for p in phases]
     if not rows:
         return table
@@ -550,6 +550,11 @@ def write_markdown(result: Mapping[str, Any], directory: Path) -> Path:
         "order of the phase.\n"
     )
     lines.append(markdown_table([phase_row(p) for p in phases]))
+    from sandwich.bench.brokers import broker_down_markdown, brokers_markdown
+
+    for section in (broker_down_markdown(phases), brokers_markdown(result)):
+        if section:
+            lines.append(section)
 
     floors = result.get("floors") or {}
     if floors:

@@ -1,8 +1,8 @@
 """Phases put together: a platform (self-started, or a running one), customers, load, checks.
 
 `run_single` is `sandwich bench` (one flow: an open-loop phase at --rate and/or a closed-loop phase
-with --customers); `run_compare` is `sandwich bench --compare` (every flow: healthy, then under each
-fault, with the floors measured once in the same run). Both return the result as one JSON-ready dict.
+with --customers); `compare.run_compare`, `sandwich bench --compare`, puts the phases of every flow
+together. Both return the result as one JSON-ready dict.
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from sandwich.bench import brokers as brokers_mod
 from sandwich.bench import faults as faults_mod
 from sandwich.bench.faults import Fault, recovery_checks, settled
+from sandwich.bench.figures import at_target_rate, cpu_ms_per_order, event_lag_p99, find
 from sandwich.bench.floors import database_floor, http_floor, machine_floor
 from sandwich.bench.load import (
     Customer,
@@ -59,7 +62,7 @@ from sandwich.bench.observe import (
 )
 from sandwich.bench.profile import Profiler, profiled_pids
 from sandwich.bench.report import Verdict, downsample, judge, judge_zero, per_second, percentiles, within
-from sandwich.platform.settings import SERVICES, Flow, Settings
+from sandwich.platform.settings import SERVICES, Broker, Flow, Settings
 
 ORDER_PRICE = 100  # kopecks: cheap, so one deposit pays for many orders
 DEPOSIT = 10_000_000  # the most one deposit may be (API.md)
@@ -107,6 +110,7 @@ class Target:
     platform: Any = None  # sandwich.cli.supervisor.Platform when self-started
     admin: tuple[str, str] | None = None
     data_dir: Path | None = None  # removed after the run when self-started
+    broker: str | None = None  # nats | kafka; None: none runs (sync) or not known
 
     @property
     def self_started(self) -> bool:
@@ -145,10 +149,13 @@ def start_platform(
     base_dir: Path,
     console: Console,
     *,
+    broker: Broker | str = Broker.NATS,
     ready_timeout: float = 90.0,
     extra_env: Mapping[str, str] | None = None,
 ) -> Target:
-    """A fresh platform of `flow` on the embedded engines, in a directory of its own under base_dir."""
+    """A fresh platform of `flow` on the embedded engines (PostgreSQL and `broker`), in a directory
+    of its own under base_dir. `ready_timeout` is raised for a broker that starts slowly (Kafka: its
+    first start on a machine may also fetch its jars)."""
     from sandwich.cli.supervisor import Platform
 
     data_dir = base_dir / f"platform-{flow}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -162,7 +169,13 @@ def start_platform(
         "KAFKA_BOOTSTRAP_SERVERS": "",
         **(extra_env or {}),
     }
-    platform = Platform(data_dir, flow, env_overrides=env, ready_timeout=ready_timeout)
+    platform = Platform(
+        data_dir,
+        flow,
+        env_overrides=env,
+        ready_timeout=brokers_mod.ready_timeout(broker, ready_timeout),
+        broker=broker,
+    )
     began = time.monotonic()
     try:
         platform.start()
@@ -170,7 +183,8 @@ def start_platform(
         shutil.rmtree(data_dir, ignore_errors=True)
         raise
     console.log(
-        f"[green]{flow}[/] platform ready in {time.monotonic() - began:.1f}s at {platform.gateway_url}"
+        f"[green]{flow}[/] platform{f' on {kind}' if (kind := broker_kind(platform)) else ''} ready in "
+        f"{time.monotonic() - began:.1f}s at {platform.gateway_url}"
     )
 
     def groups() -> dict[str, list[int]]:
@@ -183,7 +197,7 @@ def start_platform(
         if platform.postgres is not None and platform.postgres.pid is not None:
             found["postgres"] = [platform.postgres.pid]
         if platform.broker is not None and platform.broker.pid is not None:
-            found["nats"] = [platform.broker.pid]
+            found[platform.broker_kind.value] = [platform.broker.pid]  # nats | kafka
         return found
 
     return Target(
@@ -196,7 +210,13 @@ def start_platform(
         platform=platform,
         admin=(BENCH_ADMIN, password),
         data_dir=data_dir,
+        broker=broker_kind(platform),
     )
+
+
+def broker_kind(platform: Any) -> str | None:
+    """nats | kafka: the broker a self-started platform runs; None in sync (none runs)."""
+    return None if platform.flow is Flow.SYNC else str(platform.broker_kind.value)
 
 
 def stop_platform(target: Target, *, keep: bool = False) -> None:
@@ -236,6 +256,7 @@ def attach_platform(url: str, data_dir: Path | None, admin: tuple[str, str] | No
         mail_dir=mail_dir,
         database_url=info.get("database_url") or None,
         admin=admin,
+        broker="kafka" if info.get("kafka_bootstrap_servers") else "nats" if info.get("nats_url") else None,
     )
 
 
@@ -373,14 +394,17 @@ async def run_phase(
 
     async def at(moment: float, action: Callable[[Any], None], what: str) -> None:
         nonlocal injected, lifted
+        assert fault_info is not None
         await asyncio.sleep(max(0.0, moment - clock.now()))
+        moments = fault_info.setdefault("moments", {})  # phase seconds: when each action began and ended
+        moments[f"{what}_began"] = round(clock.now(), 3)
         try:
             await asyncio.to_thread(action, target.platform)
         except Exception as exc:
-            assert fault_info is not None
             fault_info["errors"].append(f"{what}: {exc!r}")
             console.log(f"[red]{label} {what} failed: {exc!r}")
             return
+        moments[f"{what}_done"] = round(clock.now(), 3)
         if what == "inject":
             injected = True
         else:
@@ -461,6 +485,7 @@ async def run_phase(
     result.update(
         {
             "flow": target.flow,
+            "broker": target.broker,
             "scenario": scenario,
             "mode": mode,
             "rate": rate,
@@ -479,11 +504,10 @@ async def run_phase(
             "cpu": cpu_per_order(resources, result["create"]["ok"]),
         }
     )
+    if fault_info is not None and injected:
+        result["while_in_place"] = faults_mod.while_in_place(records, fault_info.get("moments") or {})
     if profiler is not None:
-        ok = max(1, result["create"]["ok"])
-        result["profile"] = await profiler.finish(
-            {name: round(1000 * usage["cpu_seconds"] / ok, 2) for name, usage in resources.items()}
-        )
+        result["profile"] = await profiler.finish(cpu_ms_per_order(resources, result["create"]["ok"]))
     if fault is not None and fault.name == "billing_slow":
         delays = result["fault_delay"]
         effect = delays is not None and delays["p50_s"] is not None and delays["p50_s"] >= 0.18
@@ -563,7 +587,7 @@ def platform_total(resources: Mapping[str, Mapping[str, float]], figure: str) ->
 
 
 def cpu_per_order(resources: Mapping[str, Mapping[str, float]], orders: int) -> dict[str, float | None]:
-    """The platform's CPU seconds per order (every process of it: services, PostgreSQL, NATS, the
+    """The platform's CPU seconds per order (every process of it: services, PostgreSQL, the broker, the
     mail sink), and the throughput that allows on this machine's cores if nothing else ran: a figure
     that other programs on the machine disturb much less than the throughput itself."""
     platform_cpu = platform_total(resources, "cpu_seconds")
@@ -832,10 +856,6 @@ def _ceiling_note(phase: Mapping[str, Any]) -> str:
     )
 
 
-def _find(phases: Sequence[Mapping[str, Any]], flow: str, scenario: str) -> Mapping[str, Any] | None:
-    return next((p for p in phases if p.get("flow") == flow and p.get("scenario") == scenario), None)
-
-
 def targets(
     phases: Sequence[Mapping[str, Any]],
     floors: Mapping[str, Any],
@@ -844,10 +864,11 @@ def targets(
     compare: bool,
     wall_time: float | None,
     scale: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
+    wall_note: str = "",
 ) -> list[Verdict]:
-    """The issue's targets, judged on this run's phases."""
+    """The issue's targets, judged on this run's phases (`wall_note`: said of the run's wall time)."""
     verdicts: list[Verdict] = []
-    best = _find(phases, "hybrid", "max throughput")
+    best = find(phases, "hybrid", "max throughput")
     if best is not None:
         clean = not best["create"]["errors"]
         verdicts.append(
@@ -864,20 +885,7 @@ def targets(
             verdicts[-1] = Verdict(
                 verdicts[-1].name, verdicts[-1].target, verdicts[-1].measured, False, verdicts[-1].by
             )
-    at100s = [
-        p
-        for p in phases
-        if p.get("flow") == "hybrid"
-        and p.get("mode") == "open"
-        and p.get("rate") == 100.0
-        and not p.get("fault")
-    ]
-    # An unprofiled one first: py-spy's sampling is load of its own.
-    at100 = (
-        next((p for p in at100s if not p.get("profile")), None)
-        or next(iter(at100s), None)
-        or _find(phases, "hybrid", "healthy")
-    )
+    at100 = at_target_rate(phases)
     if at100 is not None and at100.get("mode") == "open":
         rate = at100.get("rate")
         verdicts.append(
@@ -890,13 +898,12 @@ def targets(
                 scale=1000,
             )
         )
-        lag = at100["event_lag"]
-        consume = lag.get("consume_metric")
-        value = consume["p99_s"] if consume else lag["commit_to_consumer"]["p99"]
+        by_histogram, by_timestamps = event_lag_p99(at100)
+        value = by_histogram if by_histogram is not None else by_timestamps
         source = (
             f"metric {CONSUME_LAG_METRIC}, all consumers, estimated from its buckets; the platform's own "
-            f"timestamps (paid -> notification created) give p99 {_ms(lag['commit_to_consumer']['p99'])} ms"
-            if consume
+            f"timestamps (paid -> notification created) give p99 {_ms(by_timestamps)} ms"
+            if by_histogram is not None
             else "platform timestamps: paid -> notification created"
         )
         verdicts.append(
@@ -971,8 +978,8 @@ def targets(
             )
         )
         for flow in ("hybrid", "async", "sync"):
-            healthy = _find(phases, flow, "healthy")
-            down = _find(phases, flow, "notifications down")
+            healthy = find(phases, flow, "healthy")
+            down = find(phases, flow, "notifications down")
             if healthy is None or down is None:
                 continue
             h, d = healthy["create"]["success_rate"], down["create"]["success_rate"]
@@ -998,7 +1005,14 @@ def targets(
                 )
         if wall_time is not None:
             verdicts.append(
-                judge("--compare completes within 10 minutes", wall_time / 60, "<=", 10.0, unit="min")
+                judge(
+                    "--compare completes within 10 minutes",
+                    wall_time / 60,
+                    "<=",
+                    10.0,
+                    unit="min",
+                    note=wall_note,
+                )
             )
     return verdicts
 
@@ -1020,6 +1034,7 @@ class SingleOptions:
     keep_data: bool = False
     scale_to: int | None = None  # --scale: measure at 1,000 orders in the databases, then at this many
     profile: bool = False  # py-spy on the busiest services during each phase
+    broker: Broker = Broker.NATS  # what a self-started platform embeds
 
 
 async def run_single(options: SingleOptions, console: Console) -> dict[str, Any]:
@@ -1041,14 +1056,24 @@ async def run_single(options: SingleOptions, console: Console) -> dict[str, Any]
         # orders never find a food point, and that background work must not fall into one
         # measurement and not the other.
         target = await asyncio.to_thread(
-            start_platform, options.flow, base, console, extra_env={"SANDWICH_ASSIGNMENT_TIMEOUT": "86400"}
+            partial(
+                start_platform,
+                options.flow,
+                base,
+                console,
+                broker=options.broker,
+                extra_env={"SANDWICH_ASSIGNMENT_TIMEOUT": "86400"},
+            )
         )
     else:
-        target = await asyncio.to_thread(start_platform, options.flow, base, console)
+        target = await asyncio.to_thread(
+            partial(start_platform, options.flow, base, console, broker=options.broker)
+        )
     result: dict[str, Any] = {
         "machine": info,
         "compare": False,
         "flow": target.flow,
+        "broker": target.broker,
         "phases": [],
         "skipped": {},
     }
@@ -1125,6 +1150,7 @@ async def run_single(options: SingleOptions, console: Console) -> dict[str, Any]
     return result
 
 
+SCALE_SCENARIO = "max throughput, more data"
 SCALE_FIRST_AT = 1_000  # orders in the databases at the first measurement (the target's "1,000")
 
 
@@ -1213,265 +1239,10 @@ GENERATOR_NOTE = (
 )
 
 
-def users_down_note(phase: Mapping[str, Any]) -> str:
-    """Why orders failed while users was down: no order step asks users, but a letter needs the
-    customer's e-mail, which notifications caches for SANDWICH_PROFILE_CACHE_TTL (30 s); in sync the
-    create call waits for notifications, so whether it fails depends on how long ago the phase's
-    customers were last told something (the phase before, its recovery, the run's speed)."""
-    failed = sum(phase["create"]["errors"].values())
-    ttl = Settings().profile_cache_ttl_seconds  # the platform the bench starts reads the same variable
-    return (
-        f"{phase['flow']}: users down failed {failed} of {phase['create']['sent']} create calls: "
-        "notifications asks users for the e-mail address of a customer whose contact it has not "
-        f"cached in the last {ttl:g} s (SANDWICH_PROFILE_CACHE_TTL), and the create call waits for "
-        "notifications; with the contacts still cached from the phase before, none fail"
-    )
-
-
 def _platform_note(target: Target) -> str:
     if target.self_started:
         server = Settings().asgi_server.value  # what the self-started services inherit (SANDWICH_ASGI_SERVER)
-        return f"self-started, embedded PostgreSQL and NATS JetStream, every service its own process under {server}"
-    return f"running platform at {target.gateway_url}"
-
-
-RAMP_LEVELS = 2
-"""--compare's max-throughput phases try twice and four times --customers virtual customers (32, the
-default, left the platform short of work even on a fast host: 140 orders/s at 195 ms p50)."""
-TARGET_PHASE_LENGTH = 1.5  # the targets' phase runs this many times as long as a healthy one
-PHASE_OVERHEAD_S = 6.0  # around each phase: waiting for a quiet platform, reading its outcomes
-FLOW_OVERHEAD_S = 35.0  # start a platform, register customers, measure idle memory, stop it
-FINAL_CHECK_S = 20.0  # kept per flow for the look at unsettled phases before its platform stops
-FAULT_OVERHEAD_S = 6.0  # restarting what was killed, waiting until it is ready
-SCALE_SCENARIO = "max throughput, more data"
-
-
-@dataclass
-class PlannedPhase:
-    scenario: str
-    mode: str
-    duration: float
-    rate: float | None = None
-    virtual_customers: int | None = None
-    ramp: Ramp | None = None  # closed loop: the number of virtual customers is found first
-    fault: Fault | None = None
-    optional: bool = False  # run only if the budget allows
-    why_not: str | None = None  # not run, and why
-    first: bool = False  # the flow's platform is not started yet
-    profile: bool = False  # py-spy on the busiest services while it runs (where the time goes)
-
-    @property
-    def cost(self) -> float:
-        if self.why_not is not None:
-            return 0.0
-        climb = self.ramp.longest_climb if self.ramp is not None else 0.0
-        return (
-            climb + self.duration + PHASE_OVERHEAD_S + (FAULT_OVERHEAD_S if self.fault is not None else 1.0)
-        )
-
-
-def plan(flow: str, options: CompareOptions, durations: Durations) -> list[PlannedPhase]:
-    """The phases of one flow in --compare, in order."""
-    levels = tuple(options.customers * 2**i for i in range(1, RAMP_LEVELS + 1))
-    steps = [
-        PlannedPhase(
-            "max throughput",
-            "closed",
-            durations.closed,
-            ramp=Ramp(levels, durations.ramp_step),
-            first=True,
-        ),
-        PlannedPhase("healthy", "open", durations.open, rate=options.rate),
-    ]
-    if flow == "hybrid" and options.rate != options.target_rate:
-        # The targets' phase runs longer (TARGET_PHASE_LENGTH) and unprofiled (py-spy sampling the services is load
-        # of its own); where the time goes is sampled in a phase of its own right after it.
-        steps.append(
-            PlannedPhase(
-                f"healthy at {options.target_rate:g}/s",
-                "open",
-                TARGET_PHASE_LENGTH * durations.open,
-                rate=options.target_rate,
-            )
-        )
-        steps.append(
-            PlannedPhase(
-                f"healthy at {options.target_rate:g}/s, profiled",
-                "open",
-                durations.open,
-                rate=options.target_rate,
-                profile=True,
-            )
-        )
-    for fault in faults_mod.scenarios(durations.fault, down_for=durations.down_for):
-        steps.append(
-            PlannedPhase(
-                fault.title.split(" for ")[0],
-                "open",
-                durations.fault,
-                rate=options.rate,
-                fault=fault,
-                why_not=fault.applies(Flow(flow)),
-            )
-        )
-    if flow == "hybrid":
-        steps.append(
-            PlannedPhase(
-                SCALE_SCENARIO, "closed", durations.closed, virtual_customers=options.customers, optional=True
-            )
-        )
-    return steps
-
-
-@dataclass
-class CompareOptions:
-    flows: Sequence[str]
-    data_dir: Path
-    rate: float = 50.0  # healthy and fault phases: one rate, so their success rates compare
-    target_rate: float = 100.0  # the issue's latency targets are quoted at this rate (hybrid)
-    customers: int = 32
-    quick: bool = False
-    keep_data: bool = False
-    budget_s: float = 530.0  # the whole run must finish within 10 minutes, on a slow and noisy host too
-
-
-async def run_compare(options: CompareOptions, console: Console) -> dict[str, Any]:
-    """Every flow healthy and under every fault; the floors once; the targets judged."""
-    from sandwich.bench.report import machine
-
-    began = time.monotonic()
-    durations = Durations.quick() if options.quick else Durations()
-    base = options.data_dir / "bench"
-    base.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {
-        "machine": machine(),
-        "compare": True,
-        "phases": [],
-        "skipped": {},
-        "idle_memory": {},
-        "floors": {},
-        "notes": [],
-    }
-    phases: list[dict[str, Any]] = result["phases"]
-    scale_pair: tuple[dict[str, Any], dict[str, Any]] | None = None
-    deadline = began + options.budget_s
-    planned = {flow: plan(flow, options, durations) for flow in options.flows}
-
-    def remaining_load() -> float:
-        """Seconds the phases still planned will take, recovery not counted."""
-        phases_left = sum(p.cost for steps in planned.values() for p in steps if not p.optional)
-        not_started = sum(1 for steps in planned.values() if steps and steps[0].first)
-        return phases_left + FLOW_OVERHEAD_S * not_started + FINAL_CHECK_S * len(unchecked)
-
-    def settle_allowance(cap: float) -> float:
-        """Recovery time this phase may take so that the rest still fits in the budget."""
-        steps = sum(1 for plans in planned.values() for p in plans if not p.optional)
-        slack = deadline - time.monotonic() - remaining_load()
-        return max(5.0, min(cap, slack / max(1, steps)))
-
-    unchecked = set(options.flows)  # flows whose final check is still to come
-    for flow in options.flows:
-        steps = planned[flow]
-        try:
-            target = await asyncio.to_thread(start_platform, flow, base, console, ready_timeout=60.0)
-        except Exception as exc:
-            reason = f"did not start: {str(exc).splitlines()[0][:300]}"
-            result["skipped"][flow] = reason
-            console.log(f"[yellow]skipping the {flow} flow: {reason}")
-            steps.clear()
-            unchecked.discard(flow)
-            continue
-        ctx: Context | None = None
-        try:
-            expected = max(options.rate * durations.fault, 400 * durations.closed)
-            ctx = await prepare(
-                target,
-                console,
-                durations,
-                customers_needed(expected, options.customers),
-                max(options.customers, int(options.target_rate * 2)) + 32,
-            )
-            result["idle_memory"][flow] = await idle_memory(ctx)
-            if not result["floors"]:
-                result["floors"] = await measure_floors(ctx, durations.floors)
-            if steps:
-                steps[0].first = False
-            first: dict[str, Any] | None = None
-            while steps:
-                step = steps.pop(0)
-                if step.why_not is not None:
-                    result["notes"].append(f"{flow}: {step.scenario} not run: {step.why_not}")
-                    continue
-                if step.optional:
-                    slack = deadline - time.monotonic() - remaining_load()
-                    if slack < step.cost + 20:
-                        result["notes"].append(f"{flow}: {step.scenario} not run: out of the time budget")
-                        continue
-                phase = await run_phase(
-                    ctx,
-                    scenario=step.scenario,
-                    mode=step.mode,
-                    duration=step.duration,
-                    rate=step.rate,
-                    virtual_customers=step.virtual_customers,
-                    ramp=step.ramp,
-                    fault=step.fault,
-                    settle_timeout=settle_allowance(durations.settle),
-                    profile_dir=base / f"profile-{time.strftime('%H%M%S')}-{flow}" if step.profile else None,
-                )
-                phases.append(phase)
-                if step.scenario == "max throughput":
-                    first = phase
-                    for later in steps:  # measured again with more data: at the concurrency found
-                        if later.scenario == SCALE_SCENARIO:
-                            later.virtual_customers = phase["virtual_customers"]
-                elif step.scenario == SCALE_SCENARIO and first is not None:
-                    scale_pair = (first, phase)
-            unchecked.discard(flow)
-            # This flow's reserve, and half of whatever slack the others do not need.
-            slack = deadline - time.monotonic() - remaining_load()
-            await final_check(ctx, max(FINAL_CHECK_S / 2, min(60.0, FINAL_CHECK_S + slack / 2)))
-        except Exception as exc:
-            result["skipped"][flow] = f"failed while running: {exc!r}"[:400]
-            console.log(f"[red]the {flow} flow failed: {exc!r}")
-            steps.clear()
-            unchecked.discard(flow)
-        finally:
-            if ctx is not None:
-                ctx.sampler.stop()
-                await ctx.client.aclose()
-            await asyncio.to_thread(stop_platform, target, keep=options.keep_data)
-    for phase in phases:
-        fault_info = phase.get("fault") or {}
-        if fault_info.get("name") == "billing_slow":
-            delays = phase.get("fault_delay")
-            if fault_info.get("in_effect") is False:
-                result["notes"].append(
-                    f"{phase['flow']}: billing delayed no payment in the slow-billing phase: "
-                    f"{faults_mod.FAULT_DELAY_ENV}=200 was not in effect"
-                )
-            elif delays is not None:
-                result["notes"].append(
-                    f"{phase['flow']}: in the slow-billing phase billing delayed {delays['count']:.0f} payments "
-                    f"by {1000 * delays['p50_s']:.0f} ms (p50)"
-                )
-        if fault_info.get("name") == "users_down" and phase["create"]["errors"]:
-            result["notes"].append(users_down_note(phase))
-        for error in fault_info.get("errors") or ():
-            result["notes"].append(f"{phase['flow']}, {phase['scenario']}: {error}")
-    wall = time.monotonic() - began
-    floors = result["floors"]
-    if floors:
-        floors["ratios"] = floor_ratios(floors, phases)
-    result["wall_time_s"] = round(wall, 1)
-    result["targets"] = [
-        v.as_dict()
-        for v in targets(
-            phases, floors, result["idle_memory"], compare=True, wall_time=wall, scale=scale_pair
-        )
-    ]
-    result["platform_note"] = (
-        "self-started per flow, embedded PostgreSQL and NATS JetStream, every service its own process"
-    )
-    result["generator_note"] = GENERATOR_NOTE
-    return result
+        engines = brokers_mod.engines_note([target.broker] if target.broker else [])
+        return f"self-started, {engines}, every service its own process under {server}"
+    on = f" ({brokers_mod.broker_name(target.broker)})" if target.broker else ""
+    return f"running platform at {target.gateway_url}{on}"

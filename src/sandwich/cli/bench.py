@@ -1,17 +1,21 @@
 """`sandwich bench`: load a platform and measure it; `--compare` runs every flow under faults.
 
-    sandwich bench [--flow F] [--rate R] [--customers N] [--duration S] [--json PATH]
+    sandwich bench [--flow F] [--broker B] [--rate R] [--customers N] [--duration S] [--json PATH]
                    [--url URL | --data-dir DIR] [--quick] [--no-floors]
         one flow: an open-loop phase at R orders/s and/or a closed-loop phase with N virtual
         customers (default: --rate 100); a table on the terminal, everything in the JSON file
-    sandwich bench --compare [--flows hybrid,sync,async] [--quick] [--publish DIR]
+    sandwich bench --compare [--flows hybrid,sync,async] [--broker B] [--quick] [--publish DIR]
         every flow healthy and under each fault; report.md with plots under DATA_DIR/bench/
+    sandwich bench --compare --brokers nats,kafka
+        the compare on the first broker, and hybrid's max throughput and its phase at 100/s on each
+        further one: the report's section "Brokers side by side: hybrid"
     sandwich bench --scale N [--customers C] [--duration S]
         closed-loop throughput at 1,000 orders in the databases and again at N (filled through the
         API in between, the throughput while filling recorded as a curve)
 
-Without --url the benchmark starts a fresh platform of its own (embedded PostgreSQL and NATS) in
-DATA_DIR/bench/ and removes it afterwards (--keep-data keeps it).
+Without --url the benchmark starts a fresh platform of its own (embedded PostgreSQL and the broker:
+--broker nats|kafka, default SANDWICH_BROKER, else nats) in DATA_DIR/bench/ and removes it
+afterwards (--keep-data keeps it).
 """
 
 from __future__ import annotations
@@ -27,12 +31,26 @@ from typing import Any
 
 from rich.console import Console
 
-from sandwich.platform.settings import Flow
+from sandwich.platform.settings import Broker, Flow
 
 
 def add_arguments(bench: argparse.ArgumentParser, default_data_dir: str) -> None:
     bench.add_argument(
         "--flow", choices=[f.value for f in Flow], default=os.environ.get("SANDWICH_FLOW", "hybrid")
+    )
+    bench.add_argument(
+        "--broker",
+        choices=[b.value for b in Broker],
+        default=None,
+        help="the broker the self-started platform embeds: nats or kafka (Apache Kafka in KRaft mode; "
+        "Java 17+ and Maven for its jars); default SANDWICH_BROKER, else nats",
+    )
+    bench.add_argument(
+        "--brokers",
+        default=None,
+        metavar="B1,B2",
+        help="with --compare: the whole compare on B1, and on each further broker hybrid's max "
+        "throughput and its phase at 100/s, side by side in the report (e.g. nats,kafka)",
     )
     bench.add_argument(
         "--rate",
@@ -108,6 +126,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not out.is_terminal:
         out = Console(width=220)
     out.print(render_table(result["phases"]))
+    compared = result.get("broker_comparison") or {}
+    if compared.get("phases"):
+        out.print(render_table(compared["phases"], title="hybrid on the further brokers"))
     _print_targets(console, result)
     if args.compare:
         directory = data_dir / "bench" / f"compare-{stamp}"
@@ -157,12 +178,29 @@ async def _single(args: argparse.Namespace, data_dir: Path, console: Console) ->
         keep_data=args.keep_data,
         scale_to=args.scale,
         profile=args.profile,
+        broker=_brokers(args)[0],
     )
     return await run_single(options, console)
 
 
+def _brokers(args: argparse.Namespace) -> list[Broker]:
+    """--brokers (with --compare), else --broker, else SANDWICH_BROKER, else nats."""
+    from sandwich.bench.brokers import default_broker, parse_brokers
+
+    if args.brokers is not None:
+        if not args.compare:
+            raise ValueError("--brokers goes with --compare (a single run takes --broker)")
+        brokers = parse_brokers(str(args.brokers))
+        if args.broker is not None and brokers[0].value != args.broker:
+            raise ValueError(
+                f"--broker {args.broker} and --brokers {args.brokers} name different first brokers"
+            )
+        return brokers
+    return parse_brokers(args.broker or default_broker())
+
+
 async def _compare(args: argparse.Namespace, data_dir: Path, console: Console) -> dict[str, Any]:
-    from sandwich.bench.runner import CompareOptions, run_compare
+    from sandwich.bench.compare import CompareOptions, run_compare
 
     flows = [f.strip() for f in str(args.flows).split(",") if f.strip()]
     unknown = [f for f in flows if f not in {x.value for x in Flow}]
@@ -175,6 +213,7 @@ async def _compare(args: argparse.Namespace, data_dir: Path, console: Console) -
         customers=args.customers or 32,
         quick=args.quick,
         keep_data=args.keep_data,
+        brokers=_brokers(args),
     )
     return await run_compare(options, console)
 

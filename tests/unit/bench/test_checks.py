@@ -5,18 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from sandwich.bench.compare import PHASE_OVERHEAD_S, TARGET_PHASE_LENGTH, CompareOptions, plan
 from sandwich.bench.faults import duplicates, extra, recovery_checks, scenarios, settled
 from sandwich.bench.observe import OrderView, Outcomes, letter_key
 from sandwich.bench.report import event_lag_markdown, floors_markdown, judge, judge_zero, within
-from sandwich.bench.runner import (
-    PHASE_OVERHEAD_S,
-    TARGET_PHASE_LENGTH,
-    CompareOptions,
-    Durations,
-    floor_ratios,
-    plan,
-    targets,
-)
+from sandwich.bench.runner import Durations, floor_ratios, targets
 from sandwich.platform.settings import Flow
 
 pytestmark = pytest.mark.unit
@@ -227,7 +220,7 @@ def test_the_floors_table_shows_the_machine_figures_that_tell_hosts_apart() -> N
 
 
 def test_users_down_failures_are_explained_by_the_contact_cache() -> None:
-    from sandwich.bench.runner import users_down_note
+    from sandwich.bench.compare import users_down_note
 
     phase = {"flow": "sync", "create": {"sent": 600, "errors": {"http_503_downstream_unavailable": 494}}}
     note = users_down_note(phase)
