@@ -101,6 +101,7 @@ def broker_figures(
         row["max_orders_per_s"] = best["paid"]["orders_per_s"]
         row["max_virtual_customers"] = best.get("virtual_customers")
         row["max_errors"] = sum((best["create"].get("errors") or {}).values())
+        row["max_lag_p99_timestamps_s"] = event_lag_p99(best)[1]
     if at is not None:
         by_histogram, by_timestamps = event_lag_p99(at)
         resources = at.get("resources") or {}
@@ -139,7 +140,10 @@ def comparison_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.1f} ms"
+    """Seconds in ms, or in s from 10 s on."""
+    if value is None:
+        return "-"
+    return f"{value:.1f} s" if value >= 10 else f"{value * 1000:.1f} ms"
 
 
 def _number(value: float | None, unit: str, digits: int = 0) -> str:
@@ -194,6 +198,7 @@ def brokers_markdown(result: Mapping[str, Any]) -> str:
         "every process of it, the broker's included.\n",
         markdown_table(comparison_table_rows(rows)),
     ]
+    text += [f"- {note}\n" for note in backlog_notes(rows)]
     detail = [
         {"broker": str(p.get("broker")), **phase_row(p)}
         for phases in (result.get("phases") or (), comparison.get("phases") or ())
@@ -206,6 +211,30 @@ def brokers_markdown(result: Mapping[str, Any]) -> str:
     for name, reason in (comparison.get("skipped") or {}).items():
         text.append(f"- {name} not measured: {reason}\n")
     return "\n".join(text) + "\n"
+
+
+BACKLOG_RATIO = 3.0
+"""A histogram p99 this many times the timestamps' says the consumers were still behind."""
+
+
+def backlog_notes(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Where a broker's consumers carried a backlog into the phase at the target rate: the phase's
+    histogram then counts the lag of events left over from the max-throughput phase before it, while
+    the timestamps count only the phase's own orders."""
+    notes = []
+    for row in rows:
+        histogram, timestamps = row.get("lag_p99_histogram_s"), row.get("lag_p99_timestamps_s")
+        if histogram is None or not timestamps or histogram < BACKLOG_RATIO * timestamps:
+            continue
+        before = row.get("max_lag_p99_timestamps_s")
+        notes.append(
+            f"On {broker_name(row['broker'])} the consumers' histogram at {row.get('rate') or 0:g}/s "
+            f"({_ms(histogram)}) is {histogram / timestamps:.0f} times the timestamps' ({_ms(timestamps)}): "
+            "its consumers were still working off events of the max-throughput phase before it"
+            + (f" (paid -> notification p99 there: {_ms(before)})" if before is not None else "")
+            + ", and the histogram counts those too; the timestamps count only the phase's own orders."
+        )
+    return notes
 
 
 # -- the broker down, flow by flow -----------------------------------------------------------------

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from sandwich.bench.brokers import (
+    backlog_notes,
     broker_down_markdown,
     brokers_markdown,
     comparison_rows,
@@ -157,6 +158,7 @@ def test_the_broker_table_reads_the_figures_the_targets_quote() -> None:
     )
     assert "| 150 (64 VCs) | 120.0 ms | 83.0 ms / 71.0 ms | 19.5 ms | 2.00 ms | 380 MB / 420 MB |" in section
     assert "profiled" not in section  # the detail rows are the phases the figures come from
+    assert "still working off" not in section  # histogram and timestamps agree on both brokers
     assert brokers_markdown({"phases": nats_phases}) == ""
 
 
@@ -274,3 +276,21 @@ def test_the_broker_down_section_says_what_each_flow_did() -> None:
     assert "unfinished 0" in a and "Apache Kafka" in a
     assert "- **sync**: not applicable: the sync flow has no broker." in lines
     assert broker_down_markdown([sync]) == ""
+
+
+def test_a_backlog_carried_into_the_target_rates_phase_is_pointed_out() -> None:
+    behind = {
+        "broker": "kafka",
+        "rate": 100.0,
+        "lag_p99_histogram_s": 20.4,
+        "lag_p99_timestamps_s": 1.03,
+        "max_lag_p99_timestamps_s": 8.85,
+    }
+    caught_up = {**behind, "broker": "nats", "lag_p99_histogram_s": 0.045, "lag_p99_timestamps_s": 0.041}
+    (note,) = backlog_notes([caught_up, behind])
+    assert note.startswith("On Apache Kafka")
+    assert "(20.4 s) is 20 times the timestamps' (1030.0 ms)" in note
+    assert "paid -> notification p99 there: 8850.0 ms" in note
+    assert (
+        backlog_notes([{"broker": "nats", "lag_p99_histogram_s": None, "lag_p99_timestamps_s": 0.04}]) == []
+    )
