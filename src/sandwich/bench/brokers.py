@@ -186,7 +186,7 @@ def brokers_markdown(result: Mapping[str, Any]) -> str:
     brokers = comparison.get("brokers") or []
     if len(brokers) < 2:
         return ""
-    rows = comparison.get("rows") or comparison_rows(result)
+    rows = comparison_rows(result)
     first, *others = (broker_name(b) for b in brokers)
     text = [
         "## Brokers side by side: hybrid\n",
