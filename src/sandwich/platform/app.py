@@ -103,8 +103,10 @@ class Service:
 
         `handle(conn, envelope)` works inside the transaction of the inbox claim; a consumer whose
         effect is one statement is given as `OneStatement(effect_of)`, and runs with its claim in one
-        round trip (inbox.Effect). `kinds` (order statuses) lets a broker that routes by kind send
-        only those events, and the ones without a kind (EventBus.subscribe); `wants` still decides.
+        round trip (inbox.Effect); one that must ask another service first is given as
+        `Prepared(prepare, apply)`, so no transaction waits on that call. `kinds` (order statuses)
+        lets a broker that routes by kind send only those events, and the ones without a kind
+        (EventBus.subscribe); `wants` still decides.
         """
         spec = ConsumerSpec(topic, consumer, handle, max_attempts, wants, frozenset(kinds) if kinds else None)
         self.consumers.append(spec)

@@ -82,7 +82,23 @@ class OneStatement:
         self.in_transaction = in_transaction
 
 
-Consumer = EnvelopeHandler | OneStatement
+class Prepared:
+    """Marks a consumer that needs slow work before its transaction (a call to another service):
+    `prepare(envelope)` runs first, outside any transaction and holding no connection, and
+    `apply(conn, envelope, prepared)` then runs in the transaction of the inbox claim with its result.
+    A redelivered event is prepared again and then found claimed: preparing must change nothing.
+    """
+
+    def __init__(
+        self,
+        prepare: Callable[[Envelope], Awaitable[Any]],
+        apply: Callable[[Connection, Envelope, Any], Awaitable[None]],
+    ):
+        self.prepare = prepare
+        self.apply = apply
+
+
+Consumer = EnvelopeHandler | OneStatement | Prepared
 EventFilter = Callable[[Envelope], bool]
 """A consumer's cheap relevance test on the envelope, before any database work."""
 
@@ -172,6 +188,13 @@ async def handle_once(db: Database, consumer: str, handle: Consumer, envelope: E
         if handle.in_transaction is None:
             raise TypeError(f"{consumer} asked for a transaction but has no transactional handler")
         handle = handle.in_transaction
+    if isinstance(handle, Prepared):
+        prepared = await handle.prepare(envelope)
+        async with db.begin() as conn:
+            if not await claim_event(conn, consumer, envelope.event_id):
+                return False
+            await handle.apply(conn, envelope, prepared)
+        return True
     async with db.begin() as conn:
         if not await claim_event(conn, consumer, envelope.event_id):
             return False

@@ -47,7 +47,7 @@ def create_app() -> FastAPI:
         service.consume(
             TOPIC_ORDERS_CREATE,
             "orders-requests",
-            OrderRequests(ctx).on_order_create_requested,
+            OrderRequests(ctx).consumer(),
             max_attempts=12,
         )
         service.consume(TOPIC_BILLING_PAYMENTS, "orders-payments", PaymentVerdicts(ctx).on_payment_processed)

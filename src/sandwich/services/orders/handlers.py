@@ -5,7 +5,9 @@
   outbox), or stores it `rejected` with the reason when only orders can see it is wrong.
 - `PaymentProcessed` on `billing.payments`: billing's verdict settles the order.
 
-Both run inside the transaction of the inbox claim, so a redelivered event changes nothing.
+Both store their effect in the transaction of the inbox claim, so a redelivered event changes nothing;
+an order request is priced before that transaction begins (menu and basket are asked over HTTP, and
+a transaction must not stay open across their answers).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sandwich.platform.events import (
     utcnow,
 )
 from sandwich.platform.idempotency import load_answer
+from sandwich.platform.inbox import Prepared
 from sandwich.platform.sql import Connection
 from sandwich.services.orders import storage
 from sandwich.services.orders.commands import (
@@ -59,13 +62,20 @@ class OrderRequests:
     def __init__(self, ctx: OrdersContext):
         self.ctx = ctx
 
-    async def on_order_create_requested(self, conn: Connection, envelope: Envelope) -> None:
+    async def price(self, envelope: Envelope) -> Order | None:
+        """Outside the transaction (menu and basket are asked over HTTP): the order to store, priced
+        or rejected; None for an event of another type."""
         if envelope.type != ORDER_CREATE_REQUESTED:
+            return None
+        return await self._priced_or_rejected(OrderCreateRequested.model_validate(envelope.payload))
+
+    async def store(self, conn: Connection, envelope: Envelope, order: Order | None) -> None:
+        """In the transaction of the inbox claim: the order with its events, unless it exists."""
+        if order is None:
             return
         request = OrderCreateRequested.model_validate(envelope.payload)
         if await storage.load_order(conn, request.order_id) is not None:
             return  # the same request published twice (a client's repeated POST): taken already
-        order = await self._priced_or_rejected(request)
         claim = None
         if request.idempotency_key is not None and order.status is OrderStatus.CREATED:
             claim = storage.KeyClaim(request.user_id, request.idempotency_key, request.request_hash)
@@ -82,6 +92,10 @@ class OrderRequests:
             return
         refused = rejected(order, RejectionReason.IDEMPOTENCY_KEY_REUSED)
         await storage.insert_order(conn, refused, change_events(service, refused, None))
+
+    def consumer(self) -> Prepared:
+        """The consumer of `orders.create`: priced first, stored with the claim."""
+        return Prepared(self.price, self.store)
 
     async def _priced_or_rejected(self, request: OrderCreateRequested) -> Order:
         requested = (
