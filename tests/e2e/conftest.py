@@ -56,6 +56,9 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         "SANDWICH_TOPIC_PREFIX": f"e2e{run_id_}.",
         "SANDWICH_PAYMENT_RETRY_AFTER": "2",
         "SANDWICH_LOGIN_RATE": "100000",
+        "SANDWICH_LOGIN_FAILURES": "100000",
+        "SANDWICH_LOGIN_ACCOUNT_FAILURES": "100000",
+        "SANDWICH_REGISTER_RATE": "100000",
         "NATS_URL": "",
         "KAFKA_BOOTSTRAP_SERVERS": "",
     }

@@ -125,11 +125,18 @@ async def test_bad_tokens_are_401(api: Api, platform: Platform) -> None:
         answer = await api.client.get("/api/v1/user/me", headers=headers)
         assert answer.status_code == 401, case
         assert answer.json()["error"]["code"] == "unauthorized", case
-    # The same real key with valid times is accepted: the checks above failed for the right reason.
-    valid = issue_token(real_key, {**claims, "sub": claims["sub"]}, 300)
+    # The same real key with valid times is accepted for a user that exists: the checks above failed
+    # for the right reason.
+    user_id = (await customer.get("/api/v1/user/me")).json()["user_id"]
+    valid = issue_token(real_key, {**claims, "sub": user_id, "roles": ["customer"]}, 300)
     assert (
         await api.client.get("/api/v1/billing/account", headers={"Authorization": f"Bearer {valid}"})
     ).status_code == 200
+    # A well-signed token of a user that does not exist is refused, and no account is opened for it.
+    ghost = issue_token(real_key, claims, 300)
+    for method, path in (("GET", "/api/v1/billing/account"), ("GET", "/api/v1/pages/orders")):
+        refused = await api.client.request(method, path, headers={"Authorization": f"Bearer {ghost}"})
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_revoked", path
 
 
 async def test_client_sent_identity_headers_are_ignored(api: Api) -> None:

@@ -61,26 +61,36 @@ def serve_service(name: str, port: int | None = None) -> int:
     settings = get_settings()
     module = importlib.import_module(f"sandwich.services.{name}.app")
     app = module.create_app()
-    # Only the gateway may sit behind a proxy of the operator's; the services behind it have no
-    # X-Forwarded-* to interpret on every request.
-    behind_proxy = name == "gateway"
+    # Only the gateway may sit behind a proxy of the operator's (SANDWICH_TRUSTED_PROXIES): the
+    # client is then the right-most X-Forwarded-For address that is not one of those proxies.
+    # Without trusted proxies the client is the connection's peer, whatever it sends.
+    behind_proxy = trusted_proxies(settings) if name == "gateway" else []
     if settings.asgi_server is AsgiServer.GRANIAN:
         return _serve_granian(app, settings, behind_proxy)
     return _serve_uvicorn(app, settings, behind_proxy)
 
 
-def _serve_uvicorn(app: Any, settings: Settings, behind_proxy: bool) -> int:
+def trusted_proxies(settings: Settings) -> list[str]:
+    """SANDWICH_TRUSTED_PROXIES as a list of addresses and CIDRs (uvicorn's forwarded_allow_ips)."""
+    return [item.strip() for item in settings.trusted_proxies.split(",") if item.strip()]
+
+
+def _serve_uvicorn(app: Any, settings: Settings, behind_proxy: list[str]) -> int:
     import uvicorn
+
+    from sandwich.cli.deadlines import DeadlineHttpToolsProtocol
 
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with deadlines on reading a request's head and body (a slow client is cut off).
+        http=DeadlineHttpToolsProtocol,
         log_level=settings.log_level.lower(),
         access_log=False,
-        proxy_headers=behind_proxy,
+        proxy_headers=bool(behind_proxy),
+        forwarded_allow_ips=behind_proxy or None,
         lifespan="on",
         # Longer than the callers' pooled keep-alive (15 s, platform/http.py): a caller must never
         # reuse a connection the server is closing at that moment.
@@ -124,7 +134,7 @@ class InFlightRequests:
         return len(self.tasks)
 
 
-def _serve_granian(app: Any, settings: Settings, behind_proxy: bool) -> int:
+def _serve_granian(app: Any, settings: Settings, behind_proxy: list[str]) -> int:
     """granian's embedded server, in this process and on its uvloop, one Rust runtime thread.
 
     Not granian's usual master and worker processes: a service must stay one process, which the
@@ -142,8 +152,12 @@ def _serve_granian(app: Any, settings: Settings, behind_proxy: bool) -> int:
     if behind_proxy:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-        app = ProxyHeadersMiddleware(app, trusted_hosts="127.0.0.1")  # what uvicorn's proxy_headers does
-    in_flight = InFlightRequests(app)
+        app = ProxyHeadersMiddleware(app, trusted_hosts=behind_proxy)  # what uvicorn's proxy_headers does
+    from granian.http import HTTP1Settings
+
+    from sandwich.cli.deadlines import HEAD_SECONDS, BodyDeadline
+
+    in_flight = InFlightRequests(BodyDeadline(app))
     level = settings.log_level.lower()
     server = Server(
         in_flight,
@@ -151,6 +165,7 @@ def _serve_granian(app: Any, settings: Settings, behind_proxy: bool) -> int:
         port=settings.port,
         interface=Interfaces.ASGI,
         http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=int(HEAD_SECONDS * 1000)),
         websockets=False,
         runtime_threads=1,
         backlog=LISTEN_BACKLOG,

@@ -105,6 +105,19 @@ class Settings:
         default_factory=lambda: float(_env("SANDWICH_PROFILE_CACHE_TTL", "30"))
     )
     login_rate_per_minute: int = field(default_factory=lambda: int(_env("SANDWICH_LOGIN_RATE", "30")))
+    # Failed logins (auth's 401) allowed per (username, client) and per username from all clients
+    # in SANDWICH_LOGIN_FAILURE_WINDOW seconds; registrations a minute per client (gateway).
+    login_failures_per_client: int = field(default_factory=lambda: int(_env("SANDWICH_LOGIN_FAILURES", "5")))
+    login_failures_per_account: int = field(
+        default_factory=lambda: int(_env("SANDWICH_LOGIN_ACCOUNT_FAILURES", "50"))
+    )
+    login_failure_window_seconds: float = field(
+        default_factory=lambda: float(_env("SANDWICH_LOGIN_FAILURE_WINDOW", "900"))
+    )
+    register_rate_per_minute: int = field(default_factory=lambda: int(_env("SANDWICH_REGISTER_RATE", "10")))
+    # Peers whose X-Forwarded-For the gateway believes (comma-separated addresses or CIDRs); empty:
+    # the client is the peer of the connection, whatever it sends.
+    trusted_proxies: str = field(default_factory=lambda: _env("SANDWICH_TRUSTED_PROXIES"))
     # Fault injection for `sandwich bench --compare`: billing answers payments this much later.
     fault_delay_ms: int = field(default_factory=lambda: int(_env("SANDWICH_FAULT_DELAY_MS", "0")))
     payment_retry_after_seconds: float = field(

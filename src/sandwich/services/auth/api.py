@@ -149,6 +149,7 @@ async def login(body: Login, service: Annotated[Service, Depends(service_of)]) -
         "sub": credential.user_id,
         "username": credential.username,
         "roles": credential.roles,
+        "ver": credential.token_version,
     }
     if credential.food_point_id:
         claims["food_point_id"] = credential.food_point_id
@@ -169,7 +170,8 @@ async def put_roles(
     _: Annotated[Identity, Depends(admin_identity)],
     service: Annotated[Service, Depends(service_of)],
 ) -> dict[str, Any]:
-    """Replace a user's roles; they take effect in the tokens issued from now on."""
+    """Replace a user's roles; they take effect in the tokens issued from now on, and the tokens
+    issued before stop working (the token version is raised; the gateway checks it)."""
     try:
         roles, food_point_id = normalized_roles(body.roles, body.food_point_id)
     except InvalidRoles as exc:
@@ -184,3 +186,20 @@ async def put_roles(
         "roles": credential.roles,
         "food_point_id": credential.food_point_id,
     }
+
+
+class TokenVersionOut(BaseModel):
+    user_id: str
+    version: int
+
+
+@router.get(
+    "/internal/v1/users/{user_id}/token-version", response_model=TokenVersionOut, include_in_schema=False
+)
+async def get_token_version(user_id: str, service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
+    """For the gateway: the version a token of this user must carry; 404 for an unknown user."""
+    async with service.database.connect() as conn:
+        version = await storage.token_version(conn, user_id)
+    if version is None:
+        raise ApiError(404, "user_not_found", "No such user.")
+    return {"user_id": user_id, "version": version}

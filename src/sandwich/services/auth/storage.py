@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from sqlalchemy import text
@@ -23,9 +24,16 @@ class Credential:
     password_hash: str
     roles: list[str]
     food_point_id: str | None
+    token_version: int = 0
 
 
-_COLUMNS = "user_id::text AS user_id, username, password_hash, roles, food_point_id"
+_COLUMNS = "user_id::text AS user_id, username, password_hash, roles, food_point_id, token_version"
+
+
+def _credential(row: Any) -> Credential:
+    return Credential(
+        row.user_id, row.username, row.password_hash, list(row.roles), row.food_point_id, row.token_version
+    )
 
 
 async def insert_credential(
@@ -54,7 +62,7 @@ async def credential_by_username(conn: Connection, username: str) -> Credential 
     ).one_or_none()
     if row is None:
         return None
-    return Credential(row.user_id, row.username, row.password_hash, list(row.roles), row.food_point_id)
+    return _credential(row)
 
 
 async def set_roles(
@@ -63,7 +71,8 @@ async def set_roles(
     row = (
         await conn.execute(
             text(
-                "UPDATE credentials SET roles = :roles, food_point_id = :fp WHERE username = :u "
+                "UPDATE credentials SET roles = :roles, food_point_id = :fp, "
+                "token_version = token_version + 1 WHERE username = :u "
                 f"RETURNING {_COLUMNS}"
             ),
             {"u": username, "roles": roles, "fp": food_point_id},
@@ -71,7 +80,19 @@ async def set_roles(
     ).one_or_none()
     if row is None:
         return None
-    return Credential(row.user_id, row.username, row.password_hash, list(row.roles), row.food_point_id)
+    return _credential(row)
+
+
+async def token_version(conn: Connection, user_id: str) -> int | None:
+    """The user's current token version; None when there is no such user."""
+    try:
+        key = uuid.UUID(user_id)
+    except ValueError:
+        return None
+    row = (
+        await conn.execute(text("SELECT token_version FROM credentials WHERE user_id = :id"), {"id": key})
+    ).one_or_none()
+    return None if row is None else int(row.token_version)
 
 
 async def signing_keys(conn: Connection) -> list[SigningKey]:

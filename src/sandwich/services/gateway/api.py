@@ -5,8 +5,11 @@ A missing, expired, wrongly signed or `alg: none` token is 401 before any servic
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, Request
@@ -18,7 +21,14 @@ from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.tokens import InvalidToken, TokenVerifier
-from sandwich.services.gateway.domain import Access, RateLimiter, RouteMatch, match_route
+from sandwich.services.gateway.domain import (
+    Access,
+    LoginGuard,
+    RateLimiter,
+    RouteMatch,
+    TokenVersions,
+    match_route,
+)
 from sandwich.services.gateway.intake import ORDER_CREATE_PATH, OrderIntake
 from sandwich.services.gateway.openapi import public_openapi
 from sandwich.services.gateway.pages import orders_page
@@ -28,6 +38,22 @@ log = structlog.get_logger("gateway")
 router = APIRouter()
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+LOGIN_PATH = "/api/v1/auth/login"
+REGISTER_PATH = "/api/v1/auth/register"
+TOKEN_VERSION_TTL_SECONDS = 2.0
+"""How long the gateway believes auth's token version of a user: a token made stale by a role
+change is refused at most this long (plus one call to auth) after the change."""
+TOKEN_VERSION_GRACE_SECONDS = 60.0
+"""While auth cannot be asked, a version heard this recently is still believed."""
+TOKEN_VERSION_TIMEOUT_SECONDS = 1.0
+
+
+class TokenRevoked(InvalidToken):
+    """A well-signed token that no longer stands: its user's roles changed, or the user is gone."""
+
+
+class RevocationUnknown(Exception):
+    """auth could not be asked whether a token still stands, and nothing recent is known."""
 
 
 class Keys:
@@ -37,6 +63,8 @@ class Keys:
         self.service = service
         self.verifier = TokenVerifier()
         self.loaded = False
+        self.versions = TokenVersions(TOKEN_VERSION_TTL_SECONDS)
+        self._asking: dict[str, asyncio.Future[int | None]] = {}
 
     async def refresh(self) -> bool:
         if time.monotonic() - self.verifier.last_refresh < 1.0 and self.loaded:
@@ -50,7 +78,53 @@ class Keys:
             self.loaded = True
         return answer.ok
 
-    async def identity(self, authorization: str | None) -> Identity:
+    async def current_version(self, user_id: str) -> int | None:
+        """auth's token version of the user (None: no such user), cached per user for a moment;
+        concurrent requests of one user share one call. Raises ServiceUnavailable."""
+        fresh, version = self.versions.fresh(user_id)
+        if fresh:
+            return version
+        pending = self._asking.get(user_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._ask_version(user_id))
+            self._asking[user_id] = pending
+            pending.add_done_callback(lambda _: self._asking.pop(user_id, None))
+        return await asyncio.shield(pending)
+
+    async def _ask_version(self, user_id: str) -> int | None:
+        answer = await self.service.http.request(
+            "auth",
+            "GET",
+            f"/internal/v1/users/{quote(user_id, safe='')}/token-version",
+            idempotent=True,
+            timeout=TOKEN_VERSION_TIMEOUT_SECONDS,
+        )
+        if answer.status == 404:
+            version = None
+        elif answer.ok and isinstance(answer.body, dict) and isinstance(answer.body.get("version"), int):
+            version = answer.body["version"]
+        else:
+            raise ServiceUnavailable("auth", f"token version answered {answer.status}")
+        self.versions.remember(user_id, version)
+        return version
+
+    async def check_version(self, user_id: str, token_version: int, require_fresh: bool) -> None:
+        """Raise TokenRevoked when the token's version is not the user's current one (or the user is
+        unknown); RevocationUnknown when auth cannot say and `require_fresh` (writes, admin routes)."""
+        try:
+            current = await self.current_version(user_id)
+        except ServiceUnavailable as exc:
+            known, current = self.versions.last_known(user_id, TOKEN_VERSION_GRACE_SECONDS)
+            if not known:
+                if require_fresh:
+                    raise RevocationUnknown(str(exc)) from exc
+                return  # a read on the signature alone while auth is away
+        if current is None:
+            raise TokenRevoked("the token's user does not exist")
+        if token_version != current:
+            raise TokenRevoked("the token was revoked (the user's roles changed): log in again")
+
+    async def identity(self, authorization: str | None, require_fresh: bool = True) -> Identity:
         if not authorization:
             raise InvalidToken("missing bearer token")
         scheme, _, token = authorization.partition(" ")
@@ -64,13 +138,47 @@ class Keys:
             claims = self.verifier.verify(token)
         roles = claims.get("roles", [])
         username = claims.get("username")
-        if not isinstance(roles, list) or not isinstance(username, str):
+        version = claims.get("ver", 0)
+        if not isinstance(roles, list) or not isinstance(username, str) or not isinstance(version, int):
             raise InvalidToken("token lacks identity claims")
+        await self.check_version(str(claims["sub"]), version, require_fresh)
         return Identity(str(claims["sub"]), username, frozenset(map(str, roles)), claims.get("food_point_id"))
 
 
 def client_key(request: Request) -> str:
+    """The client's address: the connection's peer, or, when the peer is one of
+    SANDWICH_TRUSTED_PROXIES, the right-most untrusted X-Forwarded-For address (the ASGI server
+    resolves that, see cli/serve.py)."""
     return request.client.host if request.client else "unknown"
+
+
+def token_error(exc: InvalidToken) -> Response:
+    code = "token_revoked" if isinstance(exc, TokenRevoked) else "unauthorized"
+    return error_response(401, code, str(exc), {"WWW-Authenticate": "Bearer"})
+
+
+def revocation_unknown() -> Response:
+    return error_response(
+        503,
+        "service_unavailable",
+        "Cannot check the token now (auth is unavailable), try again shortly.",
+        {"Retry-After": "2"},
+    )
+
+
+def too_many(wait: float, message: str) -> Response:
+    return error_response(429, "too_many_requests", message, {"Retry-After": str(int(wait) + 1)})
+
+
+def login_username(body: bytes) -> str | None:
+    """The username a login body names, in lower case as auth compares it (None when it names
+    none: auth refuses it anyway)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    username = parsed.get("username") if isinstance(parsed, dict) else None
+    return username[:64].lower() if isinstance(username, str) and username else None
 
 
 @router.get("/openapi.json", include_in_schema=False)
@@ -84,9 +192,9 @@ async def orders_page_route(request: Request, service: Annotated[Service, Depend
     part whose service is down is null and named in `unavailable`, the page still answers 200."""
     keys: Keys = service.state["keys"]
     try:
-        identity = await keys.identity(request.headers.get("authorization"))
+        identity = await keys.identity(request.headers.get("authorization"), require_fresh=False)
     except InvalidToken as exc:
-        return error_response(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
+        return token_error(exc)
     return JsonResponse(await orders_page(service, identity))
 
 
@@ -100,26 +208,46 @@ async def gateway(request: Request, service: Annotated[Service, Depends(service_
     identity: Identity | None = None
     if route.access is not Access.PUBLIC:
         keys: Keys = service.state["keys"]
+        # A read may go on the token's signature alone while auth is briefly away; a write or an
+        # admin route needs to know the token still stands (503 otherwise).
+        require_fresh = request.method not in ("GET", "HEAD") or route.access is Access.ADMIN
         try:
-            identity = await keys.identity(request.headers.get("authorization"))
+            identity = await keys.identity(request.headers.get("authorization"), require_fresh)
         except InvalidToken as exc:
-            return error_response(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
+            return token_error(exc)
+        except RevocationUnknown:
+            return revocation_unknown()
         if route.access is Access.ADMIN and not identity.is_admin:
             return error_response(403, "forbidden", "This needs the admin role.")
-    if route.template == "/api/v1/auth/login":
-        limiter: RateLimiter = service.state["login_limiter"]
-        allowed, wait = limiter.allow(client_key(request))
+    client = client_key(request)
+    if route.template == REGISTER_PATH:
+        register_limiter: RateLimiter = service.state["register_limiter"]
+        allowed, wait = register_limiter.allow(client)
         if not allowed:
-            return error_response(
-                429,
-                "too_many_requests",
-                "Too many login attempts, slow down.",
-                {"Retry-After": str(int(wait) + 1)},
-            )
+            return too_many(wait, "Too many registrations from this address, slow down.")
+    if route.template == LOGIN_PATH:
+        limiter: RateLimiter = service.state["login_limiter"]
+        allowed, wait = limiter.allow(client)
+        if not allowed:
+            return too_many(wait, "Too many login attempts, slow down.")
     body = await read_body(request)
     if body is None:
         return error_response(413, "payload_too_large", "The request body is too large.")
     intake: OrderIntake | None = service.state.get("order_intake")
     if intake is not None and identity is not None and route.template == ORDER_CREATE_PATH:
         return await intake.accept(identity, body, request.headers.get("idempotency-key"))
-    return await forward(service.http, route.service, request, body, identity)
+    username = login_username(body) if route.template == LOGIN_PATH else None
+    if username is None:
+        return await forward(service.http, route.service, request, body, identity)
+    guard: LoginGuard = service.state["login_guard"]
+    wait = guard.wait(username, client)
+    if wait > 0:
+        return too_many(wait, "Too many failed logins for this account, try again later.")
+    # Counted as a failure until auth says otherwise, so concurrent guesses cannot slip past the limit.
+    attempt = guard.failed(username, client)
+    answer = await forward(service.http, route.service, request, body, identity)
+    if answer.status_code == 200:
+        guard.succeeded(username, client, attempt)
+    elif answer.status_code != 401:
+        guard.forget(username, client, attempt)
+    return answer

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sandwich.platform.app import Service
 from sandwich.platform.settings import Flow, get_settings
 from sandwich.services.gateway.api import Keys, router
-from sandwich.services.gateway.domain import RateLimiter
+from sandwich.services.gateway.domain import LoginGuard, RateLimiter
 from sandwich.services.gateway.intake import BROKER_ACK_SECONDS, OrderIntake
 
 
@@ -25,7 +25,14 @@ def create_app() -> FastAPI:
     )
     keys = Keys(service)
     service.state["keys"] = keys
-    service.state["login_limiter"] = RateLimiter(service.settings.login_rate_per_minute)
+    settings = service.settings
+    service.state["login_limiter"] = RateLimiter(settings.login_rate_per_minute)
+    service.state["register_limiter"] = RateLimiter(settings.register_rate_per_minute)
+    service.state["login_guard"] = LoginGuard(
+        settings.login_failures_per_client,
+        settings.login_failures_per_account,
+        settings.login_failure_window_seconds,
+    )
     service.state["order_intake"] = OrderIntake(service) if takes_orders else None
 
     async def load_keys_until_ready() -> None:
