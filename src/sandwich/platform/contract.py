@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandwich.platform.validation import Text
+
 MAX_QUANTITY = 50
 MAX_LINES = 20
 
@@ -18,7 +20,7 @@ class LineIn(BaseModel):
     """A line as a client sends it; a `name` or `price` it sends is accepted and ignored (the menu decides)."""
 
     model_config = ConfigDict(extra="forbid")
-    menu_item_id: str = Field(min_length=1, max_length=64)
+    menu_item_id: Text = Field(min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
     name: str | None = Field(default=None, description="ignored: the menu names the item")
     price: int | None = Field(default=None, description="ignored: the price comes from the menu")
@@ -26,9 +28,9 @@ class LineIn(BaseModel):
 
 class DeliveryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    address: str = Field(min_length=1, max_length=300)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    address: Text = Field(min_length=1, max_length=300)
+    lat: float = Field(ge=-90, le=90, strict=True)
+    lon: float = Field(ge=-180, le=180, strict=True)
 
 
 class OrderIn(BaseModel):

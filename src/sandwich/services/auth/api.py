@@ -12,7 +12,7 @@ import uuid
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from pwdlib import PasswordHash
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -22,6 +22,7 @@ from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity, admin_identity
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.tokens import SigningKey, issue_token
+from sandwich.platform.validation import Text
 from sandwich.services.auth import storage
 from sandwich.services.auth.domain import USERNAME_PATTERN, InvalidRoles, normalized_roles, password_problem
 
@@ -35,10 +36,10 @@ _DUMMY_HASH = hasher.hash("not-a-real-password")
 class Registration(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN.pattern)
-    password: str = Field(min_length=1, max_length=256)
+    password: Text = Field(min_length=1, max_length=256)
     email: EmailStr
-    phone: str | None = Field(default=None, max_length=32)
-    full_name: str | None = Field(default=None, max_length=200)
+    phone: Text | None = Field(default=None, max_length=32)
+    full_name: Text | None = Field(default=None, max_length=200)
 
 
 class Registered(BaseModel):
@@ -48,8 +49,8 @@ class Registered(BaseModel):
 
 class Login(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
+    username: Text = Field(min_length=1, max_length=64)
+    password: Text = Field(min_length=1, max_length=256)
 
 
 class TokenOut(BaseModel):
@@ -60,8 +61,8 @@ class TokenOut(BaseModel):
 
 class RolesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    roles: list[str] = Field(max_length=4)
-    food_point_id: str | None = Field(default=None, max_length=64)
+    roles: list[Annotated[Text, Field(max_length=32)]] = Field(max_length=4)
+    food_point_id: Text | None = Field(default=None, max_length=64)
 
 
 class RolesOut(BaseModel):
@@ -165,7 +166,7 @@ async def jwks(service: Annotated[Service, Depends(service_of)]) -> dict[str, An
 
 @router.put("/api/v1/admin/users/{username}/roles", response_model=RolesOut)
 async def put_roles(
-    username: str,
+    username: Annotated[Text, Path(max_length=64)],
     body: RolesIn,
     _: Annotated[Identity, Depends(admin_identity)],
     service: Annotated[Service, Depends(service_of)],

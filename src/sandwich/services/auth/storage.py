@@ -57,8 +57,11 @@ async def delete_credential(conn: Connection, user_id: str) -> None:
 
 
 async def credential_by_username(conn: Connection, username: str) -> Credential | None:
+    """The credential of `username` compared without letter case (`ALICE` finds `alice`)."""
     row = (
-        await conn.execute(text(f"SELECT {_COLUMNS} FROM credentials WHERE username = :u"), {"u": username})
+        await conn.execute(
+            text(f"SELECT {_COLUMNS} FROM credentials WHERE lower(username) = lower(:u)"), {"u": username}
+        )
     ).one_or_none()
     if row is None:
         return None
@@ -72,7 +75,7 @@ async def set_roles(
         await conn.execute(
             text(
                 "UPDATE credentials SET roles = :roles, food_point_id = :fp, "
-                "token_version = token_version + 1 WHERE username = :u "
+                "token_version = token_version + 1 WHERE lower(username) = lower(:u) "
                 f"RETURNING {_COLUMNS}"
             ),
             {"u": username, "roles": roles, "fp": food_point_id},

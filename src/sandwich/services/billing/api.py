@@ -20,6 +20,7 @@ from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.observability import FAULT_DELAY
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.sql import Connection
+from sandwich.platform.validation import Text
 from sandwich.services.billing import storage
 from sandwich.services.billing.domain import MAX_DEPOSIT, MAX_OPERATION, OperationKind
 
@@ -54,7 +55,7 @@ class Operate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     user_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
-    username: str | None = None
+    username: Text | None = Field(default=None, max_length=64)
     kind: Literal["payment", "refund"]
     amount: int = Field(ge=1, le=MAX_OPERATION, strict=True)
     order_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
@@ -222,7 +223,7 @@ async def refund_order(
 class NewAccount(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
-    username: str = Field(min_length=1, max_length=64)
+    username: Text = Field(min_length=1, max_length=64)
 
 
 @router.post("/internal/v1/accounts", response_model=AccountOut, include_in_schema=False)

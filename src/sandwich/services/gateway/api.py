@@ -21,6 +21,7 @@ from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.tokens import InvalidToken, TokenVerifier
+from sandwich.services.gateway import domain
 from sandwich.services.gateway.domain import (
     Access,
     LoginGuard,
@@ -145,6 +146,22 @@ class Keys:
         return Identity(str(claims["sub"]), username, frozenset(map(str, roles)), claims.get("food_point_id"))
 
 
+# Paths the gateway answers itself (not in the route table), with their methods.
+OWN_ROUTES: dict[str, frozenset[str]] = {
+    "/openapi.json": frozenset({"GET"}),
+    "/api/v1/pages/orders": frozenset({"GET"}),
+}
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods the gateway serves on `path`, for the `Allow` header of a 405."""
+    methods: set[str] = set(OWN_ROUTES.get(path, ()))
+    for route in domain.ROUTES:
+        if route.pattern.match(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def client_key(request: Request) -> str:
     """The client's address: the connection's peer, or, when the peer is one of
     SANDWICH_TRUSTED_PROXIES, the right-most untrusted X-Forwarded-For address (the ASGI server
@@ -201,10 +218,17 @@ async def orders_page_route(request: Request, service: Annotated[Service, Depend
 @router.api_route("/{path:path}", methods=METHODS, include_in_schema=False)
 async def gateway(request: Request, service: Annotated[Service, Depends(service_of)]) -> Response:
     found, route = match_route(request.method, request.url.path)
+    if request.url.path in OWN_ROUTES:
+        found, route = RouteMatch.WRONG_METHOD, None
     if found is RouteMatch.UNKNOWN:
         return error_response(404, "not_found", "No such endpoint.")
     if found is RouteMatch.WRONG_METHOD or route is None:
-        return error_response(405, "method_not_allowed", "This method is not allowed here.")
+        return error_response(
+            405,
+            "method_not_allowed",
+            "This method is not allowed here.",
+            {"Allow": ", ".join(allowed_methods(request.url.path))},
+        )
     identity: Identity | None = None
     if route.access is not Access.PUBLIC:
         keys: Keys = service.state["keys"]

@@ -43,11 +43,85 @@ GATEWAY_PATHS: dict[str, Any] = {
                         }
                     },
                 },
-                "401": {"description": "No valid bearer token"},
             },
         }
     }
 }
+
+
+ERROR_SCHEMA_NAME = "Error"
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Every answer that is not a success (docs/api.md, Conventions).",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "snake_case, e.g. `invalid_field`"},
+                "message": {"type": "string"},
+            },
+        }
+    },
+}
+_ERROR_DESCRIPTIONS = {
+    "400": "Malformed: the body is not JSON, or a JSON body is missing",
+    "401": "No bearer token, or an expired, wrongly signed or revoked one",
+    "403": "The caller's role does not allow it, or it is not the caller's",
+    "404": "Unknown: nothing has this id (or it is someone else's)",
+    "409": "Conflict: a taken name, an illegal state transition, or an Idempotency-Key reused",
+    "422": "An invalid field (code `invalid_field` or a more specific one)",
+    "429": "Throttled (with `Retry-After`)",
+    "503": "The service behind the route (or one it needs) is unavailable; try again",
+}
+_ROLE_ROUTES = ("/api/v1/kitchen/", "/api/v1/delivery/", "/api/v1/user/{username}")
+
+
+def error_statuses(template: str, method: str, access: Access, operation: dict[str, Any]) -> list[str]:
+    """The error statuses an operation of the route table can answer (docs/api.md's conventions)."""
+    writes = method.upper() in ("POST", "PUT", "PATCH", "DELETE")
+    statuses = {"503"}
+    if access is not Access.PUBLIC or template == "/api/v1/auth/login":
+        statuses.add("401")
+    if access is Access.ADMIN or template.startswith(_ROLE_ROUTES):
+        statuses.add("403")
+    if "{" in template:
+        statuses.add("404")
+    if writes and template != "/api/v1/auth/login":
+        statuses.add("409")
+    if writes or operation.get("parameters") or operation.get("requestBody"):
+        statuses.add("422")
+    if operation.get("requestBody"):
+        statuses.add("400")
+    if template in ("/api/v1/auth/login", "/api/v1/auth/register"):
+        statuses.add("429")
+    return sorted(statuses)
+
+
+def with_error_answers(
+    template: str, method: str, access: Access, operation: dict[str, Any]
+) -> dict[str, Any]:
+    """The operation with its error answers documented in the contract's shape, FastAPI's own 422
+    (`{"detail": ...}`, which no service answers) replaced."""
+    responses = dict(operation.get("responses", {}))
+    for status in error_statuses(template, method, access, operation):
+        responses[status] = {
+            "description": _ERROR_DESCRIPTIONS[status],
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}}
+            },
+        }
+    return {**operation, "responses": responses}
+
+
+def _drop_fastapi_validation_schemas(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """FastAPI's `HTTPValidationError`/`ValidationError` schemas, which no operation refers to once
+    its 422 is the contract's error."""
+    used = orjson.dumps(paths).decode()
+    for name in [n for n in schemas if n.endswith(("_HTTPValidationError", "_ValidationError"))]:
+        if f'/{name}"' not in used:
+            del schemas[name]
 
 
 def _prefixed(document: dict[str, Any], service: str) -> dict[str, Any]:
@@ -86,8 +160,15 @@ async def public_openapi(service: Service) -> dict[str, Any]:
                     continue
                 if route.access is not Access.PUBLIC:
                     operation["security"] = [{"bearer": []}]
+                operation = with_error_answers(route.template, method, route.access, operation)
                 paths.setdefault(route.template, {})[method.lower()] = operation
-    paths.update(GATEWAY_PATHS)
+    for template, operations in GATEWAY_PATHS.items():
+        for method, operation in operations.items():
+            paths.setdefault(template, {})[method] = with_error_answers(
+                template, method, Access.USER, operation
+            )
+    _drop_fastapi_validation_schemas(paths, schemas)
+    schemas[ERROR_SCHEMA_NAME] = ERROR_SCHEMA
     result = {
         "openapi": "3.1.0",
         "info": {"title": "sandwich public API", "version": "1.0.0"},

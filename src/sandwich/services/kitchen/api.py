@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from sandwich.platform.app import Service, service_of
@@ -20,6 +20,7 @@ from sandwich.platform.errors import ApiError
 from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity, admin_identity, identity_of, require_role
 from sandwich.platform.responses import JsonResponse
+from sandwich.platform.validation import Text
 from sandwich.services.kitchen import storage
 from sandwich.services.kitchen.assigner import Assigner
 from sandwich.services.kitchen.domain import (
@@ -58,20 +59,20 @@ async def context_of(service: Annotated[Service, Depends(service_of)]) -> Kitche
 
 class FoodPointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
-    address: str = Field(min_length=1, max_length=MAX_ADDRESS_LENGTH)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    name: Text = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    address: Text = Field(min_length=1, max_length=MAX_ADDRESS_LENGTH)
+    lat: float = Field(ge=-90, le=90, strict=True)
+    lon: float = Field(ge=-180, le=180, strict=True)
     capacity: int = Field(ge=0, le=MAX_CAPACITY, strict=True)
     accepts_delivery: StrictBool
 
 
 class FoodPointPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
-    address: str | None = Field(default=None, min_length=1, max_length=MAX_ADDRESS_LENGTH)
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
+    name: Text | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
+    address: Text | None = Field(default=None, min_length=1, max_length=MAX_ADDRESS_LENGTH)
+    lat: float | None = Field(default=None, ge=-90, le=90, strict=True)
+    lon: float | None = Field(default=None, ge=-180, le=180, strict=True)
     capacity: int | None = Field(default=None, ge=0, le=MAX_CAPACITY, strict=True)
     accepts_delivery: StrictBool | None = None
 
@@ -266,7 +267,7 @@ async def patch_food_point(
 @router.put("/api/v1/admin/food-points/{food_point_id}/stock/{ingredient}", response_model=StockOut)
 async def put_stock(
     food_point_id: str,
-    ingredient: str,
+    ingredient: Annotated[Text, Path(max_length=200)],
     body: StockIn,
     _: Annotated[Identity, Depends(admin_identity)],
     ctx: Annotated[KitchenContext, Depends(context_of)],

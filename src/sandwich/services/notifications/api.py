@@ -17,6 +17,7 @@ from sandwich.platform.events import OrderSnapshot
 from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.responses import JsonResponse
+from sandwich.platform.validation import Text
 from sandwich.services.notifications import storage
 from sandwich.services.notifications.domain import kind_for_status
 from sandwich.services.notifications.handlers import Notifier
@@ -55,8 +56,8 @@ class NotificationRequest(BaseModel):
     user_id: uuid.UUID | None = None
     order_id: uuid.UUID | None = None
     kind: Kind | None = None
-    status: str | None = Field(default=None, max_length=64)
-    username: str | None = Field(default=None, max_length=64)
+    status: Text | None = Field(default=None, max_length=64)
+    username: Text | None = Field(default=None, max_length=64)
     total: int | None = Field(default=None, ge=0)
     order: OrderSnapshot | None = None
 

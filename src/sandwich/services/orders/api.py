@@ -16,6 +16,7 @@ from sandwich.platform.events import utcnow
 from sandwich.platform.idempotency import check_key, request_hash
 from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.responses import JsonResponse
+from sandwich.platform.validation import Text
 from sandwich.services.orders import storage
 from sandwich.services.orders.commands import (
     EmptyBasket,
@@ -137,17 +138,17 @@ async def cancel_my_order(
 
 class FoodPointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    food_point_id: str = Field(min_length=1, max_length=64)
+    food_point_id: Text = Field(min_length=1, max_length=64)
 
 
 class CourierIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    courier: str = Field(min_length=1, max_length=64)
+    courier: Text = Field(min_length=1, max_length=64)
 
 
 class ReasonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=200)
 
 
 @router.post("/internal/v1/orders/{order_id}/assign", include_in_schema=False)

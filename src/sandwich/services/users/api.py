@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from sandwich.platform.app import Service, service_of
@@ -12,6 +12,7 @@ from sandwich.platform.errors import ApiError
 from sandwich.platform.events import TOPIC_USER_EVENTS, USER_CREATED, UserCreated
 from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.responses import JsonResponse
+from sandwich.platform.validation import Text
 from sandwich.services.users import storage
 from sandwich.services.users.domain import Profile, may_read_profile
 
@@ -29,17 +30,17 @@ class ProfileOut(BaseModel):
 class NewProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
-    username: str = Field(min_length=1, max_length=64)
+    username: Text = Field(min_length=1, max_length=64)
     email: EmailStr
-    phone: str | None = Field(default=None, max_length=32)
-    full_name: str | None = Field(default=None, max_length=200)
+    phone: Text | None = Field(default=None, max_length=32)
+    full_name: Text | None = Field(default=None, max_length=200)
 
 
 class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: EmailStr
-    phone: str | None = Field(default=None, max_length=32)
-    full_name: str | None = Field(default=None, max_length=200)
+    phone: Text | None = Field(default=None, max_length=32)
+    full_name: Text | None = Field(default=None, max_length=200)
 
 
 @router.post("/api/v1/user", status_code=201, response_model=ProfileOut)
@@ -89,7 +90,7 @@ async def update_my_profile(
 
 @router.get("/api/v1/user/{username}", response_model=ProfileOut)
 async def profile_of(
-    username: str,
+    username: Annotated[Text, Path(max_length=64)],
     identity: Annotated[Identity, Depends(current_identity)],
     service: Annotated[Service, Depends(service_of)],
 ) -> dict[str, str | None]:

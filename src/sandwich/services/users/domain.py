@@ -24,5 +24,6 @@ class Profile:
 
 
 def may_read_profile(caller_username: str, caller_roles: frozenset[str], username: str) -> bool:
-    """A profile is visible to its owner, to admins, and to services (role `service`, never a client's)."""
-    return caller_username == username or bool(caller_roles & {"admin", "service"})
+    """A profile is visible to its owner (usernames compared without letter case), to admins, and to
+    services (role `service`, never a client's)."""
+    return caller_username.lower() == username.lower() or bool(caller_roles & {"admin", "service"})

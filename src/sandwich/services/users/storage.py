@@ -35,8 +35,11 @@ async def insert_profile(conn: Connection, profile: Profile) -> bool:
 
 
 async def profile_by_username(conn: Connection, username: str) -> Profile | None:
+    """The profile of `username` compared without letter case, as auth compares them."""
     row = (
-        await conn.execute(text(f"SELECT {_COLUMNS} FROM profiles WHERE username = :u"), {"u": username})
+        await conn.execute(
+            text(f"SELECT {_COLUMNS} FROM profiles WHERE lower(username) = lower(:u)"), {"u": username}
+        )
     ).one_or_none()
     return _profile(row) if row else None
 
