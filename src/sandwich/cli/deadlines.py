@@ -94,8 +94,12 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
 
 class BodyDeadline:
-    """ASGI middleware for servers without a body deadline of their own (granian): a request body
-    that stops arriving for BODY_IDLE_SECONDS reads as the client's disconnect."""
+    """ASGI middleware for servers without a body deadline of their own (granian, whose own
+    header-read timeout covers the head): a request body that stalls for BODY_IDLE_SECONDS, or is
+    not complete BODY_TOTAL_SECONDS after the head, is answered 408 and reads as the client's
+    disconnect to the app (whose own answer, and the error it raises reading on, are dropped).
+    Only the body is timed: once it is complete, `receive` is the server's own (an event stream
+    waits on it for the client's disconnect for minutes)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -104,11 +108,51 @@ class BodyDeadline:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + BODY_TOTAL_SECONDS
+        body_done = False
+        started = False
+        timed_out = False
 
         async def receive_in_time() -> Any:
+            nonlocal body_done, timed_out
+            if body_done or timed_out:
+                return await receive() if not timed_out else {"type": "http.disconnect"}
             try:
-                return await asyncio.wait_for(receive(), BODY_IDLE_SECONDS)
+                message = await asyncio.wait_for(
+                    receive(), max(0.0, min(BODY_IDLE_SECONDS, until - loop.time()))
+                )
             except TimeoutError:
+                timed_out = True
+                if not started:
+                    await send_timeout()
                 return {"type": "http.disconnect"}
+            if message.get("type") != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
 
-        await self.app(scope, receive_in_time, send)
+        async def send_timeout() -> None:
+            nonlocal started
+            started = True
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 408,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+                }
+            )
+            await send({"type": "http.response.body", "body": _TIMEOUT_BODY})
+
+        async def send_unless_timed_out(message: Any) -> None:
+            nonlocal started
+            if timed_out:
+                return
+            if message.get("type") == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive_in_time, send_unless_timed_out)
+        except Exception:
+            if not timed_out:
+                raise

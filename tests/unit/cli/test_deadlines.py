@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from sandwich.cli import deadlines
 from sandwich.cli.deadlines import DeadlineHttpToolsProtocol
 
 pytestmark = pytest.mark.unit
@@ -106,3 +107,57 @@ async def test_a_prompt_client_keeps_its_connection_for_the_next_request(server:
         assert answer.startswith(b"HTTP/1.1 200")
         await asyncio.sleep(0.8)  # idle between requests longer than the head deadline: keep-alive's business
     writer.close()
+
+
+async def test_body_deadline_answers_408_for_a_stalled_body_and_drops_the_apps_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(deadlines, "BODY_IDLE_SECONDS", 0.2)
+    sent: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = [{"type": "http.request", "body": b"0123456789", "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)
+        raise AssertionError("never")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def reads_the_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        raise RuntimeError("client disconnected")  # what starlette raises reading on
+
+    began = time.monotonic()
+    await deadlines.BodyDeadline(reads_the_body)({"type": "http"}, receive, send)
+    assert time.monotonic() - began < 1.0
+    assert sent[0]["status"] == 408 and len(sent) == 2
+
+
+async def test_body_deadline_leaves_receive_alone_once_the_body_is_complete(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(deadlines, "BODY_IDLE_SECONDS", 0.1)
+    messages: list[dict[str, Any]] = [
+        {"type": "http.disconnect"},
+        {"type": "http.request", "body": b"", "more_body": False},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(0.3 if len(messages) == 1 else 0)  # the client leaves an event stream later
+        return messages.pop()
+
+    seen: list[str] = []
+
+    async def follows(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append((await receive())["type"])
+        seen.append((await receive())["type"])
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("nothing is sent")
+
+    began = time.monotonic()
+    await deadlines.BodyDeadline(follows)({"type": "http"}, receive, send)
+    assert seen == ["http.request", "http.disconnect"] and time.monotonic() - began >= 0.3

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from sandwich.platform.app import Service, service_of
@@ -254,7 +255,11 @@ async def gateway(request: Request, service: Annotated[Service, Depends(service_
         allowed, wait = limiter.allow(client)
         if not allowed:
             return too_many(wait, "Too many login attempts, slow down.")
-    body = await read_body(request)
+    try:
+        body = await read_body(request)
+    except ClientDisconnect:
+        # Gone, or cut off by the server's body deadline (cli/deadlines.py): nobody reads this.
+        return error_response(408, "request_timeout", "The request came too slowly.")
     if body is None:
         return error_response(413, "payload_too_large", "The request body is too large.")
     intake: OrderIntake | None = service.state.get("order_intake")
