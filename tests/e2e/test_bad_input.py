@@ -19,8 +19,18 @@ pytestmark = pytest.mark.e2e
 NUL = "\u0000"
 
 
+# Tests that run in every flow: in async the gateway's intake judges an order's body by the same
+# model, and orders rejects an order of an unknown item after the 202.
+EVERY_FLOW = {
+    "test_a_nul_in_an_order_is_an_invalid_field",
+    "test_a_menu_item_id_that_is_not_a_uuid_is_unknown",
+}
+
+
 @pytest.fixture(autouse=True)
-def hybrid_only(platform: Platform) -> None:
+def hybrid_only(platform: Platform, request: pytest.FixtureRequest) -> None:
+    if request.function.__name__ in EVERY_FLOW:
+        return
     if platform.flow.value != "hybrid" or platform.broker_kind.value != "nats":
         pytest.skip("bad input is judged by the request models, alike in every flow: run on hybrid only")
 
@@ -82,7 +92,7 @@ async def test_a_menu_item_id_that_is_not_a_uuid_is_unknown(api: Api) -> None:
             },
             headers={"Idempotency-Key": uuid.uuid4().hex},
         )
-        assert refused(answer)["code"] == "unknown_menu_item", item_id
+        await customer.refused(answer, 422, "unknown_menu_item")
 
 
 @pytest.mark.parametrize("lat", ["55.7", True])
