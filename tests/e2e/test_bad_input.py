@@ -5,6 +5,7 @@ models', the same in every flow."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -179,3 +180,18 @@ async def test_a_405_names_the_allowed_methods(api: Api) -> None:
         answer = await customer.call(method, path)
         assert refused(answer, 405)["code"] == "method_not_allowed"
         assert answer.headers["allow"] == allow, (method, path)
+
+
+async def test_registering_one_name_in_two_cases_at_once_takes_one(api: Api) -> None:
+    for _ in range(3):
+        name = f"race{uuid.uuid4().hex[:8]}"
+        answers = await asyncio.gather(
+            *(
+                api.post(
+                    "/api/v1/auth/register",
+                    json={"username": variant, "password": "long-enough-1", "email": f"{name}@example.com"},
+                )
+                for variant in (name, name.upper())
+            )
+        )
+        assert sorted(answer.status_code for answer in answers) == [201, 409], [a.text for a in answers]

@@ -53,7 +53,12 @@ async def create_profile(body: NewProfile, service: Annotated[Service, Depends(s
             if existing.user_id != profile.user_id:
                 raise ApiError(409, "username_taken", "This username is taken.")
             return JsonResponse(existing.public(), status_code=200)
-        await storage.insert_profile(conn, profile)
+        if not await storage.insert_profile(conn, profile):
+            # A concurrent request stored this user id, or a username equal to it but for letter case.
+            stored = await storage.profile_by_id(conn, profile.user_id)
+            if stored is None:
+                raise ApiError(409, "username_taken", "This username is taken.")
+            return JsonResponse(stored.public(), status_code=200)
         if service.settings.uses_broker:
             event = UserCreated(user_id=profile.user_id, username=profile.username, email=profile.email)
             envelope = service.envelope(USER_CREATED, profile.user_id, event.model_dump())

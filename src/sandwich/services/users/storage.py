@@ -17,11 +17,12 @@ def _profile(row: object) -> Profile:
 
 
 async def insert_profile(conn: Connection, profile: Profile) -> bool:
-    """True when the profile was created now; False when this user id already had one."""
+    """True when the profile was created now; False when this user id, or this username letter case
+    aside, already had one (a concurrent request may have stored it a moment ago)."""
     result = await conn.execute(
         text(
             "INSERT INTO profiles (user_id, username, email, phone, full_name) "
-            "VALUES (:user_id, :username, :email, :phone, :full_name) ON CONFLICT (user_id) DO NOTHING"
+            "VALUES (:user_id, :username, :email, :phone, :full_name) ON CONFLICT DO NOTHING"
         ),
         {
             "user_id": uuid.UUID(profile.user_id),
