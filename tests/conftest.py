@@ -4,9 +4,30 @@ started once and shared."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from sandwich.platform.service_auth import ensure_service_keys
+from sandwich.platform.settings import SERVICES
 from tests import engines
+
+
+@pytest.fixture(scope="session", autouse=True)
+def service_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every service's key pair, for the services tests build in-process (tests/credentials.py);
+    the platforms the e2e tests start make their own under their data directory."""
+    folder = tmp_path_factory.mktemp("secrets")
+    ensure_service_keys(folder, SERVICES)
+    previous = os.environ.get("SANDWICH_SECRETS_DIR")
+    os.environ["SANDWICH_SECRETS_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("SANDWICH_SECRETS_DIR", None)
+    else:
+        os.environ["SANDWICH_SECRETS_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from sandwich.cli.supervisor import Platform
+from sandwich.platform.service_auth import CALLER_HEADER, ServiceKeys
 from sandwich.platform.settings import SERVICES
 from tests.e2e.client import Api
 
@@ -42,8 +43,9 @@ async def test_gateway_openapi_describes_the_public_contract(api: Api) -> None:
 
 @pytest.mark.parametrize("service", [s for s in SERVICES if s != "gateway"])
 async def test_each_service_has_its_openapi_document(platform: Platform, service: str) -> None:
+    as_gateway = {CALLER_HEADER: ServiceKeys.load(platform.secrets_dir, "gateway").caller_token(service)}
     async with httpx.AsyncClient(base_url=platform.service_url(service), timeout=10) as client:
-        document = (await client.get("/openapi.json")).json()
+        document = (await client.get("/openapi.json", headers=as_gateway)).json()
     assert document["info"]["title"] == f"sandwich {service}" and document["paths"]
 
 

@@ -38,6 +38,7 @@ from sandwich.cli.serve import SUPERVISOR_PID_ENV
 from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
 from sandwich.platform.embedded.brokers import EmbeddedBrokerError, EmbeddedNats, free_port
 from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
+from sandwich.platform.service_auth import ensure_service_keys
 from sandwich.platform.settings import SERVICES, Broker, Flow, service_url_env
 
 log = logging.getLogger("sandwich.supervisor")
@@ -312,6 +313,7 @@ class Platform:
             self.mail_dir.mkdir(parents=True, exist_ok=True)
             self._start_database()
             self._start_broker_if_needed()
+            ensure_service_keys(self.secrets_dir, self.services)
             self._allocate_ports()
             self._migrate_databases()
             with self._lock:
@@ -461,6 +463,11 @@ class Platform:
         return self.data_dir
 
     @property
+    def secrets_dir(self) -> Path:
+        """The services' keys (platform/service_auth.py): made at the first start, 0600 in 0700."""
+        return Path(self._env.get("SANDWICH_SECRETS_DIR") or self.data_dir / "secrets")
+
+    @property
     def connection_file(self) -> Path:
         return self.data_dir / CONNECTION_FILE
 
@@ -583,6 +590,7 @@ class Platform:
             SANDWICH_SMTP_HOST=LOCALHOST,
             SANDWICH_SMTP_PORT=str(self._procs[MAILSINK].port),
             DATABASE_URL=self._database_url,
+            SANDWICH_SECRETS_DIR=str(self.secrets_dir),
             PYTHONUNBUFFERED="1",
         )
         env[SUPERVISOR_PID_ENV] = str(os.getpid())

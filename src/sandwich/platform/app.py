@@ -29,6 +29,7 @@ from sandwich.platform.inbox import Consumer, EventFilter, idempotent_consumer
 from sandwich.platform.observability import RequestObservabilityMiddleware, configure_logging, traceparent
 from sandwich.platform.outbox import Committed, OutboxRelay, add_event
 from sandwich.platform.responses import JsonResponse
+from sandwich.platform.service_auth import GATEWAY, RequireCaller, ServiceKeys
 from sandwich.platform.settings import Settings, get_settings
 
 log = structlog.get_logger("app")
@@ -73,7 +74,10 @@ class Service:
         self.settings = settings or get_settings()
         self.migrations = migrations
         self.db: Database | None = Database(self.settings, name) if migrations else None
-        self.http = ServiceClient(self.settings)
+        # This service's key and every service's public key: it proves itself with the first, checks
+        # its callers (and the gateway's user assertions) with the others.
+        self.keys = ServiceKeys.load(self.settings.secrets_dir, name)
+        self.http = ServiceClient(self.settings, keys=self.keys)
         self.publishes = publishes
         self.publish_timeout_seconds = publish_timeout_seconds
         self.consumers: list[ConsumerSpec] = []
@@ -287,6 +291,8 @@ class Service:
         install_error_handlers(app)
         for router in (health_router(self), *((events_router(self),) if self.consumers else ()), *routers):
             mount_routes(app, router)
+        if self.name != GATEWAY:  # the gateway is the public entry; everyone else checks its caller
+            app.add_middleware(RequireCaller, keys=self.keys)
         app.add_middleware(RequestObservabilityMiddleware, service=self.name)
         return app
 

@@ -17,7 +17,9 @@ import orjson
 import stamina
 import structlog
 
+from sandwich.platform.identity import USER_HEADER, Identity
 from sandwich.platform.observability import traceparent
+from sandwich.platform.service_auth import CALLER_HEADER, ServiceKeys
 from sandwich.platform.settings import Settings
 
 log = structlog.get_logger("http")
@@ -87,8 +89,10 @@ followers from running the process out of file descriptors)."""
 class ServiceClient:
     """Calls other services by name; base URLs come from settings (SANDWICH_URL_<SERVICE>)."""
 
-    def __init__(self, settings: Settings, *, retry_attempts: int = 3):
+    def __init__(self, settings: Settings, *, retry_attempts: int = 3, keys: ServiceKeys | None = None):
         self.settings = settings
+        # This service's credential goes with every call (service_auth.py); None only in unit tests.
+        self.keys = keys
         # sock_connect, not connect: aiohttp's `connect` also counts the wait for a pooled
         # connection, so a burst of calls queued behind the pool's limit failed as if the peer were
         # away (and opened its breaker); `total` still bounds the whole call, the wait included.
@@ -119,6 +123,14 @@ class ServiceClient:
             connector = aiohttp.TCPConnector(limit=STREAM_CONNECTIONS, limit_per_host=0, ttl_dns_cache=300)
             self._streams = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
         return self._streams
+
+    def credential(self, service: str) -> dict[str, str]:
+        """The header that proves to `service` that this service calls."""
+        return {CALLER_HEADER: self.keys.caller_token(service)} if self.keys is not None else {}
+
+    def user_headers(self, identity: Identity) -> dict[str, str]:
+        """The user, asserted with this service's key: only the gateway's assertions are believed."""
+        return {USER_HEADER: self.keys.user_assertion(identity)} if self.keys is not None else {}
 
     def breaker(self, service: str) -> CircuitBreaker:
         if service not in self._breakers:
@@ -160,7 +172,7 @@ class ServiceClient:
         attempts = self.retry_attempts if retryable else 1
         breaker = self.breaker(service)
         url = self.base_url(service) + path  # raises ServiceUnavailable when no URL is configured
-        sent_headers = {"traceparent": traceparent(), **(headers or {})}
+        sent_headers = {"traceparent": traceparent(), **self.credential(service), **(headers or {})}
         request_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else None
         try:
             async for attempt in stamina.retry_context(

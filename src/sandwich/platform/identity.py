@@ -1,22 +1,24 @@
-"""Who is calling: set by the gateway from the verified token, read by services from headers.
+"""Who the end user is: asserted by the gateway from the verified token, checked by every service.
 
-Services trust these headers because only the gateway reaches them from outside; the gateway strips
-whatever a client sent under these names before it sets them.
+The gateway sends the user as `X-Sandwich-User`, a short-lived assertion it signs with its own key
+(platform/service_auth.py); a service believes it only when the gateway's signature holds. Headers a
+client could write (X-Username, X-User-Id, X-Roles) mean nothing anywhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi import Request
 
 from sandwich.platform.errors import ApiError
 
-HEADER_USERNAME = "X-Username"
-HEADER_USER_ID = "X-User-Id"
-HEADER_ROLES = "X-Roles"
-HEADER_FOOD_POINT = "X-Food-Point-Id"
-IDENTITY_HEADERS = (HEADER_USERNAME, HEADER_USER_ID, HEADER_ROLES, HEADER_FOOD_POINT)
+USER_HEADER = "X-Sandwich-User"
+
+
+class InvalidCredential(Exception):
+    """A missing, malformed, expired or wrongly signed credential (platform/service_auth.py)."""
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,9 @@ class Identity:
     def is_admin(self) -> bool:
         return "admin" in self.roles
 
-    def headers(self) -> dict[str, str]:
-        headers = {
-            HEADER_USER_ID: self.user_id,
-            HEADER_USERNAME: self.username,
-            HEADER_ROLES: ",".join(sorted(self.roles)),
-        }
-        if self.food_point_id:
-            headers[HEADER_FOOD_POINT] = self.food_point_id
-        return headers
+
+class UserVerifier(Protocol):
+    def verify_user(self, token: str | None) -> Identity: ...
 
 
 async def current_identity(request: Request) -> Identity:
@@ -54,13 +50,14 @@ async def current_identity(request: Request) -> Identity:
 
 
 def identity_of(request: Request) -> Identity:
-    """The caller from the gateway's headers, or 401."""
-    user_id = request.headers.get(HEADER_USER_ID)
-    username = request.headers.get(HEADER_USERNAME)
-    if not user_id or not username:
+    """The user the gateway asserted for this request, or 401."""
+    keys: UserVerifier | None = request.app.state.service.keys
+    if keys is None:
         raise ApiError(401, "unauthorized", "Authentication required.")
-    roles = frozenset(r for r in request.headers.get(HEADER_ROLES, "").split(",") if r)
-    return Identity(user_id, username, roles, request.headers.get(HEADER_FOOD_POINT) or None)
+    try:
+        return keys.verify_user(request.headers.get(USER_HEADER))
+    except InvalidCredential as exc:
+        raise ApiError(401, "unauthorized", "Authentication required.") from exc
 
 
 def require_role(identity: Identity, *roles: str) -> None:

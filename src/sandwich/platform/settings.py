@@ -76,6 +76,12 @@ class Settings:
     port: int = field(default_factory=lambda: int(_env("SANDWICH_PORT", "8080")))
     asgi_server: AsgiServer = field(default_factory=_asgi_server)
     data_dir: Path = field(default_factory=lambda: Path(_env("SANDWICH_DATA_DIR", ".sandwich")).resolve())
+    # Where the services' keys are (services/<name>.key and .pub, platform/service_auth.py).
+    secrets_dir: Path = field(
+        default_factory=lambda: Path(
+            _env("SANDWICH_SECRETS_DIR") or Path(_env("SANDWICH_DATA_DIR", ".sandwich")) / "secrets"
+        ).resolve()
+    )
     # postgresql://user@host:port/anydb: each service uses its own database on that server.
     database_url: str = field(default_factory=lambda: _env("DATABASE_URL"))
     # Prefix of every service database name, so that test runs can share one server.

@@ -31,6 +31,7 @@ from sandwich.services.basket.api import router
 from sandwich.services.basket.domain import MenuEntry, changes
 from sandwich.services.basket.handlers import CONSUMER, handle_order_event
 from sandwich.services.basket.ports import MenuUnavailable
+from tests.credentials import SignedTransport, User
 from tests.integration.scratch import server_url
 
 pytestmark = pytest.mark.integration
@@ -252,15 +253,15 @@ async def api(settings: Settings, database: Database) -> AsyncIterator[tuple[htt
     app = service.create_app(router)
     await service.start()
     try:
-        transport = httpx.ASGITransport(app=app)
+        transport = SignedTransport(app, "basket")
         async with httpx.AsyncClient(transport=transport, base_url="http://basket") as client:
             yield client, menu
     finally:
         await service.stop()
 
 
-def as_user(user_id: str) -> dict[str, str]:
-    return {"X-User-Id": user_id, "X-Username": f"u{user_id[:8]}", "X-Roles": "customer"}
+def as_user(user_id: str) -> User:
+    return User(user_id, f"u{user_id[:8]}", "customer")
 
 
 async def test_put_and_get_the_basket(api: tuple[httpx.AsyncClient, FakeMenu]) -> None:
@@ -284,7 +285,7 @@ async def test_put_and_get_the_basket(api: tuple[httpx.AsyncClient, FakeMenu]) -
     assert got.status_code == 200 and got.json() == expected
     removed = await client.put(f"/api/v1/basket/items/{CLUB}", json={"quantity": 0}, headers=user)
     assert removed.json()["items"] == [expected["items"][1]] and removed.json()["total"] == 39_900
-    internal = await client.get(f"/internal/v1/baskets/{user['X-User-Id']}")
+    internal = await client.get(f"/internal/v1/baskets/{user.user_id}")
     assert internal.json() == {"items": [{"menu_item_id": BLT, "quantity": 1}]}
 
 

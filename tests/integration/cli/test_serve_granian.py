@@ -22,7 +22,9 @@ import pytest
 from sandwich.cli.serve import GRACEFUL_SHUTDOWN_SECONDS
 from sandwich.platform.db import Database, plain_url
 from sandwich.platform.embedded.brokers import free_port
+from sandwich.platform.service_auth import CALLER_HEADER
 from sandwich.platform.settings import Settings
+from tests.credentials import keys_of
 from tests.integration.scratch import server_url
 
 pytestmark = pytest.mark.integration
@@ -89,7 +91,10 @@ def test_a_service_serves_under_granian_and_stops_on_sigterm(
         assert ready.status_code == 200, ready.text
         assert ready.headers["server"] == "granian"
         assert ready.json()["checks"]["database"] is True  # the lifespan ran: migrated, pool open
-        menu = httpx.get(f"http://127.0.0.1:{port}/api/v1/menu", timeout=5.0)
+        anonymous = httpx.get(f"http://127.0.0.1:{port}/api/v1/menu", timeout=5.0)
+        assert anonymous.status_code == 401  # behind the gateway: only services that prove who they are
+        as_gateway = {CALLER_HEADER: keys_of("gateway").caller_token("menu")}
+        menu = httpx.get(f"http://127.0.0.1:{port}/api/v1/menu", headers=as_gateway, timeout=5.0)
         assert menu.status_code == 200 and isinstance(menu.json()["items"], list)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

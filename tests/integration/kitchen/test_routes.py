@@ -19,6 +19,7 @@ from sandwich.platform.settings import Settings
 from sandwich.services.kitchen.api import KitchenContext, router
 from sandwich.services.kitchen.assigner import Assigner
 from sandwich.services.kitchen.handlers import CONSUMER, handle_order_event
+from tests.credentials import SignedTransport, User
 from tests.integration.kitchen.conftest import FakeOrders
 from tests.integration.kitchen.test_assignment import (
     RECIPES,
@@ -33,17 +34,12 @@ pytestmark = pytest.mark.integration
 
 EVENTS = f"/internal/v1/events/{TOPIC_ORDER_EVENTS}"
 
-ADMIN = {"X-User-Id": str(uuid.uuid4()), "X-Username": "root", "X-Roles": "admin"}
-CUSTOMER = {"X-User-Id": str(uuid.uuid4()), "X-Username": "alice", "X-Roles": "customer"}
+ADMIN = User(str(uuid.uuid4()), "root", "admin")
+CUSTOMER = User(str(uuid.uuid4()), "alice", "customer")
 
 
-def cook(food_point_id: str) -> dict[str, str]:
-    return {
-        "X-User-Id": str(uuid.uuid4()),
-        "X-Username": "chef",
-        "X-Roles": "cook",
-        "X-Food-Point-Id": food_point_id,
-    }
+def cook(food_point_id: str) -> User:
+    return User(str(uuid.uuid4()), "chef", "cook", food_point_id=food_point_id)
 
 
 class Kitchen:
@@ -92,7 +88,9 @@ async def kitchen(db: Database, orders: FakeOrders) -> AsyncIterator[Kitchen]:
     service.state["kitchen"] = KitchenContext(service=service, assigner=assigner, orders=orders)
     service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event)  # as app.py: mounts the events route
     app = service.create_app(router)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kitchen") as client:
+    async with httpx.AsyncClient(
+        transport=SignedTransport(app, "kitchen"), base_url="http://kitchen"
+    ) as client:
         yield Kitchen(client, assigner, orders)
     await service.http.close()
 

@@ -14,6 +14,7 @@ from sandwich.services.gateway.api import allowed_methods
 from sandwich.services.gateway.domain import Access
 from sandwich.services.gateway.openapi import ERROR_SCHEMA, error_statuses, with_error_answers
 from sandwich.services.menu.app import create_app as create_menu_app
+from tests.credentials import SignedTransport
 
 pytestmark = pytest.mark.unit
 
@@ -85,8 +86,9 @@ def menu_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
 
 
 async def test_a_services_own_405_keeps_allow_in_the_error_shape(menu_app: FastAPI) -> None:
-    transport = httpx.ASGITransport(app=menu_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://menu") as client:
+    async with httpx.AsyncClient(
+        transport=SignedTransport(menu_app, "menu"), base_url="http://menu"
+    ) as client:
         answer = await client.post("/api/v1/menu")
     assert answer.status_code == 405
     assert answer.headers["allow"] == "GET"

@@ -67,6 +67,10 @@ class FakeClient:
         finally:
             self.in_flight -= 1
 
+    def user_headers(self, identity: Identity) -> dict[str, str]:
+        """Stands in for the gateway's signed assertion: names the user it asserts."""
+        return {"X-Sandwich-User": f"asserted:{identity.user_id}"}
+
 
 async def test_all_parts_answer() -> None:
     client = FakeClient()
@@ -86,7 +90,7 @@ async def test_all_parts_answer() -> None:
         ("menu", "GET", "/api/v1/menu"),
     }
     for _, _, _, headers, timeout in client.calls:
-        assert headers == ALICE.headers()
+        assert headers == {"X-Sandwich-User": f"asserted:{ALICE.user_id}"}
         assert timeout == PART_TIMEOUT_SECONDS
 
 

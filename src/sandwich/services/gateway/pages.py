@@ -60,6 +60,8 @@ class PageClient(Protocol):
         timeout: float | None = None,
     ) -> _Answer: ...
 
+    def user_headers(self, identity: Identity) -> dict[str, str]: ...
+
 
 async def _fetch_part(
     http: PageClient, part: PagePart, headers: dict[str, str], budget: float
@@ -89,7 +91,7 @@ async def assemble_page(
     """All parts fetched in parallel: {<part>: body or null, ..., unavailable: [failed parts, in order]}."""
     if identity is None:
         raise ApiError(401, "unauthorized", "Authentication required.")
-    headers = identity.headers()
+    headers = http.user_headers(identity)
     results = await asyncio.gather(*(_fetch_part(http, part, headers, budget) for part in parts))
     page: dict[str, Any] = {}
     unavailable: list[str] = []

@@ -1,8 +1,8 @@
 """Forwarding a public request to the service that owns it, over the process's aiohttp session
 (event streams over a session of their own: a follower holds its connection for minutes).
 
-Only a chosen set of headers crosses: whatever a client sent as X-Username / X-User-Id / X-Roles is
-dropped because the identity headers are built here from the verified token. Event streams are
+Only a chosen set of headers crosses; the gateway adds its own credential and, for a signed-in user,
+its signed assertion of the verified token's user (platform/service_auth.py). Event streams are
 passed through as they arrive.
 """
 
@@ -36,13 +36,16 @@ async def read_body(request: Request) -> bytes | None:
     return body
 
 
-def upstream_headers(request: Request, identity: Identity | None) -> dict[str, str]:
+def upstream_headers(
+    http: ServiceClient, service: str, request: Request, identity: Identity | None
+) -> dict[str, str]:
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
     headers["traceparent"] = traceparent()
     client = request.client.host if request.client else ""
     headers["X-Forwarded-For"] = client
+    headers.update(http.credential(service))
     if identity is not None:
-        headers.update(identity.headers())
+        headers.update(http.user_headers(identity))
     return headers
 
 
@@ -76,7 +79,7 @@ async def forward(
                 url,
                 params=request.query_params,
                 data=body or None,
-                headers=upstream_headers(request, identity),
+                headers=upstream_headers(http, service, request, identity),
                 allow_redirects=False,
                 timeout=PROXY_TIMEOUT,
             )

@@ -148,9 +148,7 @@ async def _from_write_side(
 ) -> dict[str, Any] | None:
     """The order as orders knows it, or None when it is unknown, not the caller's, or orders is away."""
     try:
-        response = await service.http.request(
-            "orders", "GET", f"/internal/v1/orders/{order_id}", headers=identity.headers()
-        )
+        response = await service.http.request("orders", "GET", f"/internal/v1/orders/{order_id}")
     except (ServiceUnavailable, RuntimeError) as exc:
         log.warning("orders_fallback_unavailable", order_id=str(order_id), error=str(exc))
         return None

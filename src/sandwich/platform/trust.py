@@ -1,0 +1,84 @@
+"""Which service may call which route of which service: one table, for the code (every service's
+credential check, platform/app.py) and, later, for the mesh's AuthorizationPolicies.
+
+Every call a flow makes between services is a row of `INTERNAL_CALLS`; a route that no row names is
+the gateway's to call (the public API it forwards, each service's /openapi.json), and nobody else's.
+Health and metrics answer anyone: probes and Prometheus carry no service credential.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+OPEN_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
+GATEWAY = "gateway"
+EVENTS = "/internal/v1/events/{topic}"
+
+
+@dataclass(frozen=True)
+class Call:
+    """`caller` may send `method path` to `callee` (path templates name their parameters in braces)."""
+
+    caller: str
+    callee: str
+    method: str
+    path: str
+    pattern: re.Pattern[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{[a-z_]+\}", "[^/]+", self.path)
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
+
+    def matches(self, callee: str, method: str, path: str) -> bool:
+        return callee == self.callee and method == self.method and bool(self.pattern.match(path))
+
+
+INTERNAL_CALLS: tuple[Call, ...] = (
+    # registration: auth creates the profile (seeds' path) and, in sync, the account
+    Call("auth", "users", "POST", "/api/v1/user"),
+    Call("auth", "billing", "POST", "/internal/v1/accounts"),
+    # the gateway checks a token's version
+    Call(GATEWAY, "auth", "GET", "/internal/v1/users/{user_id}/token-version"),
+    # pricing and baskets
+    Call("orders", "menu", "GET", "/internal/v1/menu/items"),
+    Call("kitchen", "menu", "GET", "/internal/v1/menu/items"),
+    Call("basket", "menu", "GET", "/internal/v1/menu/items"),
+    Call("orders", "basket", "GET", "/internal/v1/baskets/{user_id}"),
+    # payments and refunds (seeds' operate path)
+    Call("orders", "billing", "POST", "/billing/account/operate"),
+    Call("orders", "billing", "POST", "/internal/v1/orders/{order_id}/refund"),
+    # fulfilment moves the order on the write side
+    Call("kitchen", "orders", "POST", "/internal/v1/orders/{order_id}/assign"),
+    Call("kitchen", "orders", "POST", "/internal/v1/orders/{order_id}/ready"),
+    Call("kitchen", "orders", "POST", "/internal/v1/orders/{order_id}/cancel"),
+    Call("delivery", "orders", "POST", "/internal/v1/orders/{order_id}/take"),
+    Call("delivery", "orders", "POST", "/internal/v1/orders/{order_id}/complete"),
+    Call("delivery", "kitchen", "GET", "/internal/v1/food-points/{food_point_id}"),
+    # the write side's copy of an order, for whoever is ahead of the read model
+    Call("order_info", "orders", "GET", "/internal/v1/orders/{order_id}"),
+    Call("kitchen", "orders", "GET", "/internal/v1/orders/{order_id}"),
+    Call("delivery", "orders", "GET", "/internal/v1/orders/{order_id}"),
+    # contacts for letters
+    Call("notifications", "users", "GET", "/internal/v1/users/{key}"),
+    # the sync flow's pushes (platform/flows.py SUBSCRIBERS): orders' events, users' UserCreated
+    Call("orders", "order_info", "POST", EVENTS),
+    Call("orders", "notifications", "POST", "/api/v1/notification"),
+    Call("orders", "kitchen", "POST", EVENTS),
+    Call("orders", "delivery", "POST", EVENTS),
+    Call("orders", "basket", "POST", EVENTS),
+    Call("users", "billing", "POST", EVENTS),
+)
+
+
+def allowed_callers(callee: str, method: str, path: str) -> frozenset[str]:
+    """Who may send `method path` to `callee`: the rows naming it; else, outside /internal/, the
+    gateway alone."""
+    named = frozenset(c.caller for c in INTERNAL_CALLS if c.matches(callee, method, path))
+    if named or path.startswith("/internal/"):
+        return named
+    return frozenset({GATEWAY})
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS
