@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sandwich.cli.supervisor import Platform
-from tests.e2e.client import Api, wait_for_status
+from tests.e2e.client import Api, eventually, wait_for_status
 from tests.e2e.world import World
 
 pytestmark = pytest.mark.e2e
@@ -106,11 +106,21 @@ async def test_replay_rebuilds_the_same_read_model(
     if api.flow == "sync":
         pytest.skip("the sync flow has no broker: no event stream is retained to replay")
     customer = await api.new_customer(deposit=100_000)
+    settled: dict[str, str] = {}
     for _ in range(3):
         order = await customer.settled(
             await customer.place_order([{"menu_item_id": sandwich_item["id"], "quantity": 1}])
         )
         await customer.seen_in_read_model(order)
+        settled[order["order_id"]] = order["status"]
+
+    async def listed_as_settled() -> bool:
+        # The list is the read model alone: wait until it holds every order at its outcome (a
+        # consumer on Kafka may apply the last event a moment after the order page showed it).
+        items = (await customer.get("/api/v1/orders")).json()["items"]
+        return {o["order_id"]: o["status"] for o in items} == settled
+
+    await eventually(listed_as_settled, timeout=20, interval=0.1)
     before = (await customer.get("/api/v1/orders")).json()
     details_before = [(await customer.get(f"/api/v1/orders/{o['order_id']}")).json() for o in before["items"]]
     result = await asyncio.to_thread(
