@@ -63,7 +63,8 @@ async def test_a_valid_order_is_published_to_orders_create_and_answered_202() ->
     assert body["items"] == [{"menu_item_id": ITEM, "quantity": 2}]
     [(topic, key, value)] = bus.published
     envelope = Envelope.from_bytes(value)
-    assert topic == TOPIC_ORDERS_CREATE and key == body["order_id"] == envelope.key
+    assert topic == TOPIC_ORDERS_CREATE and key == ALICE.user_id  # a customer's requests in order
+    assert envelope.key == body["order_id"]
     assert envelope.type == ORDER_CREATE_REQUESTED and envelope.producer == "gateway"
     assert envelope.payload["user_id"] == ALICE.user_id and envelope.payload["idempotency_key"] == "k-1"
     assert envelope.payload["items"] == [{"menu_item_id": ITEM, "quantity": 2}]

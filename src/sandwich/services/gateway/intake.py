@@ -111,7 +111,9 @@ class OrderIntake:
         request = order_request(identity, body, key)
         envelope = self.service.envelope(ORDER_CREATE_REQUESTED, request.order_id, request.model_dump())
         try:
-            await self._publish(request.order_id, envelope.to_bytes())
+            # Keyed by the customer, not the order: one customer's requests are taken in the order
+            # they were sent, so of two bodies under one Idempotency-Key the first one wins.
+            await self._publish(request.user_id, envelope.to_bytes())
         except (BusUnavailable, TimeoutError) as exc:
             log.warning("order_request_not_published", order_id=request.order_id, error=repr(exc))
             return error_response(
@@ -123,10 +125,8 @@ class OrderIntake:
             )
         return JsonResponse(accepted_answer(request), status_code=202)
 
-    async def _publish(self, order_id: str, value: bytes) -> None:
+    async def _publish(self, key: str, value: bytes) -> None:
         bus = self.service.bus
         if bus is None:
             raise BusUnavailable("the gateway has no broker connection")
-        await asyncio.wait_for(
-            bus.publish(TOPIC_ORDERS_CREATE, order_id, value), self.publish_timeout_seconds
-        )
+        await asyncio.wait_for(bus.publish(TOPIC_ORDERS_CREATE, key, value), self.publish_timeout_seconds)
