@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sandwich.platform.sealing import ensure_sealing_key, token_signing_sealing_key
 from sandwich.platform.service_auth import ensure_service_keys
 from sandwich.platform.settings import SERVICES
 from tests import engines
@@ -17,10 +18,11 @@ from tests import engines
 
 @pytest.fixture(scope="session", autouse=True)
 def service_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Every service's key pair, for the services tests build in-process (tests/credentials.py);
+    """Every service's key pair (and auth's sealing key), for the services tests build in-process (tests/credentials.py);
     the platforms the e2e tests start make their own under their data directory."""
     folder = tmp_path_factory.mktemp("secrets")
     ensure_service_keys(folder, SERVICES)
+    ensure_sealing_key(token_signing_sealing_key(folder))
     previous = os.environ.get("SANDWICH_SECRETS_DIR")
     os.environ["SANDWICH_SECRETS_DIR"] = str(folder)
     yield folder

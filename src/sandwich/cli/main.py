@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate", help="bring the services' databases to their newest schema (DATABASE_URL), then exit"
     )
     migrate.add_argument("services", nargs="*", help="default: every service with a database")
+    migrate.add_argument(
+        "--service-roles",
+        type=Path,
+        metavar="DIR",
+        help="give each service a role of its own that owns its database (passwords in DIR, 0600)",
+    )
     migrate.set_defaults(handler=cmd_migrate)
 
     up = commands.add_parser("up", help="run the whole platform on this machine")
@@ -139,7 +145,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if unknown:
         console.print(f"[red]no migrations for {', '.join(unknown)}[/]")
         return 2
-    migrate_services(names)
+    migrate_services(names, roles_dir=args.service_roles)
     return 0
 
 

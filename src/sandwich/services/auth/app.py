@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from sandwich.platform.app import Service
 from sandwich.platform.errors import ApiError
+from sandwich.platform.sealing import Sealer, token_signing_sealing_key
 from sandwich.services.auth import storage
 from sandwich.services.auth.api import Registration, register_user, router
 
@@ -25,8 +26,10 @@ def create_app() -> FastAPI:
     )
 
     async def load_keys() -> None:
+        """The token signing keys, kept sealed in the database with a key that is not there."""
+        sealer = Sealer.load(token_signing_sealing_key(service.settings.secrets_dir))
         async with service.database.begin() as conn:
-            service.state["signing_keys"] = await storage.ensure_signing_key(conn)
+            service.state["signing_keys"] = await storage.ensure_signing_key(conn, sealer)
 
     async def bootstrap_admin() -> None:
         """Create SANDWICH_ADMIN_USERNAME once; retried in the background until users answers."""

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import text
 
+from sandwich.platform.sealing import Sealer
 from sandwich.platform.sql import Connection
 from sandwich.platform.tokens import SigningKey
 
@@ -98,22 +99,41 @@ async def token_version(conn: Connection, user_id: str) -> int | None:
     return None if row is None else int(row.token_version)
 
 
-async def signing_keys(conn: Connection) -> list[SigningKey]:
+async def signing_keys(conn: Connection, sealer: Sealer) -> list[SigningKey]:
+    """The stored keys, newest first, opened (a key still kept plain, from before sealing, as it is)."""
     rows = (
-        await conn.execute(text("SELECT kid, private_pem FROM signing_keys ORDER BY created_at DESC"))
+        await conn.execute(
+            text("SELECT kid, private_pem, sealed_pem FROM signing_keys ORDER BY created_at DESC")
+        )
     ).all()
-    return [SigningKey(row.kid, bytes(row.private_pem)) for row in rows]
+    return [
+        SigningKey(
+            row.kid,
+            sealer.open(bytes(row.sealed_pem), row.kid)
+            if row.sealed_pem is not None
+            else bytes(row.private_pem),
+        )
+        for row in rows
+    ]
 
 
-async def ensure_signing_key(conn: Connection) -> list[SigningKey]:
-    """The stored keys, newest first; the first start creates one (serialized by a lock)."""
+async def ensure_signing_key(conn: Connection, sealer: Sealer) -> list[SigningKey]:
+    """The stored keys, newest first; the first start creates one, and every start seals a key found
+    plain (serialized by a lock, so two instances starting together make one key)."""
     await conn.execute(text("LOCK TABLE signing_keys IN EXCLUSIVE MODE"))
-    keys = await signing_keys(conn)
+    keys = await signing_keys(conn, sealer)
+    plain = (await conn.execute(text("SELECT kid FROM signing_keys WHERE private_pem IS NOT NULL"))).scalars()
+    for kid in set(plain):
+        key = next(k for k in keys if k.kid == kid)
+        await conn.execute(
+            text("UPDATE signing_keys SET sealed_pem = :sealed, private_pem = NULL WHERE kid = :kid"),
+            {"kid": kid, "sealed": sealer.seal(key.private_pem, kid)},
+        )
     if not keys:
         key = SigningKey.generate()
         await conn.execute(
-            text("INSERT INTO signing_keys (kid, private_pem) VALUES (:kid, :pem)"),
-            {"kid": key.kid, "pem": key.private_pem},
+            text("INSERT INTO signing_keys (kid, sealed_pem) VALUES (:kid, :sealed)"),
+            {"kid": key.kid, "sealed": sealer.seal(key.private_pem, key.kid)},
         )
         keys = [key]
     return keys
