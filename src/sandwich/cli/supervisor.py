@@ -36,6 +36,7 @@ import psutil
 
 from sandwich.cli.serve import SUPERVISOR_PID_ENV
 from sandwich.platform import db_roles
+from sandwich.platform.embedded import nats_access
 from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
 from sandwich.platform.embedded.brokers import EmbeddedBrokerError, EmbeddedNats, free_port
 from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
@@ -196,6 +197,8 @@ class Platform:
         self._procs: dict[str, ManagedProcess] = {}
         self._postgres: EmbeddedPostgres | None = None
         self._database_roles: dict[str, str] = {}
+        # The services that have a user of their own on the embedded broker (none on an external one).
+        self._broker_users: set[str] = set()
         self._broker: EmbeddedNats | EmbeddedApacheKafka | None = None
         # Decided once: a restart of this object must not mistake its own engines for external ones.
         self._external_database_url = self._env.get("DATABASE_URL", "")
@@ -232,7 +235,8 @@ class Platform:
 
     @property
     def database_url(self) -> str:
-        """The server URL every service gets as DATABASE_URL (each uses its own database on it)."""
+        """The server's URL as its administrator (the superuser of the embedded one): what `sandwich
+        migrate` uses, and what services get when they cannot have roles of their own."""
         if not self._database_url:
             raise PlatformError("the platform has no database yet (not started)")
         return self._database_url
@@ -241,6 +245,15 @@ class Platform:
     def nats_url(self) -> str | None:
         """The NATS URL the services get, or None (sync flow, or Kafka configured)."""
         return self._nats_url or None
+
+    @property
+    def nats_admin_url(self) -> str | None:
+        """The NATS URL with the admin's credentials (the embedded server asks every client who it
+        is), for the platform's own tools; the URL as it is for an external server."""
+        if not self._nats_url or not self._broker_users:
+            return self.nats_url
+        password = nats_access.ensure_password(self.secrets_dir, nats_access.ADMIN_USER)
+        return self._nats_url.replace("nats://", f"nats://{nats_access.ADMIN_USER}:{password}@", 1)
 
     @property
     def smtp_address(self) -> tuple[str, int]:
@@ -480,7 +493,7 @@ class Platform:
         broker = self.flow is not Flow.SYNC
         return {
             "database_url": self._database_url,
-            "nats_url": self._nats_url if broker else "",
+            "nats_url": (self.nats_admin_url or "") if broker else "",
             "kafka_bootstrap_servers": self._kafka_bootstrap if broker else "",
             "db_prefix": self._env.get("SANDWICH_DB_PREFIX", "sandwich"),
             "topic_prefix": self._env.get("SANDWICH_TOPIC_PREFIX", ""),
@@ -534,7 +547,15 @@ class Platform:
             return
         began = time.monotonic()
         if self._broker is None:
-            self._broker = EmbeddedApacheKafka() if self.broker_kind is Broker.KAFKA else EmbeddedNats()
+            self._broker = (
+                EmbeddedApacheKafka()
+                if self.broker_kind is Broker.KAFKA
+                else EmbeddedNats(
+                    authorization=nats_access.authorization(
+                        self.secrets_dir, self._env.get("SANDWICH_TOPIC_PREFIX", "")
+                    )
+                )
+            )
         try:
             self._broker.start(self._broker_data_dir)
         except EmbeddedBrokerError as exc:  # a missing Java or Maven, or a broker that did not come up
@@ -545,6 +566,7 @@ class Platform:
             self._kafka_bootstrap = self._broker.bootstrap_servers
         else:
             self._nats_url = self._broker.url
+            self._broker_users = set(nats_access.bus_users())
         address = self._kafka_bootstrap or self._nats_url
         log.info(
             "embedded %s ready in %.2fs at %s", self.broker_kind.value, time.monotonic() - began, address
@@ -604,6 +626,13 @@ class Platform:
             env.pop("NATS_URL", None)
         elif self._nats_url:
             env["NATS_URL"] = self._nats_url
+        env.pop("SANDWICH_BROKER_USER", None)
+        env.pop("SANDWICH_BROKER_PASSWORD_FILE", None)
+        if proc.service_name in self._broker_users:
+            env["SANDWICH_BROKER_USER"] = proc.service_name
+            env["SANDWICH_BROKER_PASSWORD_FILE"] = str(
+                nats_access.password_file(self.secrets_dir, proc.service_name)
+            )
         for name, other in self._procs.items():
             if name in SERVICES:
                 env[service_url_env(name)] = other.url

@@ -87,6 +87,10 @@ class Settings:
     # Prefix of every service database name, so that test runs can share one server.
     db_prefix: str = field(default_factory=lambda: _env("SANDWICH_DB_PREFIX", "sandwich"))
     nats_url: str = field(default_factory=lambda: _env("NATS_URL"))
+    # The broker's user for this service and the 0600 file with its password (a broker that asks who
+    # its clients are: the embedded NATS of `sandwich up`); unset, the client connects as the URL says.
+    broker_user: str = field(default_factory=lambda: _env("SANDWICH_BROKER_USER"))
+    broker_password_file: str = field(default_factory=lambda: _env("SANDWICH_BROKER_PASSWORD_FILE"))
     kafka_bootstrap_servers: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP_SERVERS"))
     # Partitions of every Kafka topic the platform creates (the key, an order id, picks one).
     kafka_partitions: int = field(default_factory=lambda: int(_env("SANDWICH_KAFKA_PARTITIONS", "6")))

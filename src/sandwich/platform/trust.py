@@ -1,5 +1,7 @@
 """Which service may call which route of which service: one table, for the code (every service's
-credential check, platform/app.py) and, later, for the mesh's AuthorizationPolicies.
+credential check, platform/app.py) and, later, for the mesh's AuthorizationPolicies. And which
+service may publish to and consume from which topic: the broker's permissions per service
+(BUS_PUBLISHES, BUS_CONSUMES; platform/embedded/nats_access.py turns them into NATS users).
 
 Every call a flow makes between services is a row of `INTERNAL_CALLS`; a route that no row names is
 the gateway's to call (the public API it forwards, each service's /openapi.json), and nobody else's.
@@ -10,6 +12,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from sandwich.platform.events import (
+    TOPIC_BILLING_PAYMENTS,
+    TOPIC_NOTIFICATIONS_ORDERS,
+    TOPIC_ORDER_EVENTS,
+    TOPIC_ORDERS_CREATE,
+    TOPIC_ORDERS_PENDING,
+    TOPIC_USER_EVENTS,
+)
 
 OPEN_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 GATEWAY = "gateway"
@@ -82,3 +93,35 @@ def allowed_callers(callee: str, method: str, path: str) -> frozenset[str]:
 
 def is_open(path: str) -> bool:
     return path in OPEN_PATHS
+
+
+# -- the broker --------------------------------------------------------------------------------------
+
+BUS_PUBLISHES: dict[str, frozenset[str]] = {
+    GATEWAY: frozenset({TOPIC_ORDERS_CREATE}),
+    "users": frozenset({TOPIC_USER_EVENTS}),
+    "orders": frozenset({TOPIC_ORDER_EVENTS, TOPIC_ORDERS_PENDING, TOPIC_NOTIFICATIONS_ORDERS}),
+    "billing": frozenset({TOPIC_BILLING_PAYMENTS}),
+}
+"""The topics each service publishes to (every flow together): no other service may."""
+
+BUS_CONSUMES: dict[str, frozenset[tuple[str, str]]] = {
+    "billing": frozenset({(TOPIC_USER_EVENTS, "billing"), (TOPIC_ORDERS_PENDING, "billing-payments")}),
+    "orders": frozenset(
+        {(TOPIC_ORDERS_CREATE, "orders-requests"), (TOPIC_BILLING_PAYMENTS, "orders-payments")}
+    ),
+    "order_info": frozenset({(TOPIC_ORDER_EVENTS, "order_info")}),
+    "notifications": frozenset(
+        {(TOPIC_ORDER_EVENTS, "notifications"), (TOPIC_NOTIFICATIONS_ORDERS, "notifications")}
+    ),
+    "basket": frozenset({(TOPIC_ORDER_EVENTS, "basket")}),
+    "kitchen": frozenset({(TOPIC_ORDER_EVENTS, "kitchen")}),
+    "delivery": frozenset({(TOPIC_ORDER_EVENTS, "delivery")}),
+}
+"""(topic, consumer group) each service consumes (every flow together); it may also publish to the
+dead-letter topic of each."""
+
+
+def bus_users() -> list[str]:
+    """The services that use the broker at all."""
+    return sorted(set(BUS_PUBLISHES) | set(BUS_CONSUMES))

@@ -33,6 +33,7 @@ from sandwich.platform import events
 from sandwich.platform.bus.base import dead_letter_topic
 from sandwich.platform.http import Response
 from sandwich.platform.settings import SERVICES, get_settings
+from sandwich.platform.trust import BUS_CONSUMES, BUS_PUBLISHES
 
 pytestmark = pytest.mark.unit
 
@@ -277,6 +278,31 @@ def test_asyncapi_consumers_are_the_ones_the_services_declare(
             service = build_app(name).state.service
             declared |= {(name, spec.topic, spec.consumer) for spec in service.consumers}
         assert sorted(documented - declared) == [], "consumers documented that no service declares"
+
+
+def test_the_brokers_permissions_are_what_the_document_and_the_code_say(
+    asyncapi: dict[str, Any], flow_env: pytest.MonkeyPatch
+) -> None:
+    """platform/trust.py's BUS_PUBLISHES and BUS_CONSUMES become the broker's permissions per service:
+    each must be exactly the document's send operations (dead letters aside) and the consumers the
+    services declare in the broker flows, or a service would be refused what it needs, or allowed
+    what it does not."""
+    documented: dict[str, set[str]] = {}
+    for operation in asyncapi["operations"].values():
+        topic = resolve(asyncapi, operation["channel"])["address"]
+        if operation["action"] != "send" or is_planned(operation) or topic.endswith(".dlq"):
+            continue
+        for tag in operation["tags"]:
+            documented.setdefault(tag["name"], set()).add(topic)
+    assert {name: set(topics) for name, topics in BUS_PUBLISHES.items()} == documented
+    declared: dict[str, set[tuple[str, str]]] = {}
+    for flow in ("hybrid", "async"):
+        get_settings.cache_clear()
+        flow_env.setenv("SANDWICH_FLOW", flow)
+        for name in SERVICES:
+            for spec in build_app(name).state.service.consumers:
+                declared.setdefault(name, set()).add((spec.topic, spec.consumer))
+    assert {name: set(pairs) for name, pairs in BUS_CONSUMES.items()} == declared
 
 
 # --- docs/api.md ------------------------------------------------------------------------------------

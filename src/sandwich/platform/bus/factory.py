@@ -6,6 +6,8 @@ service runs on the embedded NATS of `sandwich up` and on a Kafka cluster in pro
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sandwich.platform.bus.base import EventBus
 from sandwich.platform.settings import Settings
 
@@ -15,6 +17,13 @@ NATS_REQUEST_TIMEOUT_SECONDS = 2.0
 
 class BusNotConfigured(RuntimeError):
     """Neither KAFKA_BOOTSTRAP_SERVERS nor NATS_URL is set, yet the flow needs a broker."""
+
+
+def broker_password(settings: Settings) -> str | None:
+    """The password in SANDWICH_BROKER_PASSWORD_FILE, if one is named."""
+    if not settings.broker_password_file:
+        return None
+    return Path(settings.broker_password_file).read_text().strip()
 
 
 def make_bus(
@@ -46,6 +55,8 @@ def make_bus(
             client_name=client_name,
             topic_prefix=settings.topic_prefix,
             request_timeout_seconds=publish_timeout_seconds or NATS_REQUEST_TIMEOUT_SECONDS,
+            user=settings.broker_user or None,
+            password=broker_password(settings),
         )
     raise BusNotConfigured(
         "no broker configured: set KAFKA_BOOTSTRAP_SERVERS (Kafka) or NATS_URL (NATS JetStream); "

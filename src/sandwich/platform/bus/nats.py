@@ -116,6 +116,11 @@ def _sanitize(name: str) -> str:
     return _INVALID_NAME_CHARS.sub("_", name)
 
 
+def stream_name(topic_prefix: str, topic: str) -> str:
+    """The stream of `topic` under `topic_prefix` (what `NatsBus.stream_name` gives)."""
+    return _sanitize(f"{topic_prefix}{topic}")
+
+
 def _with_dead_letters(topics: list[str]) -> list[str]:
     """The topics plus their dead-letter topics (a dead-letter topic gets none of its own)."""
     result: list[str] = []
@@ -206,6 +211,8 @@ class NatsBus(EventBus):
         start_timeout_seconds: float = 5.0,
         shutdown_grace_seconds: float = 10.0,
         handler_timeout_seconds: float | None = 60.0,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
         if not url:
             raise ValueError("NatsBus needs a server URL, e.g. nats://127.0.0.1:4222")
@@ -220,6 +227,8 @@ class NatsBus(EventBus):
         self.start_timeout_seconds = start_timeout_seconds
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.handler_timeout_seconds = handler_timeout_seconds
+        self.user = user
+        self._password = password
         self._nc: NATS | None = None
         self._js: JetStreamContext | None = None
         self._publisher: PipelinedPublisher | None = None
@@ -249,7 +258,7 @@ class NatsBus(EventBus):
         return [subject, f"{subject}{KIND_SUBJECT}*"]
 
     def stream_name(self, topic: str) -> str:
-        return _sanitize(self.subject(topic))
+        return stream_name(self.topic_prefix, topic)
 
     # -- connection ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -271,9 +280,14 @@ class NatsBus(EventBus):
     async def _connect(self) -> None:
         nc = NATS()
         self._nc = nc
+        # A user of its own, when the server asks for one, with an inbox of its own: the server lets
+        # a service's user receive replies only there (platform/embedded/nats_access.py).
         await nc.connect(
             servers=[self.url],
             name=self.client_name,
+            user=self.user or None,
+            password=self._password if self.user else None,
+            inbox_prefix=f"_INBOX.{self.user}" if self.user else "_INBOX",
             connect_timeout=max(1, round(self.request_timeout_seconds)),
             allow_reconnect=True,
             max_reconnect_attempts=-1,  # reconnect forever, including the first connect

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -33,7 +34,9 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
+
+from sandwich.platform.embedded.postgres_access import write_private
 
 log = logging.getLogger(__name__)
 
@@ -267,10 +270,14 @@ class EmbeddedNats(_ChildBroker):
         host: str = HOST,
         binary: str | None = None,
         ready_timeout: float = 20.0,
+        authorization: dict[str, Any] | None = None,
     ) -> None:
+        """`authorization`: the server's users and their permissions (nats_access.py); without it the
+        server lets anyone in (the bus contract tests' own server)."""
         super().__init__(port=port, host=host, ready_timeout=ready_timeout)
         self._binary = binary
         self._data_dir: Path | None = None
+        self.authorization = authorization
 
     @property
     def url(self) -> str:
@@ -298,6 +305,17 @@ class EmbeddedNats(_ChildBroker):
             time.sleep(down_seconds)
         self.start()
 
+    @property
+    def config_path(self) -> Path:
+        if self._data_dir is None:
+            raise EmbeddedBrokerError("the embedded nats-server has not been started yet")
+        return self._data_dir / "nats-server.conf"
+
     def _command(self) -> list[str]:
         binary = self._binary or _nats_server_binary()
-        return [binary, "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
+        command = [binary, "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
+        if self.authorization is not None:
+            # The configuration holds the users' passwords: owner-only. (JSON is NATS config syntax.)
+            write_private(self.config_path, json.dumps({"authorization": self.authorization}, indent=2))
+            command += ["-c", str(self.config_path)]
+        return command

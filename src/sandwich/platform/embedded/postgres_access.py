@@ -32,10 +32,15 @@ def new_password() -> str:
     return secrets.token_urlsafe(PASSWORD_BYTES)
 
 
+def private_folder(folder: Path) -> Path:
+    """A folder for secrets: made if missing, 0700."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return folder
+
+
 def write_private(path: Path, text: str) -> None:
-    """Write a secret file 0600 (in a 0700 folder), whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
+    """Write a file 0600, whole or not at all."""
     partial = path.with_name(path.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -47,7 +52,9 @@ def write_private(path: Path, text: str) -> None:
 
 
 def write_passfile(path: Path, user: str, password: str, database: str = "*") -> None:
-    """A libpq password file for `user` on any host and port (the port changes between runs)."""
+    """A libpq password file for `user` on any host and port (the port changes between runs), 0600
+    in a 0700 folder."""
+    private_folder(path.parent)
     write_private(path, f"*:*:{database}:{user}:{password}\n")
 
 
