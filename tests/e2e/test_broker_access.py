@@ -1,5 +1,5 @@
-"""The embedded NATS asks every client who it is and lets each service do only what its topics need
-(platform/embedded/nats_access.py): tried against the running platform's own broker."""
+"""The embedded brokers ask every client who it is and let each service do only what its topics need
+(platform/embedded/nats_access.py, kafka_access.py): tried against the running platform's own broker."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from nats.aio.client import Client
 
 from sandwich.cli.supervisor import Platform
 from sandwich.platform.bus.nats import stream_name
-from sandwich.platform.embedded import nats_access
+from sandwich.platform.embedded import kafka_access, nats_access
 from sandwich.platform.events import TOPIC_ORDER_EVENTS, TOPIC_ORDERS_CREATE
 
 pytestmark = pytest.mark.e2e
@@ -135,3 +138,87 @@ async def test_a_service_cannot_delete_or_purge_a_stream(
     errors = await violations.wait_for("STREAM.PURGE")
     assert violations.has(f'publish to "$JS.API.STREAM.DELETE.{stream}"'), errors
     assert await _stored(platform, TOPIC_ORDER_EVENTS) is not None, "the stream is still there"
+
+
+# -- Apache Kafka ------------------------------------------------------------------------------------
+
+
+def _kafka(platform: Platform) -> str:
+    if platform.kafka_bootstrap_servers is None:
+        pytest.skip(
+            f"{platform.flow.value} on {platform.broker_kind.value}: no Kafka in this run (printed reason)"
+        )
+    return platform.kafka_bootstrap_servers
+
+
+def _as(platform: Platform, user: str, password: str | None = None) -> dict[str, str]:
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": user,
+        "sasl_plain_password": password or kafka_access.ensure_password(platform.secrets_dir, user),
+    }
+
+
+async def _end_offsets(platform: Platform, topic: str) -> int:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=_kafka(platform), **_as(platform, kafka_access.ADMIN_USER), request_timeout_ms=5000
+    )
+    await consumer.start()
+    try:
+        name = f"{_prefix(platform)}{topic}"
+        assert name in await consumer.topics()
+        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        ends = await consumer.end_offsets(partitions)
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def test_kafka_refuses_a_client_without_the_right_password(platform: Platform) -> None:
+    bootstrap = _kafka(platform)
+    for options in ({}, _as(platform, "kitchen", "not-its-password")):
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=3000, **options)
+        with pytest.raises(KafkaConnectionError):
+            await asyncio.wait_for(producer.start(), 10)
+        await producer.stop()
+
+
+async def test_a_kafka_user_cannot_write_a_topic_it_does_not_own(platform: Platform) -> None:
+    bootstrap = _kafka(platform)
+    before = await _end_offsets(platform, TOPIC_ORDER_EVENTS)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, request_timeout_ms=5000, **_as(platform, "kitchen")
+    )
+    await producer.start()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await producer.send_and_wait(f"{_prefix(platform)}{TOPIC_ORDER_EVENTS}", b'{"forged": true}')
+    finally:
+        await producer.stop()
+    assert await _end_offsets(platform, TOPIC_ORDER_EVENTS) == before, "a refused record must not be stored"
+
+
+async def test_a_kafka_user_cannot_read_a_topic_it_does_not_consume_or_delete_one(platform: Platform) -> None:
+    bootstrap = _kafka(platform)
+    consumer = AIOKafkaConsumer(
+        f"{_prefix(platform)}{TOPIC_ORDERS_CREATE}",
+        bootstrap_servers=bootstrap,
+        group_id=f"{_prefix(platform)}kitchen",
+        auto_offset_reset="earliest",
+        **_as(platform, "kitchen"),
+    )
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await consumer.start()
+            await consumer.getmany(timeout_ms=5000)
+    finally:
+        await consumer.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **_as(platform, "kitchen"))
+    await admin.start()
+    try:
+        answer = await admin.delete_topics([f"{_prefix(platform)}{TOPIC_ORDER_EVENTS}"])
+        codes = [code for _topic, code, *_rest in answer.topic_error_codes]
+        assert codes == [TopicAuthorizationFailedError.errno], answer
+    finally:
+        await admin.close()

@@ -50,6 +50,8 @@ def settings_from_data_dir(data_dir: Path) -> Settings:
         kafka_bootstrap_servers=info.get("kafka_bootstrap_servers") or "",
         db_prefix=info.get("db_prefix", "sandwich"),
         topic_prefix=info.get("topic_prefix") or "",
+        broker_user=info.get("broker_user") or "",
+        broker_password_file=info.get("broker_password_file") or "",
         data_dir=data_dir,
     )
 

@@ -36,17 +36,19 @@ import psutil
 
 from sandwich.cli.serve import SUPERVISOR_PID_ENV
 from sandwich.platform import db_roles
-from sandwich.platform.embedded import nats_access
+from sandwich.platform.embedded import kafka_access, nats_access
 from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
 from sandwich.platform.embedded.brokers import EmbeddedBrokerError, EmbeddedNats, free_port
 from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
 from sandwich.platform.sealing import ensure_sealing_key, token_signing_sealing_key
 from sandwich.platform.service_auth import ensure_service_keys
 from sandwich.platform.settings import SERVICES, Broker, Flow, service_url_env
+from sandwich.platform.trust import bus_users
 
 log = logging.getLogger("sandwich.supervisor")
 
 MAILSINK = "mailsink"
+ADMIN_BROKER_USER = nats_access.ADMIN_USER
 LOCALHOST = "127.0.0.1"
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 
@@ -246,14 +248,26 @@ class Platform:
         """The NATS URL the services get, or None (sync flow, or Kafka configured)."""
         return self._nats_url or None
 
+    def _broker_password_file(self, user: str) -> Path:
+        access = kafka_access if self.broker_kind is Broker.KAFKA else nats_access
+        return access.password_file(self.secrets_dir, user)
+
+    @property
+    def broker_admin(self) -> tuple[str, Path] | None:
+        """The embedded broker's admin user and its password file (None for an external broker,
+        whose clients connect as its URL says)."""
+        if not self._broker_users:
+            return None
+        return ADMIN_BROKER_USER, self._broker_password_file(ADMIN_BROKER_USER)
+
     @property
     def nats_admin_url(self) -> str | None:
         """The NATS URL with the admin's credentials (the embedded server asks every client who it
         is), for the platform's own tools; the URL as it is for an external server."""
         if not self._nats_url or not self._broker_users:
             return self.nats_url
-        password = nats_access.ensure_password(self.secrets_dir, nats_access.ADMIN_USER)
-        return self._nats_url.replace("nats://", f"nats://{nats_access.ADMIN_USER}:{password}@", 1)
+        password = nats_access.ensure_password(self.secrets_dir, ADMIN_BROKER_USER)
+        return self._nats_url.replace("nats://", f"nats://{ADMIN_BROKER_USER}:{password}@", 1)
 
     @property
     def smtp_address(self) -> tuple[str, int]:
@@ -493,12 +507,15 @@ class Platform:
         broker = self.flow is not Flow.SYNC
         return {
             "database_url": self._database_url,
-            "nats_url": (self.nats_admin_url or "") if broker else "",
+            "nats_url": self._nats_url if broker else "",
             "kafka_bootstrap_servers": self._kafka_bootstrap if broker else "",
             "db_prefix": self._env.get("SANDWICH_DB_PREFIX", "sandwich"),
             "topic_prefix": self._env.get("SANDWICH_TOPIC_PREFIX", ""),
             "gateway_url": self.gateway_url,
             "flow": self.flow.value,
+            # The broker's admin, for the platform's own tools (replay): a password file, 0600.
+            "broker_user": self.broker_admin[0] if broker and self.broker_admin else "",
+            "broker_password_file": str(self.broker_admin[1]) if broker and self.broker_admin else "",
         }
 
     def _write_connection_file(self) -> None:
@@ -546,27 +563,30 @@ class Platform:
             log.info("using the broker from the environment")
             return
         began = time.monotonic()
+        prefix = self._env.get("SANDWICH_TOPIC_PREFIX", "")
         if self._broker is None:
             self._broker = (
-                EmbeddedApacheKafka()
-                if self.broker_kind is Broker.KAFKA
-                else EmbeddedNats(
-                    authorization=nats_access.authorization(
-                        self.secrets_dir, self._env.get("SANDWICH_TOPIC_PREFIX", "")
-                    )
+                EmbeddedApacheKafka(
+                    users=kafka_access.users(self.secrets_dir), admin_user=kafka_access.ADMIN_USER
                 )
+                if self.broker_kind is Broker.KAFKA
+                else EmbeddedNats(authorization=nats_access.authorization(self.secrets_dir, prefix))
             )
         try:
             self._broker.start(self._broker_data_dir)
+            if isinstance(self._broker, EmbeddedApacheKafka):
+                admin_password = kafka_access.ensure_password(self.secrets_dir, kafka_access.ADMIN_USER)
+                granted = kafka_access.grant_in_thread(self._broker.bootstrap_servers, admin_password, prefix)
+                log.info("kafka ACLs in place: %d", granted)
         except EmbeddedBrokerError as exc:  # a missing Java or Maven, or a broker that did not come up
             raise PlatformStartError(
                 f"the embedded {self.broker_kind.value} broker did not start: {exc}"
             ) from exc
+        self._broker_users = set(bus_users())
         if isinstance(self._broker, EmbeddedApacheKafka):
             self._kafka_bootstrap = self._broker.bootstrap_servers
         else:
             self._nats_url = self._broker.url
-            self._broker_users = set(nats_access.bus_users())
         address = self._kafka_bootstrap or self._nats_url
         log.info(
             "embedded %s ready in %.2fs at %s", self.broker_kind.value, time.monotonic() - began, address
@@ -630,9 +650,7 @@ class Platform:
         env.pop("SANDWICH_BROKER_PASSWORD_FILE", None)
         if proc.service_name in self._broker_users:
             env["SANDWICH_BROKER_USER"] = proc.service_name
-            env["SANDWICH_BROKER_PASSWORD_FILE"] = str(
-                nats_access.password_file(self.secrets_dir, proc.service_name)
-            )
+            env["SANDWICH_BROKER_PASSWORD_FILE"] = str(self._broker_password_file(proc.service_name))
         for name, other in self._procs.items():
             if name in SERVICES:
                 env[service_url_env(name)] = other.url

@@ -97,6 +97,9 @@ def is_open(path: str) -> bool:
 
 # -- the broker --------------------------------------------------------------------------------------
 
+BROKER_ADMIN = "sandwich-admin"
+"""The embedded broker's user for the platform's own tools (replay, tests): it may do anything."""
+
 BUS_PUBLISHES: dict[str, frozenset[str]] = {
     GATEWAY: frozenset({TOPIC_ORDERS_CREATE}),
     "users": frozenset({TOPIC_USER_EVENTS}),

@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,7 @@ def kafka(kafka_jars: Path, tmp_path: Path) -> Iterator[EmbeddedApacheKafka]:
         broker.stop()
 
 
-def _bus(kafka: EmbeddedApacheKafka, prefix: str, **options: bool) -> KafkaBus:
+def _bus(kafka: EmbeddedApacheKafka, prefix: str, **options: Any) -> KafkaBus:
     return KafkaBus(
         kafka.bootstrap_servers,
         client_name="test-apache-kafka",

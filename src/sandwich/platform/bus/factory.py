@@ -46,6 +46,8 @@ def make_bus(
             topic_prefix=settings.topic_prefix,
             partitions=settings.kafka_partitions,
             publish_timeout_seconds=publish_timeout_seconds or KAFKA_PUBLISH_TIMEOUT_SECONDS,
+            user=settings.broker_user or None,
+            password=broker_password(settings),
         )
     if settings.nats_url:
         from sandwich.platform.bus.nats import NatsBus

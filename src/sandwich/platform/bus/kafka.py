@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -102,7 +103,11 @@ class KafkaBus(EventBus):
         max_poll_records: int = 100,
         shutdown_grace_seconds: float = 10.0,
         handler_timeout_seconds: float | None = 60.0,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
+        """`user` and `password`: SASL/PLAIN credentials, for a broker that asks who its clients are
+        (the embedded one of `sandwich up`, platform/embedded/kafka_access.py)."""
         if not bootstrap_servers:
             raise ValueError("KafkaBus needs bootstrap servers, e.g. 127.0.0.1:9092")
         self.bootstrap_servers = bootstrap_servers
@@ -118,6 +123,14 @@ class KafkaBus(EventBus):
         self.max_poll_records = max_poll_records
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.handler_timeout_seconds = handler_timeout_seconds
+        self.security: dict[str, Any] = {}
+        if user:
+            self.security = {
+                "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "PLAIN",
+                "sasl_plain_username": user,
+                "sasl_plain_password": password or "",
+            }
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._producer_lock = asyncio.Lock()
@@ -165,6 +178,7 @@ class KafkaBus(EventBus):
                 return self._producer
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers,
+                **self.security,
                 client_id=self.client_name,
                 acks="all",
                 enable_idempotence=self.enable_idempotence,
@@ -189,6 +203,7 @@ class KafkaBus(EventBus):
             if self._admin is None:
                 admin = AIOKafkaAdminClient(
                     bootstrap_servers=self.bootstrap_servers,
+                    **self.security,
                     client_id=f"{self.client_name}-admin",
                     request_timeout_ms=self._request_timeout_ms,
                 )
@@ -337,6 +352,7 @@ class KafkaBus(EventBus):
             raise BusUnavailable("the Kafka bus is closed")
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
+            **self.security,
             client_id=f"{self.client_name}-read",
             group_id=None,
             enable_auto_commit=False,
@@ -486,6 +502,7 @@ class _KafkaSubscription(Subscription):
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             bootstrap_servers=self.bus.bootstrap_servers,
+            **self.bus.security,
             client_id=f"{self.bus.client_name}-{self.group}",
             group_id=self.bus.group_id(self.group),
             enable_auto_commit=False,

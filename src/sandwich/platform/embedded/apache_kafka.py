@@ -55,6 +55,7 @@ from sandwich.platform.embedded.brokers import (
     _tail,
     free_port,
 )
+from sandwich.platform.secret_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -214,25 +215,52 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
-def metadata_broker_count(host: str, port: int, timeout: float = 2.0) -> int:
-    """Brokers listed in a Metadata answer (v4, the oldest Kafka 4 serves; no topics asked for).
+_CLIENT_ID = b"sandwich-ready"
+
+
+def _exchange(sock: socket.socket, api_key: int, version: int, correlation: int, body: bytes) -> bytes:
+    """One request (header v1: api key, version, correlation id, client id) and its answer's body."""
+    header = struct.pack(">hhih", api_key, version, correlation, len(_CLIENT_ID)) + _CLIENT_ID
+    sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+    answer = _recv_exact(sock, size)
+    (answered,) = struct.unpack_from(">i", answer)
+    if answered != correlation:
+        raise ConnectionError(f"unexpected correlation id {answered}")
+    return answer[4:]
+
+
+def _sasl_plain(sock: socket.socket, user: str, password: str) -> None:
+    """SaslHandshake v1 (PLAIN), then SaslAuthenticate v0 with `\0user\0password`."""
+    mechanism = b"PLAIN"
+    answer = _exchange(sock, 17, 1, 5, struct.pack(">h", len(mechanism)) + mechanism)
+    (error,) = struct.unpack_from(">h", answer)
+    if error:
+        raise ConnectionError(f"the broker refused SASL/PLAIN (error {error})")
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    answer = _exchange(sock, 36, 0, 6, struct.pack(">i", len(token)) + token)
+    (error,) = struct.unpack_from(">h", answer)
+    if error:
+        raise ConnectionError(f"the broker refused the credentials of {user} (error {error})")
+
+
+def metadata_broker_count(
+    host: str, port: int, timeout: float = 2.0, *, credentials: tuple[str, str] | None = None
+) -> int:
+    """Brokers listed in a Metadata answer (v4, the oldest Kafka 4 serves; no topics asked for),
+    after a SASL/PLAIN login when `credentials` (user, password) are given.
 
     Written out by hand (a dozen bytes) so that readiness needs no event loop: `start()` is called
     from synchronous code and from inside running loops alike.
     """
-    client_id = b"sandwich-ready"
-    # Request header v1 (api_key 3 = Metadata, version 4, correlation id, client id), then the body:
-    # an empty topic array (no topics) and allow_auto_topic_creation = false.
-    body = struct.pack(">hhih", 3, 4, 7, len(client_id)) + client_id + struct.pack(">ib", 0, 0)
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-        answer = _recv_exact(sock, size)
-    # Response header v0 (correlation id), then throttle_time_ms and the broker array's length.
-    correlation, _throttle, brokers = struct.unpack_from(">iii", answer)
-    if correlation != 7:
-        raise ConnectionError(f"unexpected correlation id {correlation}")
+        if credentials is not None:
+            _sasl_plain(sock, *credentials)
+        # An empty topic array (no topics) and allow_auto_topic_creation = false.
+        answer = _exchange(sock, 3, 4, 7, struct.pack(">ib", 0, 0))
+    # throttle_time_ms, then the broker array's length.
+    _throttle, brokers = struct.unpack_from(">ii", answer)
     return int(brokers)
 
 
@@ -255,8 +283,14 @@ class EmbeddedApacheKafka(_ChildBroker):
         auto_create_topics: bool = False,
         config: Mapping[str, str] | None = None,
         cache_dir: Path | None = None,
+        users: Mapping[str, str] | None = None,
+        admin_user: str | None = None,
     ) -> None:
-        """`config` adds or overrides broker properties; `cache_dir` overrides `kafka_cache_dir()`."""
+        """`config` adds or overrides broker properties; `cache_dir` overrides `kafka_cache_dir()`.
+
+        `users` (name -> password) and `admin_user` (one of them): every client logs in (SASL/PLAIN)
+        and may do only what ACLs grant it (StandardAuthorizer), the admin anything; without them
+        the broker lets anyone do anything (the bus contract tests' own broker)."""
         super().__init__(port=port, host=host, ready_timeout=ready_timeout)
         self._controller_port = controller_port
         self.heap_min, self.heap_max = heap_min, heap_max
@@ -265,6 +299,10 @@ class EmbeddedApacheKafka(_ChildBroker):
         self.auto_create_topics = auto_create_topics
         self.extra_config = dict(config or {})
         self.cache_dir = cache_dir
+        self.users = dict(users or {})
+        self.admin_user = admin_user
+        if self.users and admin_user not in self.users:
+            raise ValueError("admin_user must be one of users")
         self._data_dir: Path | None = None
         self._java: str | None = None
         self._lib: Path | None = None
@@ -351,7 +389,7 @@ class EmbeddedApacheKafka(_ChildBroker):
                     f"Apache Kafka exited with code {code} on start:\n{_tail(self._log_path)}"
                 )
             try:
-                if metadata_broker_count(self.host, self.port) > 0:
+                if metadata_broker_count(self.host, self.port, credentials=self.admin_credentials) > 0:
                     log.info("apache kafka answers metadata on %s", self.bootstrap_servers)
                     return
                 last_error = "the broker lists no broker yet"
@@ -363,6 +401,40 @@ class EmbeddedApacheKafka(_ChildBroker):
             f"Apache Kafka on port {self.port} did not answer a Metadata request within "
             f"{self.ready_timeout}s ({last_error}):\n{_tail(self._log_path)}"
         )
+
+    @property
+    def admin_credentials(self) -> tuple[str, str] | None:
+        if not self.users or self.admin_user is None:
+            return None
+        return self.admin_user, self.users[self.admin_user]
+
+    def _sasl_properties(self) -> dict[str, str]:
+        """Both listeners ask for SASL/PLAIN; the broker talks to itself (and to its controller) as
+        the admin, the one super user; anyone else may do what the ACLs say."""
+        assert self.admin_credentials is not None
+        admin, password = self.admin_credentials
+
+        def jaas(users: Mapping[str, str]) -> str:
+            known = " ".join(f'user_{name}="{secret}"' for name, secret in sorted(users.items()))
+            return (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{admin}" password="{password}" {known};'
+            )
+
+        return {
+            "listeners": f"BROKER://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"BROKER://{self.host}:{self.port}",
+            "inter.broker.listener.name": "BROKER",
+            "listener.security.protocol.map": "BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.broker.plain.sasl.jaas.config": jaas(self.users),
+            "listener.name.controller.plain.sasl.jaas.config": jaas({admin: password}),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{admin}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
 
     # -- files ------------------------------------------------------------------------------------
     def _properties(self) -> dict[str, str]:
@@ -393,13 +465,19 @@ class EmbeddedApacheKafka(_ChildBroker):
             "num.network.threads": "2",
             "num.io.threads": "4",
         }
+        if self.users:
+            props.update(self._sasl_properties())
         props.update(self.extra_config)
         return props
 
     def _write_config(self) -> None:
         lines = [f"{key}={value}" for key, value in self._properties().items()]
-        (self.kafka_dir / "server.properties").write_text(
-            "# Written by sandwich.platform.embedded.apache_kafka on every start.\n" + "\n".join(lines) + "\n"
+        # Owner-only: with users, it holds their passwords.
+        write_private(
+            self.kafka_dir / "server.properties",
+            "# Written by sandwich.platform.embedded.apache_kafka on every start.\n"
+            + "\n".join(lines)
+            + "\n",
         )
         assert self._data_dir is not None
         log_file = self._data_dir / "apache-kafka.log"

@@ -36,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from sandwich.platform.embedded.postgres_access import write_private
+from sandwich.platform.secret_files import write_private
 
 log = logging.getLogger(__name__)
 

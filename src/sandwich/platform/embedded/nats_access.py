@@ -24,10 +24,10 @@ from typing import Any
 
 from sandwich.platform.bus.base import dead_letter_topic
 from sandwich.platform.bus.nats import DELIVER_PREFIX, KIND_SUBJECT, PUSH_SUFFIX, stream_name
-from sandwich.platform.embedded.postgres_access import new_password, private_folder, write_private
-from sandwich.platform.trust import BUS_CONSUMES, BUS_PUBLISHES, bus_users
+from sandwich.platform.secret_files import ensure_password_file
+from sandwich.platform.trust import BROKER_ADMIN, BUS_CONSUMES, BUS_PUBLISHES, bus_users
 
-ADMIN_USER = "sandwich-admin"
+ADMIN_USER = BROKER_ADMIN
 INBOX_ROOT = "_INBOX"
 
 
@@ -42,16 +42,7 @@ def password_file(secrets_dir: Path, user: str) -> Path:
 
 def ensure_password(secrets_dir: Path, user: str) -> str:
     """The user's password, made (0600) the first time."""
-    path = password_file(secrets_dir, user)
-    try:
-        password = path.read_text().strip()
-    except FileNotFoundError:
-        password = ""
-    if not password:
-        password = new_password()
-        private_folder(path.parent)
-        write_private(path, password + "\n")
-    return password
+    return ensure_password_file(password_file(secrets_dir, user))
 
 
 def permissions(service: str, prefix: str) -> dict[str, Any]:

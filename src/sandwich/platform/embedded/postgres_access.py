@@ -9,10 +9,10 @@ can read the file (its owner alone) can connect.
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sandwich.platform.secret_files import new_password, private_folder, write_private
 
 HBA_MARKER = "# sandwich: a password (scram-sha-256) for every connection"
 """First line of the pg_hba.conf this module writes; a cluster without it still trusts everyone."""
@@ -23,32 +23,6 @@ local   all       all                 scram-sha-256
 host    all       all   127.0.0.1/32  scram-sha-256
 host    all       all   ::1/128       scram-sha-256
 """
-
-PASSWORD_BYTES = 24
-
-
-def new_password() -> str:
-    """A random password made of URL- and passfile-safe characters (no `:` or `\\`)."""
-    return secrets.token_urlsafe(PASSWORD_BYTES)
-
-
-def private_folder(folder: Path) -> Path:
-    """A folder for secrets: made if missing, 0700."""
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
-    return folder
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file 0600, whole or not at all."""
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(partial, path)
 
 
 def write_passfile(path: Path, user: str, password: str, database: str = "*") -> None:
