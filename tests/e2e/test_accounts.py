@@ -6,11 +6,14 @@ import base64
 import json
 import time
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from sandwich.cli.supervisor import Platform
+from sandwich.platform.db import plain_url
+from sandwich.platform.sealing import Sealer, token_signing_sealing_key
 from sandwich.platform.tokens import ISSUER, SigningKey, issue_token
 from tests.e2e.client import Api
 
@@ -88,18 +91,18 @@ def _unsigned_token(claims: dict[str, object], kid: str) -> str:
 
 
 async def _real_signing_key(platform: Platform) -> SigningKey:
-    """The auth service's own key, read from its database: to forge an expired but well-signed token."""
+    """The auth service's own key, read from its database and opened with the sealing key of the
+    platform's secrets (the database alone does not give it away): to forge an expired but
+    well-signed token."""
     prefix = platform._env["SANDWICH_DB_PREFIX"]
-    url = platform.database_url.rsplit("/", 1)[0] + f"/{prefix}_auth"
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(plain_url(platform.database_url, f"{prefix}_auth"))
     try:
-        row = await conn.fetchrow(
-            "SELECT kid, private_pem FROM signing_keys ORDER BY created_at DESC LIMIT 1"
-        )
+        row = await conn.fetchrow("SELECT kid, sealed_pem FROM signing_keys ORDER BY created_at DESC LIMIT 1")
     finally:
         await conn.close()
     assert row is not None
-    return SigningKey(row["kid"], bytes(row["private_pem"]))
+    sealer = Sealer.load(token_signing_sealing_key(Path(platform.secrets_dir)))
+    return SigningKey(row["kid"], sealer.open(bytes(row["sealed_pem"]), row["kid"]))
 
 
 async def test_bad_tokens_are_401(api: Api, platform: Platform) -> None:
