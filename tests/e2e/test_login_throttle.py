@@ -6,21 +6,16 @@ loopback network (127.0.0.x)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.e2e.bare_gateway import gateway_before
 
 pytestmark = pytest.mark.e2e
 
@@ -52,49 +47,17 @@ STAND_IN_AUTH = Starlette(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[str]:
-    auth_port, gateway_port = _free_port(), _free_port()
-    auth = uvicorn.Server(uvicorn.Config(STAND_IN_AUTH, host="127.0.0.1", port=auth_port, log_level="error"))
-    thread = threading.Thread(target=auth.run, daemon=True)
-    thread.start()
-    env = {
-        **os.environ,
-        "SANDWICH_FLOW": "hybrid",
-        "SANDWICH_URL_AUTH": f"http://127.0.0.1:{auth_port}",
+    limits = {
         "SANDWICH_LOGIN_RATE": "30",
         "SANDWICH_LOGIN_FAILURES": "5",
         "SANDWICH_LOGIN_ACCOUNT_FAILURES": "8",
         "SANDWICH_REGISTER_RATE": "10",
         "SANDWICH_TRUSTED_PROXIES": "127.0.0.5",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandwich.cli.serve", "gateway", "--port", str(gateway_port)], env=env
-    )
-    url = f"http://127.0.0.1:{gateway_port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.1)
+    with gateway_before(STAND_IN_AUTH, behind=("auth",), env=limits, ready_path="/health/live") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        auth.should_exit = True
-        thread.join(timeout=5)
 
 
 def _from(gateway: str, address: str) -> httpx.Client:

@@ -5,11 +5,6 @@ writes are 503 unless the user's version was learnt in the last minute."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,13 +12,13 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sandwich.platform.tokens import SigningKey, issue_token
+from tests.e2e.bare_gateway import gateway_before
 
 pytestmark = pytest.mark.e2e
 
@@ -64,13 +59,6 @@ class StandIn:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def stand_in() -> StandIn:
     return StandIn()
@@ -78,33 +66,9 @@ def stand_in() -> StandIn:
 
 @pytest.fixture(scope="module")
 def gateway(stand_in: StandIn) -> Iterator[str]:
-    auth_port, gateway_port = _free_port(), _free_port()
-    auth = uvicorn.Server(uvicorn.Config(stand_in.app(), host="127.0.0.1", port=auth_port, log_level="error"))
-    thread = threading.Thread(target=auth.run, daemon=True)
-    thread.start()
-    stand_in_url = f"http://127.0.0.1:{auth_port}"
-    env = {**os.environ, "SANDWICH_FLOW": "hybrid", "SANDWICH_URL_AUTH": stand_in_url}
-    env["SANDWICH_URL_BILLING"] = stand_in_url  # the routes under test: billing's, answered by the stand-in
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandwich.cli.serve", "gateway", "--port", str(gateway_port)], env=env
-    )
-    url = f"http://127.0.0.1:{gateway_port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the gateway did not get ready"
-            time.sleep(0.1)
+    # billing's routes are the ones under test, answered by the stand-in too
+    with gateway_before(stand_in.app(), behind=("auth", "billing"), env={}) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        auth.should_exit = True
-        thread.join(timeout=5)
 
 
 def _call(gateway: str, method: str, token: str) -> httpx.Response:

@@ -16,7 +16,6 @@ argparse (stdlib) keeps the CLI free of extra dependencies; rich only renders th
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -277,21 +276,25 @@ def _status_table(platform: Platform) -> Table:
 
 
 def _print_demo(report: DemoReport, credentials: DemoCredentials, gateway_url: str) -> None:
+    """What the demo world holds and who can sign in; the passwords stay in their 0600 file (a
+    terminal's output ends up in logs and scrollback), with the command that reads one."""
     customer = credentials.customer
-    login = json.dumps({"username": customer.username, "password": customer.password})
+    read_password = f"jq -r .{customer.username}.password {credentials.path}"
+    # The JSON body in single quotes, the password spliced in from the file by the shell.
+    body = f'{{"username": "{customer.username}", "password": "\'"$({read_password})"\'"}}'
     lines = [
         f"menu: {len(report.menu_created)} created, {len(report.menu_existing)} already there",
         f"customer {credentials.customer.username}: "
         + ("registered" if report.customer_registered else "already registered")
         + (f", balance {report.customer_balance / 100:.2f}" if report.customer_balance is not None else ""),
         "",
-        f"admin     {credentials.admin.username} / {credentials.admin.password}",
-        f"customer  {credentials.customer.username} / {credentials.customer.password}",
-        *[f"staff     {who.username} / {who.password}" for who in credentials.staff.values()],
+        f"admin     {credentials.admin.username}",
+        f"customer  {credentials.customer.username}",
+        f"staff     {', '.join(who.username for who in credentials.staff.values())}",
         f"food points: {', '.join(report.food_points) or '-'}",
-        f"(kept in {credentials.path})",
+        f"passwords: in {credentials.path} (0600), e.g. {read_password}",
         "",
-        f"try: curl -s {gateway_url}/api/v1/auth/login -H 'content-type: application/json' -d '{login}'",
+        f"try: curl -s {gateway_url}/api/v1/auth/login -H 'content-type: application/json' -d '{body}'",
     ]
     lines += [f"[yellow]warning:[/] {w}" for w in report.warnings]
     console.print(Panel("\n".join(lines), title="demo world", border_style="green"))

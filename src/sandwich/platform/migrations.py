@@ -92,3 +92,28 @@ def create_idempotency_table() -> None:
         );
         """
     )
+
+
+def fold_usernames_unique(table: str) -> None:
+    """Make `table.username` unique regardless of letter case (stored as typed, compared lower()).
+
+    A table that already holds two usernames differing only in case cannot get the index: the
+    migration stops and names them, so that an operator renames all but one (nothing is renamed
+    behind anyone's back). Used by auth's credentials and users' profiles alike.
+    """
+    execute_script(
+        f"""
+        DO $$
+        DECLARE clashes TEXT;
+        BEGIN
+            SELECT string_agg(folded, ', ' ORDER BY folded) INTO clashes FROM (
+                SELECT lower(username) AS folded FROM {table}
+                GROUP BY lower(username) HAVING count(*) > 1
+            ) AS d;
+            IF clashes IS NOT NULL THEN
+                RAISE EXCEPTION 'usernames that differ only in letter case: %; rename all but one of each', clashes;
+            END IF;
+        END $$;
+        CREATE UNIQUE INDEX {table}_username_folded ON {table} (lower(username));
+        """
+    )

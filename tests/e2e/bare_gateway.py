@@ -1,0 +1,61 @@
+"""A gateway process of its own (`sandwich serve gateway`, as `up` runs it) in front of a stand-in
+app served in this process: for the gateway's own behaviour (throttles, token checks) with limits
+and failures the whole platform of the other end-to-end tests cannot be given."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import httpx
+import uvicorn
+from starlette.types import ASGIApp
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def gateway_before(
+    stand_in: ASGIApp, *, behind: tuple[str, ...], env: Mapping[str, str], ready_path: str = "/health/ready"
+) -> Iterator[str]:
+    """The gateway's URL, with every service of `behind` answered by `stand_in`; `env` on top of this
+    process's environment. Stopped (and the stand-in with it) when the block ends."""
+    stand_in_port, gateway_port = free_port(), free_port()
+    server = uvicorn.Server(uvicorn.Config(stand_in, host="127.0.0.1", port=stand_in_port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    stand_in_url = f"http://127.0.0.1:{stand_in_port}"
+    child_env = {**os.environ, "SANDWICH_FLOW": "hybrid", **env}
+    child_env.update({f"SANDWICH_URL_{service.upper()}": stand_in_url for service in behind})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandwich.cli.serve", "gateway", "--port", str(gateway_port)], env=child_env
+    )
+    url = f"http://127.0.0.1:{gateway_port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}{ready_path}", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "the gateway exited on start"
+            assert time.monotonic() < deadline, "the gateway did not get ready"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        server.should_exit = True
+        thread.join(timeout=5)
