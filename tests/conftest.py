@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandwich.platform.sealing import ensure_sealing_key, token_signing_sealing_key
+from sandwich.platform.sealing import ensure_sealing_key, service_sealing_keys
 from sandwich.platform.service_auth import ensure_service_keys
 from sandwich.platform.settings import SERVICES
 from tests import engines
@@ -22,7 +22,8 @@ def service_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     the platforms the e2e tests start make their own under their data directory."""
     folder = tmp_path_factory.mktemp("secrets")
     ensure_service_keys(folder, SERVICES)
-    ensure_sealing_key(token_signing_sealing_key(folder))
+    for sealing_key in service_sealing_keys(folder):
+        ensure_sealing_key(sealing_key)
     previous = os.environ.get("SANDWICH_SECRETS_DIR")
     os.environ["SANDWICH_SECRETS_DIR"] = str(folder)
     yield folder

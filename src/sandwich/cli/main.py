@@ -1,6 +1,6 @@
 """The `sandwich` command.
 
-    sandwich up [--flow hybrid|sync|async] [--broker nats|kafka] [--data-dir DIR] [--port 8080] [--host H] [--demo]
+    sandwich up [--flow hybrid|sync|async] [--broker nats|kafka] [--data-dir DIR] [--port 8080] [--apps-port 8081] [--host H] [--demo]
         the whole platform on this machine, supervised, until Ctrl-C
     sandwich replay order_info [--data-dir DIR] [--force]
         rebuild the read model from the events the broker retains
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help=f"default ./{DEFAULT_DATA_DIR}"
     )
     up.add_argument("--port", type=int, default=8080, help="the gateway's port (default 8080)")
+    up.add_argument("--apps-port", type=int, default=8081, help="the people's apps' port (default 8081)")
     up.add_argument(
         "--host", default="127.0.0.1", help="the gateway's address (the other services stay on 127.0.0.1)"
     )
@@ -225,6 +226,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         data_dir,
         args.flow,
         gateway_port=args.port,
+        apps_port=args.apps_port,
         env_overrides=env_overrides,
         host=args.host,
         broker=args.broker,
@@ -238,13 +240,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         console.print(_status_table(platform))
         console.print(
             f"[bold green]ready[/] in {time.monotonic() - began:.1f}s: gateway at "
-            f"[link={platform.gateway_url}]{platform.gateway_url}[/link]\n"
+            f"[link={platform.gateway_url}]{platform.gateway_url}[/link], "
+            f"the apps at [link={platform.apps_url}]{platform.apps_url}[/link]\n"
             f"logs in {platform.logs_dir}, mail in {platform.mail_dir}"
         )
         if credentials is not None:
             with console.status("seeding the demo world ..."):
                 report = demo_world.seed_demo_world(platform.gateway_url, credentials)
-            _print_demo(report, credentials, platform.gateway_url)
+            _print_demo(report, credentials, platform.gateway_url, platform.apps_url)
         console.print("press Ctrl-C to stop")
         while True:
             time.sleep(3600)
@@ -275,7 +278,9 @@ def _status_table(platform: Platform) -> Table:
     return table
 
 
-def _print_demo(report: DemoReport, credentials: DemoCredentials, gateway_url: str) -> None:
+def _print_demo(
+    report: DemoReport, credentials: DemoCredentials, gateway_url: str, apps_url: str | None
+) -> None:
     """What the demo world holds and who can sign in; the passwords stay in their 0600 file (a
     terminal's output ends up in logs and scrollback), with the command that reads one."""
     customer = credentials.customer
@@ -288,6 +293,7 @@ def _print_demo(report: DemoReport, credentials: DemoCredentials, gateway_url: s
         + ("registered" if report.customer_registered else "already registered")
         + (f", balance {report.customer_balance / 100:.2f}" if report.customer_balance is not None else ""),
         "",
+        f"the apps: {apps_url}, sign in as any of these" if apps_url else "the apps do not run here",
         f"admin     {credentials.admin.username}",
         f"customer  {credentials.customer.username}",
         f"staff     {', '.join(who.username for who in credentials.staff.values())}",

@@ -40,10 +40,10 @@ from sandwich.platform.embedded import kafka_access, nats_access
 from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
 from sandwich.platform.embedded.brokers import EmbeddedBrokerError, EmbeddedNats, free_port
 from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
-from sandwich.platform.sealing import ensure_sealing_key, token_signing_sealing_key
+from sandwich.platform.sealing import ensure_sealing_key, service_sealing_keys
 from sandwich.platform.service_auth import ensure_service_keys
 from sandwich.platform.settings import SERVICES, Broker, Flow, service_url_env
-from sandwich.platform.trust import bus_users
+from sandwich.platform.trust import PUBLIC_FRONTS, bus_users
 
 log = logging.getLogger("sandwich.supervisor")
 
@@ -159,6 +159,7 @@ class Platform:
     flow            hybrid | sync | async, passed to every service as SANDWICH_FLOW
     broker          nats | kafka: which broker to embed when the environment names none
     gateway_port    the gateway's port (a free one when None)
+    apps_port       the apps' port (web: the people's apps; a free one when None)
     env_overrides   variables for the children on top of this process's environment; DATABASE_URL,
                     NATS_URL or KAFKA_BOOTSTRAP_SERVERS there mean "use that, start none of our own"
     """
@@ -175,12 +176,14 @@ class Platform:
         ready_timeout: float = 60.0,
         stop_timeout: float = 10.0,
         broker: Broker | str = Broker.NATS,
+        apps_port: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.flow = Flow(flow)
         self.broker_kind = Broker(broker)
         self.host = host
         self.gateway_port = gateway_port
+        self.apps_port = apps_port
         self.services: tuple[str, ...] = tuple(services)
         unknown = set(self.services) - set(SERVICES)
         if unknown:
@@ -221,6 +224,11 @@ class Platform:
     @property
     def gateway_url(self) -> str:
         return self.service_url("gateway")
+
+    @property
+    def apps_url(self) -> str | None:
+        """Where people open the apps (the web service), or None when it does not run here."""
+        return self.service_url("web") if "web" in self.services else None
 
     def service_url(self, name: str) -> str:
         """Base URL of a service (or `mailsink`'s SMTP address as http://host:port)."""
@@ -344,7 +352,8 @@ class Platform:
             self._start_database()
             self._start_broker_if_needed()
             ensure_service_keys(self.secrets_dir, self.services)
-            ensure_sealing_key(token_signing_sealing_key(self.secrets_dir))
+            for sealing_key in service_sealing_keys(self.secrets_dir):
+                ensure_sealing_key(sealing_key)
             self._allocate_ports()
             self._migrate_databases()
             with self._lock:
@@ -611,16 +620,17 @@ class Platform:
                     taken.add(port)
                     return port
 
-        if self.gateway_port is not None and not _can_bind(self.host, self.gateway_port):
-            raise PlatformStartError(
-                f"the gateway's port {self.gateway_port} on {self.host} is taken by another program; "
-                "choose another port"
-            )
+        fixed_ports = {"gateway": self.gateway_port, "web": self.apps_port}
+        for name, port in fixed_ports.items():
+            if port is not None and name in self.services and not _can_bind(self.host, port):
+                raise PlatformStartError(
+                    f"the {name} port {port} on {self.host} is taken by another program; choose another port"
+                )
         procs: dict[str, ManagedProcess] = {}
         procs[MAILSINK] = ManagedProcess(MAILSINK, pick(), LOCALHOST, self.logs_dir / f"{MAILSINK}.log")
         for name in self.services:
-            fixed = self.gateway_port if name == "gateway" else None
-            bind = self.host if name == "gateway" else LOCALHOST
+            fixed = fixed_ports.get(name)
+            bind = self.host if name in PUBLIC_FRONTS else LOCALHOST
             procs[name] = ManagedProcess(name, pick(fixed), bind, self.logs_dir / f"{name}.log")
         with self._lock:
             self._procs = procs

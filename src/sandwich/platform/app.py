@@ -29,8 +29,9 @@ from sandwich.platform.inbox import Consumer, EventFilter, idempotent_consumer
 from sandwich.platform.observability import RequestObservabilityMiddleware, configure_logging, traceparent
 from sandwich.platform.outbox import Committed, OutboxRelay, add_event
 from sandwich.platform.responses import JsonResponse
-from sandwich.platform.service_auth import GATEWAY, RequireCaller, ServiceKeys
+from sandwich.platform.service_auth import RequireCaller, ServiceKeys
 from sandwich.platform.settings import Settings, get_settings
+from sandwich.platform.trust import PUBLIC_FRONTS
 
 log = structlog.get_logger("app")
 
@@ -291,7 +292,7 @@ class Service:
         install_error_handlers(app)
         for router in (health_router(self), *((events_router(self),) if self.consumers else ()), *routers):
             mount_routes(app, router)
-        if self.name != GATEWAY:  # the gateway is the public entry; everyone else checks its caller
+        if self.name not in PUBLIC_FRONTS:  # the public entries; everyone else checks its caller
             app.add_middleware(RequireCaller, keys=self.keys)
         app.add_middleware(RequestObservabilityMiddleware, service=self.name)
         return app

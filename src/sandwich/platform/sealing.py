@@ -33,6 +33,16 @@ def token_signing_sealing_key(secrets_dir: Path) -> Path:
     return secrets_dir / "auth" / "signing-keys.seal"
 
 
+def web_sessions_sealing_key(secrets_dir: Path) -> Path:
+    """Where web's key for sealing the tokens of its sessions lives."""
+    return secrets_dir / "web" / "sessions.seal"
+
+
+def service_sealing_keys(secrets_dir: Path) -> list[Path]:
+    """Every sealing key the platform's services use: what `sandwich up` makes."""
+    return [token_signing_sealing_key(secrets_dir), web_sessions_sealing_key(secrets_dir)]
+
+
 def ensure_sealing_key(path: Path) -> None:
     """Make the key file (0600, in a 0700 folder) if there is none yet."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ SERVICES: tuple[str, ...] = (
     "kitchen",
     "delivery",
     "gateway",
+    "web",
 )
 
 

@@ -24,6 +24,10 @@ from sandwich.platform.events import (
 
 OPEN_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 GATEWAY = "gateway"
+WEB = "web"
+PUBLIC_FRONTS = frozenset({GATEWAY, WEB})
+"""The services people reach directly: the API gateway, and the apps (a client of the gateway's API).
+They check their callers' tokens or sessions, not service credentials."""
 EVENTS = "/internal/v1/events/{topic}"
 
 

@@ -16,7 +16,13 @@ from sandwich.platform.contract import OrderOut
 from sandwich.platform.errors import ApiError
 from sandwich.platform.identity import Identity, identity_of, require_role
 from sandwich.platform.responses import JsonResponse
-from sandwich.services.delivery.commands import DeliveryContext, complete_order, list_offers, take_order
+from sandwich.services.delivery.commands import (
+    DeliveryContext,
+    complete_order,
+    list_offers,
+    list_own,
+    take_order,
+)
 from sandwich.services.delivery.domain import InvalidPosition, parse_order_id, parse_position
 
 router = APIRouter(tags=["delivery"])
@@ -93,6 +99,17 @@ async def offers(
     except InvalidPosition as exc:
         raise ApiError(422, "invalid_field", str(exc)) from exc
     return JsonResponse({"items": await list_offers(ctx, origin, limit)})
+
+
+@router.get("/api/v1/delivery/mine", response_model=OffersOut, response_model_exclude_unset=True)
+async def mine(
+    identity: Annotated[Identity, Depends(courier_identity)],
+    ctx: Annotated[DeliveryContext, Depends(context_of)],
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> JsonResponse:
+    """The calling courier's deliveries: the ones on the way (`in_delivery`) first, then the latest
+    delivered (`completed`)."""
+    return JsonResponse({"items": await list_own(ctx, identity.username, limit)})
 
 
 @router.post("/api/v1/delivery/orders/{order_id}/take", response_model=OrderOut)

@@ -25,6 +25,7 @@ from sandwich.services.delivery import storage
 from sandwich.services.delivery.domain import (
     CompleteOutcome,
     Delivery,
+    Offer,
     Pickup,
     Position,
     TakeOutcome,
@@ -107,6 +108,13 @@ async def list_offers(ctx: DeliveryContext, origin: Position | None, limit: int)
         deliveries = [_with_pickup(d, pickups) for d in deliveries]
     offers = rank_offers(deliveries, origin)[:limit]
     return [public_offer(offer, with_distance=origin is not None) for offer in offers]
+
+
+async def list_own(ctx: DeliveryContext, courier: str, limit: int) -> list[dict[str, Any]]:
+    """The courier's own deliveries (on the way first, then the latest delivered)."""
+    async with ctx.service.database.connect() as conn:
+        deliveries = await storage.of_courier(conn, courier, limit)
+    return [public_offer(Offer(delivery), with_distance=False) for delivery in deliveries]
 
 
 def _with_pickup(delivery: Delivery, pickups: dict[str, Pickup]) -> Delivery:

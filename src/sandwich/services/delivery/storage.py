@@ -74,6 +74,10 @@ _OFFERED = text(
     f"SELECT {_COLUMNS} FROM deliveries WHERE status = 'ready' AND courier IS NULL "
     "ORDER BY ready_at, order_id LIMIT :limit"
 )
+_OF_COURIER = text(
+    f"SELECT {_COLUMNS} FROM deliveries WHERE courier = :courier "
+    "ORDER BY (status = 'in_delivery') DESC, coalesce(completed_at, taken_at) DESC, order_id LIMIT :limit"
+)
 _SET_PICKUP = text(
     "UPDATE deliveries SET pickup_lat = :lat, pickup_lon = :lon, pickup_address = :address, "
     "updated_at = now() WHERE food_point_id = :food_point_id AND pickup_lat IS NULL"
@@ -180,6 +184,12 @@ async def mark_completed(conn: Connection, order_id: uuid.UUID, courier: str) ->
 async def offered(conn: Connection, limit: int) -> list[Delivery]:
     """Deliveries ready and not taken, oldest first, at most `limit`."""
     rows = (await conn.execute(_OFFERED, {"limit": limit})).all()
+    return [_to_delivery(row) for row in rows]
+
+
+async def of_courier(conn: Connection, courier: str, limit: int) -> list[Delivery]:
+    """The courier's deliveries: the ones on the way first, then the latest delivered."""
+    rows = (await conn.execute(_OF_COURIER, {"courier": courier, "limit": limit})).all()
     return [_to_delivery(row) for row in rows]
 
 

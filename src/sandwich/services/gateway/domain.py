@@ -60,6 +60,7 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", "/api/v1/kitchen/orders", "kitchen"),
     _r("POST", "/api/v1/kitchen/orders/{order_id}/ready", "kitchen"),
     _r("GET", "/api/v1/delivery/orders", "delivery"),
+    _r("GET", "/api/v1/delivery/mine", "delivery"),
     _r("POST", "/api/v1/delivery/orders/{order_id}/take", "delivery"),
     _r("POST", "/api/v1/delivery/orders/{order_id}/complete", "delivery"),
     _r("GET", "/api/v1/admin/food-points", "kitchen", Access.ADMIN),

@@ -1,0 +1,130 @@
+"""What every page of the apps is made with: the language and its words, the signed-in person (if
+any), the session's CSRF token, and the one way a page is drawn (templates, security headers).
+
+Pages are drawn on the server (Jinja2) and work without JavaScript; the one script, static and
+same-origin, only follows live streams. The Content-Security-Policy allows nothing inline.
+"""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from sandwich.platform.app import Service
+from sandwich.platform.sealing import Sealer
+from sandwich.services.web import i18n, sessions
+from sandwich.services.web.gateway_client import GatewayClient
+from sandwich.services.web.sessions import Session
+
+LANGUAGE_COOKIE = "lang"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class CsrfRefused(Exception):
+    """A form came back without its session's CSRF token: drawn as 403, nothing done."""
+
+
+@dataclass
+class Page:
+    """One request's view of the apps."""
+
+    request: Request
+    service: Service
+    language: str
+    session: Session | None
+    form: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def words(self) -> dict[str, str]:
+        return dict(i18n.WORDS[self.language])
+
+    @property
+    def gateway(self) -> GatewayClient:
+        client: GatewayClient = self.service.state["gateway"]
+        return client
+
+    @property
+    def token(self) -> str | None:
+        return self.session.token if self.session else None
+
+    def money(self, kopecks: int | None) -> str:
+        return i18n.money(kopecks or 0, self.language)
+
+    def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        body = TEMPLATES.get_template(template).render(
+            page=self,
+            t=self.words,
+            session=self.session,
+            csrf=self.session.csrf_token if self.session else "",
+            money=self.money,
+            status_word=lambda status_: i18n.status_word(status_, self.language),
+            new_key=lambda: secrets.token_urlsafe(18),
+            **values,
+        )
+        return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+    def redirect(self, to: str) -> RedirectResponse:
+        return RedirectResponse(to, status_code=303, headers=SECURITY_HEADERS)
+
+
+def sealer_of(service: Service) -> Sealer:
+    sealer: Sealer = service.state["sealer"]
+    return sealer
+
+
+async def page_of(request: Request) -> Page:
+    """The page's context; for a POST, its form, checked against the session's CSRF token."""
+    service: Service = request.app.state.service
+    language = i18n.choose(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language"))
+    async with service.database.connect() as conn:
+        session = await sessions.find_session(conn, sealer_of(service), request.cookies.get(sessions.COOKIE))
+    page = Page(request, service, language, session)
+    if request.method == "POST":
+        page.form = await read_form(request)
+        if session is not None and not secrets.compare_digest(page.form.get("csrf", ""), session.csrf_token):
+            raise CsrfRefused
+    return page
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form (what every form of the apps sends), last value of each field; 64 KB at most."""
+    body = await request.body()
+    if len(body) > 65_536:
+        return {}
+    fields = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {name: value for name, value in fields}
+
+
+def set_session_cookie(response: Response, session_id: str, lifetime_seconds: int, secure: bool) -> None:
+    response.set_cookie(
+        sessions.COOKIE,
+        session_id,
+        max_age=lifetime_seconds,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/",
+    )

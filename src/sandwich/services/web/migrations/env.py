@@ -1,0 +1,3 @@
+from sandwich.platform.migrations import run_env
+
+run_env()

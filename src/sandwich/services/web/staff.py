@@ -1,0 +1,108 @@
+"""The cook's and the courier's apps: the food point's queue with `Mark ready`; the ready orders
+nearest first with `Take`, and the courier's own deliveries with `Delivered`. Both lists follow the
+platform live: the page's script reloads the list every 2 seconds (`?fragment=1` draws the list
+alone), so a new order appears without anyone reloading the page."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from sandwich.services.web.context import Page, page_of
+from sandwich.services.web.customer import _safe_id
+
+router = APIRouter(include_in_schema=False)
+PageDep = Annotated[Page, Depends(page_of)]
+
+DEFAULT_POSITION = (55.7558, 37.6173)  # the demo city's centre
+
+
+def _allowed(page: Page, role: str) -> Response | None:
+    if page.session is None:
+        return page.redirect("/signin")
+    if role not in page.session.roles and "admin" not in page.session.roles:
+        return page.render("not_found.html", status=404)
+    return None
+
+
+@router.get("/kitchen")
+async def kitchen(page: PageDep) -> Response:
+    if (refused := _allowed(page, "cook")) is not None:
+        return refused
+    return await _kitchen_page(page)
+
+
+async def _kitchen_page(page: Page, status: int = 200, **values: Any) -> Response:
+    answer = await page.gateway.call("GET", "/api/v1/kitchen/orders", token=page.token)
+    template = "kitchen_list.html" if page.request.query_params.get("fragment") else "kitchen.html"
+    return page.render(template, status=status, orders=(answer.body or {}).get("items", []), **values)
+
+
+@router.post("/kitchen/{order_id}/ready")
+async def mark_ready(order_id: str, page: PageDep) -> Response:
+    if (refused := _allowed(page, "cook")) is not None:
+        return refused
+    answer = await page.gateway.call(
+        "POST", f"/api/v1/kitchen/orders/{_safe_id(order_id)}/ready", token=page.token
+    )
+    if not answer.ok:
+        return await _kitchen_page(page, status=answer.status, error=answer, error_order=order_id)
+    return page.redirect("/kitchen")
+
+
+def _position(page: Page) -> tuple[str, str]:
+    lat = page.request.query_params.get("lat") or str(DEFAULT_POSITION[0])
+    lon = page.request.query_params.get("lon") or str(DEFAULT_POSITION[1])
+    return lat, lon
+
+
+@router.get("/courier")
+async def courier(page: PageDep) -> Response:
+    if (refused := _allowed(page, "courier")) is not None:
+        return refused
+    return await _courier_page(page)
+
+
+async def _courier_page(page: Page, status: int = 200, **values: Any) -> Response:
+    lat, lon = _position(page)
+    ready = await page.gateway.call(
+        "GET", "/api/v1/delivery/orders", token=page.token, params={"lat": lat, "lon": lon}
+    )
+    mine = await page.gateway.call("GET", "/api/v1/delivery/mine", token=page.token)
+    taken = (mine.body or {}).get("items", [])
+    template = "courier_list.html" if page.request.query_params.get("fragment") else "courier.html"
+    return page.render(
+        template,
+        status=status,
+        ready=(ready.body or {}).get("items", []),
+        taken=taken,
+        lat=lat,
+        lon=lon,
+        **values,
+    )
+
+
+@router.post("/courier/{order_id}/take")
+async def take(order_id: str, page: PageDep) -> Response:
+    if (refused := _allowed(page, "courier")) is not None:
+        return refused
+    answer = await page.gateway.call(
+        "POST", f"/api/v1/delivery/orders/{_safe_id(order_id)}/take", token=page.token
+    )
+    if not answer.ok:
+        return await _courier_page(page, status=answer.status, error=answer, error_order=order_id)
+    return page.redirect("/courier")
+
+
+@router.post("/courier/{order_id}/delivered")
+async def delivered(order_id: str, page: PageDep) -> Response:
+    if (refused := _allowed(page, "courier")) is not None:
+        return refused
+    answer = await page.gateway.call(
+        "POST", f"/api/v1/delivery/orders/{_safe_id(order_id)}/complete", token=page.token
+    )
+    if not answer.ok:
+        return await _courier_page(page, status=answer.status, error=answer, error_order=order_id)
+    return page.redirect("/courier")
