@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 import pytest
 
 from sandwich.cli.supervisor import Platform
 from sandwich.platform.service_auth import CALLER_HEADER, ServiceKeys
 from sandwich.platform.settings import SERVICES
+from sandwich.platform.trust import PUBLIC_FRONTS
 from tests.e2e.client import Api
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +45,7 @@ async def test_gateway_openapi_describes_the_public_contract(api: Api) -> None:
     assert "security" not in paths["/api/v1/auth/login"]["post"]
 
 
-@pytest.mark.parametrize("service", [s for s in SERVICES if s != "gateway"])
+@pytest.mark.parametrize("service", [s for s in SERVICES if s not in PUBLIC_FRONTS])
 async def test_each_service_has_its_openapi_document(platform: Platform, service: str) -> None:
     as_gateway = {CALLER_HEADER: ServiceKeys.load(platform.secrets_dir, "gateway").caller_token(service)}
     async with httpx.AsyncClient(base_url=platform.service_url(service), timeout=10) as client:
@@ -62,3 +66,28 @@ def test_work_that_follows_an_order_runs_at_a_lower_cpu_priority(platform: Platf
         threads = [psutil.Process(t.id).nice() for t in psutil.Process(pid).threads()]
         wanted = DEFAULT_BACKGROUND_NICE if name in BACKGROUND else 0
         assert set(threads) == {wanted}, (name, threads)
+
+
+async def test_the_system_overview_is_the_admins_and_sees_every_service(
+    api: Api, admin: Api, platform: Platform
+) -> None:
+    """GET /api/v1/admin/system: every service live and ready, the flow and broker in use, orders per
+    status from orders' own gauge; a customer is refused."""
+    customer = await api.new_customer()
+    refused = await customer.get("/api/v1/admin/system")
+    assert refused.status_code == 403, refused.text
+    deadline = time.monotonic() + 15  # orders counts its orders every 5 s
+    while True:
+        answer = await admin.get("/api/v1/admin/system")
+        assert answer.status_code == 200, answer.text
+        overview = answer.json()
+        if overview["orders_by_status"] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert overview["flow"] == platform.flow.value
+    assert overview["broker"] == ("none" if platform.flow.value == "sync" else platform.broker_kind.value)
+    rows = {row["service"]: row for row in overview["services"]}
+    assert set(rows) == set(platform.services)
+    assert all(row["live"] and row["ready"] for row in rows.values()), rows
+    assert rows["gateway"]["requests"] > 0
+    assert set(overview["orders_by_status"]) >= {"created", "paid", "completed", "cancelled"}

@@ -26,12 +26,19 @@ from sandwich.platform.errors import error_body, install_error_handlers
 from sandwich.platform.events import Envelope
 from sandwich.platform.http import ServiceClient
 from sandwich.platform.inbox import Consumer, EventFilter, idempotent_consumer
-from sandwich.platform.observability import RequestObservabilityMiddleware, configure_logging, traceparent
-from sandwich.platform.outbox import Committed, OutboxRelay, add_event
+from sandwich.platform.observability import (
+    OUTBOX_BACKLOG,
+    RequestObservabilityMiddleware,
+    configure_logging,
+    traceparent,
+)
+from sandwich.platform.outbox import Committed, OutboxRelay, add_event, pending_count
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.service_auth import RequireCaller, ServiceKeys
 from sandwich.platform.settings import Settings, get_settings
 from sandwich.platform.trust import PUBLIC_FRONTS
+
+OUTBOX_BACKLOG_SECONDS = 5.0
 
 log = structlog.get_logger("app")
 
@@ -92,6 +99,9 @@ class Service:
         self.state: dict[str, Any] = {}
         # Extra readiness conditions beyond database and broker (e.g. the gateway's signing keys).
         self.readiness_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+        if publishes and self.db is not None:
+            # The outbox's backlog as a gauge: the operations console shows it, alerts can use it.
+            self.every("outbox-backlog", OUTBOX_BACKLOG_SECONDS, self._measure_outbox_backlog)
 
     # --- declaration -------------------------------------------------------------------------
     def consume(
@@ -118,6 +128,9 @@ class Service:
 
     def every(self, name: str, seconds: float, run: Hook) -> None:
         self.jobs.append(PeriodicJob(name, seconds, run))
+
+    async def _measure_outbox_backlog(self) -> None:
+        OUTBOX_BACKLOG.labels(self.name).set(await pending_count(self.database))
 
     def on_startup(self, hook: Hook) -> None:
         self.startup_hooks.append(hook)

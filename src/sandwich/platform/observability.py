@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 trace_id_var: ContextVar[str] = ContextVar("trace_id", default="")
@@ -38,6 +38,9 @@ EVENTS_HANDLED = Counter(
     "events_handled_total", "Events handled by consumers", ["service", "consumer", "outcome"]
 )
 EVENTS_PUBLISHED = Counter("outbox_events_published_total", "Outbox events published", ["service"])
+OUTBOX_BACKLOG = Gauge(
+    "outbox_backlog", "Outbox rows not yet published (measured every few seconds)", ["service"]
+)
 EVENT_CONSUME_LAG = Histogram(
     "event_consume_lag_seconds",
     "Time from an event's creation (in its producer's transaction) to its consumer's commit",

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from sandwich.cli.supervisor import Platform
 from sandwich.platform.settings import Broker
@@ -68,6 +68,15 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+async def at_both_widths(page: Page, folder: Path, name: str) -> None:
+    """`name-390.png` and `name-1280.png`: the page at a phone's width and a desktop's."""
+    size = page.viewport_size or {"width": 1280, "height": 900}
+    for width in (390, 1280):
+        await page.set_viewport_size({"width": width, "height": 900})
+        await page.screenshot(path=folder / f"{name}-{width}.png", full_page=True)
+    await page.set_viewport_size(size)
+
+
 async def new_context(browser: Browser, base_url: str, *, width: int = 1280) -> BrowserContext:
     context = await browser.new_context(
         base_url=base_url,
@@ -77,3 +86,8 @@ async def new_context(browser: Browser, base_url: str, *, width: int = 1280) -> 
     )
     context.set_default_timeout(15_000)
     return context
+
+
+@pytest.fixture
+def platform_flow(platform: Platform) -> str:
+    return platform.flow.value

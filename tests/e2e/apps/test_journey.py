@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.e2e.apps.conftest import new_context
+from tests.e2e.apps.conftest import at_both_widths, new_context
 from tests.e2e.client import Api
 from tests.e2e.world import World
 
@@ -105,9 +105,11 @@ async def test_a_customer_a_cook_and_a_courier_take_an_order_from_basket_to_door
         history = customer.locator("[data-history] li")
         seen = [await history.nth(i).get_attribute("data-status") for i in range(await history.count())]
         assert [s for s in seen if s in STEPS] == STEPS, seen
-        await customer.screenshot(path=screenshots / "customer-order-390.png", full_page=True)
-        await cook.screenshot(path=screenshots / "cook-1280.png", full_page=True)
-        await courier.screenshot(path=screenshots / "courier-1280.png", full_page=True)
+        await at_both_widths(customer, screenshots, "customer-order")
+        await customer.get_by_role("link", name="Menu").click()
+        await at_both_widths(customer, screenshots, "customer-menu")
+        await at_both_widths(cook, screenshots, "cook")
+        await at_both_widths(courier, screenshots, "courier")
     finally:
         for context in (customer_ctx, cook_ctx, courier_ctx):
             await context.close()

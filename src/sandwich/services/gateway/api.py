@@ -35,6 +35,7 @@ from sandwich.services.gateway.intake import ORDER_CREATE_PATH, OrderIntake
 from sandwich.services.gateway.openapi import public_openapi
 from sandwich.services.gateway.pages import orders_page
 from sandwich.services.gateway.proxy import forward, read_body
+from sandwich.services.gateway.system import system_overview
 
 log = structlog.get_logger("gateway")
 router = APIRouter()
@@ -151,6 +152,7 @@ class Keys:
 OWN_ROUTES: dict[str, frozenset[str]] = {
     "/openapi.json": frozenset({"GET"}),
     "/api/v1/pages/orders": frozenset({"GET"}),
+    "/api/v1/admin/system": frozenset({"GET"}),
 }
 
 
@@ -214,6 +216,20 @@ async def orders_page_route(request: Request, service: Annotated[Service, Depend
     except InvalidToken as exc:
         return token_error(exc)
     return JsonResponse(await orders_page(service, identity))
+
+
+@router.get("/api/v1/admin/system")
+async def system_route(request: Request, service: Annotated[Service, Depends(service_of)]) -> Response:
+    """The platform at a glance for the operations console (admin): every service's liveness and
+    readiness, the flow and broker, orders per status, outbox backlog, event lag and error rates."""
+    keys: Keys = service.state["keys"]
+    try:
+        identity = await keys.identity(request.headers.get("authorization"))
+    except InvalidToken as exc:
+        return token_error(exc)
+    if not identity.is_admin:
+        return error_response(403, "forbidden", "Only an admin may look at the whole system.")
+    return JsonResponse(await system_overview(service))
 
 
 @router.api_route("/{path:path}", methods=METHODS, include_in_schema=False)

@@ -45,7 +45,39 @@ GATEWAY_PATHS: dict[str, Any] = {
                 },
             },
         }
-    }
+    },
+    "/api/v1/admin/system": {
+        "get": {
+            "summary": "The platform at a glance (admin)",
+            "description": "Every service's liveness and readiness, the flow and broker in use, orders per "
+            "status, and per service its requests, share of 5xx answers, event lag p99 and outbox backlog, "
+            "read from the services' own health endpoints and metrics. A service that does not answer is "
+            "shown as not live; the overview still answers 200.",
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {
+                    "description": "The overview",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["flow", "broker", "services", "orders_by_status"],
+                                "properties": {
+                                    "flow": {"type": "string", "enum": ["hybrid", "sync", "async"]},
+                                    "broker": {"type": "string", "enum": ["nats", "kafka", "none"]},
+                                    "services": {"type": "array", "items": {"type": "object"}},
+                                    "orders_by_status": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "integer"},
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+            },
+        }
+    },
 }
 
 

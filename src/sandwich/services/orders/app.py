@@ -7,14 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from prometheus_client import Gauge
 
 from sandwich.platform.app import Service
 from sandwich.platform.events import TOPIC_BILLING_PAYMENTS, TOPIC_ORDERS_CREATE
 from sandwich.platform.settings import Flow
+from sandwich.services.orders import storage
 from sandwich.services.orders.api import router
 from sandwich.services.orders.commands import OrdersContext, retry_pending_payments, retry_pending_refunds
 from sandwich.services.orders.handlers import OrderRequests, PaymentVerdicts
 from sandwich.services.orders.ports import HttpBasket, HttpPayments, HttpRefunds, MenuPrices
+
+ORDERS_BY_STATUS = Gauge("orders_by_status", "Orders in each status (counted every few seconds)", ["status"])
+ORDERS_BY_STATUS_SECONDS = 5.0
 
 
 def create_app() -> FastAPI:
@@ -54,4 +59,11 @@ def create_app() -> FastAPI:
     else:
         service.every("retry-pending-payments", 1.0, settle_pending)
     service.every("retry-pending-refunds", 2.0, refund_pending)
+
+    async def count_orders() -> None:
+        async with service.database.connect() as conn:
+            for status, count in (await storage.count_by_status(conn)).items():
+                ORDERS_BY_STATUS.labels(status).set(count)
+
+    service.every("orders-by-status", ORDERS_BY_STATUS_SECONDS, count_orders)
     return service.create_app(router)

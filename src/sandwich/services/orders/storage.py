@@ -280,3 +280,10 @@ async def set_refund_pending(conn: Connection, order_id: str, pending: bool) -> 
         text("UPDATE orders SET refund_pending = :pending WHERE order_id = :id"),
         {"id": uuid.UUID(order_id), "pending": pending},
     )
+
+
+async def count_by_status(conn: Connection) -> dict[str, int]:
+    """How many orders are in each status (every status named, zero where none is)."""
+    rows = (await conn.execute(text("SELECT status, count(*) AS n FROM orders GROUP BY status"))).all()
+    counted = {str(row.status): int(row.n) for row in rows}
+    return {status.value: counted.get(status.value, 0) for status in OrderStatus}

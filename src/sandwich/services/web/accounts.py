@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from sandwich.services.web import i18n, sessions
 from sandwich.services.web.context import LANGUAGE_COOKIE, Page, page_of, sealer_of, set_session_cookie
 from sandwich.services.web.gateway_client import Answer
+from sandwich.services.web.sessions import home_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -104,8 +105,6 @@ async def _open(page: Page, login: Answer) -> Response:
             food_point_id=claims.get("food_point_id") or None,
             lifetime_seconds=lifetime,
         )
-    roles = set(map(str, claims.get("roles", ())))
-    home = "/kitchen" if "cook" in roles else "/courier" if "courier" in roles else "/menu"
-    response = page.redirect(home)
+    response = page.redirect(home_of(frozenset(map(str, claims.get("roles", ())))))
     set_session_cookie(response, session_id, lifetime, secure=page.request.url.scheme == "https")
     return response

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandwich.platform.app import Service
 from sandwich.platform.sealing import Sealer, web_sessions_sealing_key
-from sandwich.services.web import accounts, customer, sessions, staff
+from sandwich.services.web import accounts, customer, operations, sessions, staff
 from sandwich.services.web.context import CsrfRefused, page_of
 from sandwich.services.web.gateway_client import GatewayClient, GatewayDown
 
@@ -42,7 +42,9 @@ def create_app() -> FastAPI:
 
     service.on_startup(load_sealer)
     service.every("forget-expired-sessions", SESSION_SWEEP_SECONDS, forget_expired_sessions)
-    app = service.create_app(accounts.router, customer.router, staff.router, openapi_url=None)
+    app = service.create_app(
+        accounts.router, customer.router, staff.router, operations.router, openapi_url=None
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_page_errors(app)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import urllib.parse
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,22 @@ async def read_form(request: Request) -> dict[str, str]:
         return {}
     fields = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {name: value for name, value in fields}
+
+
+def safe_id(raw: str) -> str:
+    """An id for a path of the API: a UUID, or one that matches nothing (the API answers 404)."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return "00000000-0000-0000-0000-000000000000"
+
+
+def number(text: str | None) -> float | str:
+    """A typed number as a number; left as typed when it is not one, for the API to refuse."""
+    try:
+        return float((text or "").replace(",", "."))
+    except ValueError:
+        return text or ""
 
 
 def set_session_cookie(response: Response, session_id: str, lifetime_seconds: int, secure: bool) -> None:

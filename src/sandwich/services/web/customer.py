@@ -8,14 +8,13 @@ click or a resent form is the same request to the API: one order, one charge.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response, StreamingResponse
 
-from sandwich.services.web.context import SECURITY_HEADERS, Page, page_of
+from sandwich.services.web.context import SECURITY_HEADERS, Page, number, page_of, safe_id
 from sandwich.services.web.gateway_client import Answer, GatewayDown
 from sandwich.services.web.i18n import roubles_to_kopecks
 
@@ -123,8 +122,8 @@ async def place_order(page: PageDep) -> Response:
     form = page.form
     delivery = {
         "address": form.get("address", ""),
-        "lat": _number(form.get("lat")),
-        "lon": _number(form.get("lon")),
+        "lat": number(form.get("lat")),
+        "lon": number(form.get("lon")),
     }
     answer = await page.gateway.call(
         "POST",
@@ -138,19 +137,9 @@ async def place_order(page: PageDep) -> Response:
         return await _basket_page(page, status=answer.status, order_error=answer, delivery=delivery)
     order = answer.body
     if order.get("status") == "payment_failed":
-        failed = Answer(
-            402, {"error": {"code": "payment_failed", "message": "Not enough money in the wallet."}}
-        )
+        failed = Answer(402, {"error": {"code": "payment_failed", "message": page.words["not_enough_money"]}})
         return await _basket_page(page, status=200, order_error=failed, delivery=delivery, failed_order=order)
     return page.redirect(f"/orders/{order['order_id']}?placed=1")
-
-
-def _number(text: str | None) -> float | str:
-    """A typed coordinate as a number; left as typed when it is not one, for the API to refuse."""
-    try:
-        return float((text or "").replace(",", "."))
-    except ValueError:
-        return text or ""
 
 
 @router.get("/wallet")
@@ -207,7 +196,7 @@ async def order(order_id: str, page: PageDep) -> Response:
 
 
 async def _order_page(page: Page, order_id: str, status: int = 200, **values: Any) -> Response:
-    path = f"/api/v1/orders/{_safe_id(order_id)}"
+    path = f"/api/v1/orders/{safe_id(order_id)}"
     answer = await page.gateway.call("GET", path, token=page.token)
     # Just placed in the async flow (202): the orders service may take a moment to take the request.
     waits = PLACED_WAITS if page.request.query_params.get("placed") else 0
@@ -220,19 +209,11 @@ async def _order_page(page: Page, order_id: str, status: int = 200, **values: An
     return page.render("order.html", status=status, order=answer.body, cancellable=CANCELLABLE, **values)
 
 
-def _safe_id(order_id: str) -> str:
-    """An id for a path of the API: a UUID, or one that matches nothing (the API answers 404)."""
-    try:
-        return str(uuid.UUID(order_id))
-    except ValueError:
-        return "00000000-0000-0000-0000-000000000000"
-
-
 @router.post("/orders/{order_id}/cancel")
 async def cancel(order_id: str, page: PageDep) -> Response:
     if (refused := _sign_in_first(page)) is not None:
         return refused
-    answer = await page.gateway.call("POST", f"/api/v1/orders/{_safe_id(order_id)}/cancel", token=page.token)
+    answer = await page.gateway.call("POST", f"/api/v1/orders/{safe_id(order_id)}/cancel", token=page.token)
     if not answer.ok:
         return await _order_page(page, order_id, status=answer.status, error=answer)
     return page.redirect(f"/orders/{order_id}")
@@ -245,7 +226,7 @@ async def order_events(order_id: str, page: PageDep) -> Response:
         return Response(status_code=401, headers=SECURITY_HEADERS)
     token = page.session.token
     last_event_id = page.request.headers.get("last-event-id")
-    path = f"/api/v1/orders/{_safe_id(order_id)}/events"
+    path = f"/api/v1/orders/{safe_id(order_id)}/events"
 
     async def relay() -> AsyncIterator[bytes]:
         try:

@@ -37,12 +37,19 @@ class Session:
 
     @property
     def home(self) -> str:
-        """Where signing in lands: a cook's kitchen, a courier's deliveries, an admin's console."""
-        if "cook" in self.roles:
-            return "/kitchen"
-        if "courier" in self.roles:
-            return "/courier"
-        return "/menu"
+        return home_of(self.roles)
+
+
+def home_of(roles: frozenset[str]) -> str:
+    """Where signing in lands: a cook's kitchen, a courier's deliveries, an admin's console, else
+    the menu."""
+    if "cook" in roles:
+        return "/kitchen"
+    if "courier" in roles:
+        return "/courier"
+    if "admin" in roles:
+        return "/ops/food-points"
+    return "/menu"
 
 
 def _hash(session_id: str) -> bytes:

@@ -10,8 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from sandwich.services.web.context import Page, page_of
-from sandwich.services.web.customer import _safe_id
+from sandwich.services.web.context import Page, page_of, safe_id
 
 router = APIRouter(include_in_schema=False)
 PageDep = Annotated[Page, Depends(page_of)]
@@ -45,7 +44,7 @@ async def mark_ready(order_id: str, page: PageDep) -> Response:
     if (refused := _allowed(page, "cook")) is not None:
         return refused
     answer = await page.gateway.call(
-        "POST", f"/api/v1/kitchen/orders/{_safe_id(order_id)}/ready", token=page.token
+        "POST", f"/api/v1/kitchen/orders/{safe_id(order_id)}/ready", token=page.token
     )
     if not answer.ok:
         return await _kitchen_page(page, status=answer.status, error=answer, error_order=order_id)
@@ -89,7 +88,7 @@ async def take(order_id: str, page: PageDep) -> Response:
     if (refused := _allowed(page, "courier")) is not None:
         return refused
     answer = await page.gateway.call(
-        "POST", f"/api/v1/delivery/orders/{_safe_id(order_id)}/take", token=page.token
+        "POST", f"/api/v1/delivery/orders/{safe_id(order_id)}/take", token=page.token
     )
     if not answer.ok:
         return await _courier_page(page, status=answer.status, error=answer, error_order=order_id)
@@ -101,7 +100,7 @@ async def delivered(order_id: str, page: PageDep) -> Response:
     if (refused := _allowed(page, "courier")) is not None:
         return refused
     answer = await page.gateway.call(
-        "POST", f"/api/v1/delivery/orders/{_safe_id(order_id)}/complete", token=page.token
+        "POST", f"/api/v1/delivery/orders/{safe_id(order_id)}/complete", token=page.token
     )
     if not answer.ok:
         return await _courier_page(page, status=answer.status, error=answer, error_order=order_id)

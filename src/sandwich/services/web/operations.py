@@ -1,0 +1,220 @@
+"""The operations console (admin): food points and their stock, the menu, people and their roles.
+
+Each form is one call of the gateway's admin API; what the API refuses is shown beside the form, in
+words, with its code. `System` shows every service's health and the live figures the platform
+measures, from the gateway's overview (which reads the services' own health endpoints and metrics),
+refreshed every few seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from sandwich.services.web.context import Page, number, page_of, safe_id
+from sandwich.services.web.gateway_client import Answer
+from sandwich.services.web.i18n import roubles_to_kopecks
+
+router = APIRouter(include_in_schema=False)
+PageDep = Annotated[Page, Depends(page_of)]
+
+ROLES = ("customer", "cook", "courier", "admin")
+
+
+def _admin_only(page: Page) -> Response | None:
+    if page.session is None:
+        return page.redirect("/signin")
+    if "admin" not in page.session.roles:
+        return page.render("not_found.html", status=404)
+    return None
+
+
+def _integer(text: str | None) -> int | str:
+    """A typed whole number; left as typed when it is not one, for the API to refuse."""
+    stripped = (text or "").strip()
+    return int(stripped) if stripped.isdigit() else stripped
+
+
+def _food_point_body(form: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": form.get("name", ""),
+        "address": form.get("address", ""),
+        "lat": number(form.get("lat")),
+        "lon": number(form.get("lon")),
+        "capacity": _integer(form.get("capacity")),
+        "accepts_delivery": form.get("accepts_delivery") == "on",
+    }
+
+
+@router.get("/ops")
+async def console(page: PageDep) -> Response:
+    return _admin_only(page) or page.redirect("/ops/food-points")
+
+
+async def _food_points_page(page: Page, status: int = 200, **values: Any) -> Response:
+    answer = await page.gateway.call("GET", "/api/v1/admin/food-points", token=page.token)
+    return page.render(
+        "ops_food_points.html", status=status, points=(answer.body or {}).get("items", []), **values
+    )
+
+
+@router.get("/ops/food-points")
+async def food_points(page: PageDep) -> Response:
+    return _admin_only(page) or await _food_points_page(page)
+
+
+@router.post("/ops/food-points")
+async def create_food_point(page: PageDep) -> Response:
+    if (refused := _admin_only(page)) is not None:
+        return refused
+    body = _food_point_body(page.form)
+    answer = await page.gateway.call("POST", "/api/v1/admin/food-points", token=page.token, json=body)
+    if not answer.ok:
+        return await _food_points_page(page, status=answer.status, error=answer, typed=page.form)
+    return page.redirect(f"/ops/food-points/{answer.body['food_point_id']}")
+
+
+async def _food_point_page(page: Page, food_point_id: str, status: int = 200, **values: Any) -> Response:
+    # The list carries every food point with its stock: the one asked for is picked from it.
+    answer = await page.gateway.call("GET", "/api/v1/admin/food-points", token=page.token)
+    found = [p for p in (answer.body or {}).get("items", []) if p.get("food_point_id") == food_point_id]
+    if not found:
+        return page.render("not_found.html", status=404)
+    return page.render("ops_food_point.html", status=status, point=found[0], **values)
+
+
+@router.get("/ops/food-points/{food_point_id}")
+async def food_point(food_point_id: str, page: PageDep) -> Response:
+    return _admin_only(page) or await _food_point_page(page, food_point_id)
+
+
+@router.post("/ops/food-points/{food_point_id}")
+async def change_food_point(food_point_id: str, page: PageDep) -> Response:
+    if (refused := _admin_only(page)) is not None:
+        return refused
+    answer = await page.gateway.call(
+        "PATCH",
+        f"/api/v1/admin/food-points/{safe_id(food_point_id)}",
+        token=page.token,
+        json=_food_point_body(page.form),
+    )
+    if not answer.ok:
+        return await _food_point_page(page, food_point_id, status=answer.status, error=answer)
+    return page.redirect(f"/ops/food-points/{food_point_id}")
+
+
+@router.post("/ops/food-points/{food_point_id}/stock")
+async def set_stock(food_point_id: str, page: PageDep) -> Response:
+    if (refused := _admin_only(page)) is not None:
+        return refused
+    ingredient = page.form.get("ingredient", "").strip()
+    answer: Answer
+    if not ingredient:
+        answer = Answer(422, {"error": {"code": "invalid_field", "message": page.words["ingredient_needed"]}})
+    else:
+        answer = await page.gateway.call(
+            "PUT",
+            f"/api/v1/admin/food-points/{safe_id(food_point_id)}/stock/{ingredient}",
+            token=page.token,
+            json={"quantity": _integer(page.form.get("quantity"))},
+        )
+    if not answer.ok:
+        return await _food_point_page(
+            page, food_point_id, status=answer.status, stock_error=answer, stock_ingredient=ingredient
+        )
+    return page.redirect(f"/ops/food-points/{food_point_id}")
+
+
+async def _menu_page(page: Page, status: int = 200, **values: Any) -> Response:
+    answer = await page.gateway.call("GET", "/api/v1/menu", token=page.token, language=page.language)
+    return page.render("ops_menu.html", status=status, items=(answer.body or {}).get("items", []), **values)
+
+
+@router.get("/ops/menu")
+async def menu(page: PageDep) -> Response:
+    return _admin_only(page) or await _menu_page(page)
+
+
+def parse_ingredients(text: str) -> list[dict[str, Any]]:
+    """One ingredient a line, `name` or `name x quantity` (also the multiplication sign or `*`)."""
+    ingredients: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        for mark in (" \u00d7 ", " x ", " * "):
+            if mark in line:
+                name, _, quantity = line.rpartition(mark)
+                ingredients.append({"name": name.strip(), "quantity": _integer(quantity)})
+                break
+        else:
+            ingredients.append({"name": line, "quantity": 1})
+    return ingredients
+
+
+@router.post("/ops/menu")
+async def create_menu_item(page: PageDep) -> Response:
+    if (refused := _admin_only(page)) is not None:
+        return refused
+    typed_price = page.form.get("price", "")
+    price = roubles_to_kopecks(typed_price)
+    body = {
+        "name": page.form.get("name", ""),
+        "price": price if price is not None else typed_price,
+        "ingredients": parse_ingredients(page.form.get("ingredients", "")),
+    }
+    answer = await page.gateway.call(
+        "POST", "/api/v1/admin/menu", token=page.token, json=body, language=page.language
+    )
+    if not answer.ok:
+        return await _menu_page(page, status=answer.status, error=answer, typed=page.form)
+    return page.redirect("/ops/menu")
+
+
+async def _people_page(page: Page, status: int = 200, **values: Any) -> Response:
+    points = await page.gateway.call("GET", "/api/v1/admin/food-points", token=page.token)
+    return page.render(
+        "ops_people.html", status=status, roles=ROLES, points=(points.body or {}).get("items", []), **values
+    )
+
+
+@router.get("/ops/people")
+async def people(page: PageDep) -> Response:
+    return _admin_only(page) or await _people_page(page)
+
+
+@router.post("/ops/people")
+async def set_roles(page: PageDep) -> Response:
+    if (refused := _admin_only(page)) is not None:
+        return refused
+    username = page.form.get("username", "").strip()
+    roles = [role for role in ROLES if page.form.get(f"role_{role}") == "on"]
+    body: dict[str, Any] = {"roles": roles}
+    if page.form.get("food_point_id"):
+        body["food_point_id"] = page.form["food_point_id"]
+    answer = await page.gateway.call(
+        "PUT",
+        f"/api/v1/admin/users/{username or '-'}/roles",
+        token=page.token,
+        json=body,
+        language=page.language,
+    )
+    if not answer.ok:
+        return await _people_page(page, status=answer.status, error=answer, typed=page.form)
+    return await _people_page(page, saved=answer.body)
+
+
+@router.get("/ops/system")
+async def system(page: PageDep) -> Response:
+    if (refused := _admin_only(page)) is not None:
+        return refused
+    answer = await page.gateway.call("GET", "/api/v1/admin/system", token=page.token)
+    template = "ops_system_body.html" if page.request.query_params.get("fragment") else "ops_system.html"
+    return page.render(
+        template,
+        status=200 if answer.ok else answer.status,
+        overview=answer.body or {},
+        error=None if answer.ok else answer,
+    )
