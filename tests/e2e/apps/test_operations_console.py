@@ -39,7 +39,7 @@ async def test_an_admin_runs_food_points_stock_menu_and_people_from_the_console(
         refused = page.locator("form [data-code]")
         await expect(refused).to_be_visible()
         await expect(refused).not_to_have_text("")
-        await expect(page.get_by_label("Name")).to_have_value(f"Point {tag}"), "what was typed is kept"
+        await expect(page.get_by_label("Name")).to_have_value(f"Point {tag}")  # what was typed is kept
         await page.get_by_label("Latitude").fill("55.70")
         await page.get_by_label("Accepts delivery").check()
         await page.get_by_role("button", name="Save").click()
