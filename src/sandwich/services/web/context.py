@@ -25,6 +25,9 @@ from sandwich.services.web.gateway_client import GatewayClient
 from sandwich.services.web.sessions import Session
 
 LANGUAGE_COOKIE = "lang"
+FORM_COOKIE = "sandwich_form"
+"""Before signing in, the CSRF token lives in this cookie (SameSite=Strict) and in every form: a form
+posted from another site carries neither, so signing someone in as someone else is refused too."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -57,6 +60,8 @@ class Page:
     language: str
     session: Session | None
     form: dict[str, str] = field(default_factory=dict)
+    form_token: str = ""
+    new_form_token: bool = False
 
     @property
     def words(self) -> dict[str, str]:
@@ -79,13 +84,16 @@ class Page:
             page=self,
             t=self.words,
             session=self.session,
-            csrf=self.session.csrf_token if self.session else "",
+            csrf=self.session.csrf_token if self.session else self.form_token,
             money=self.money,
             status_word=lambda status_: i18n.status_word(status_, self.language),
             new_key=lambda: secrets.token_urlsafe(18),
             **values,
         )
-        return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+        response = HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+        if self.new_form_token:
+            response.set_cookie(FORM_COOKIE, self.form_token, httponly=True, samesite="strict", path="/")
+        return response
 
     def redirect(self, to: str) -> RedirectResponse:
         return RedirectResponse(to, status_code=303, headers=SECURITY_HEADERS)
@@ -102,10 +110,13 @@ async def page_of(request: Request) -> Page:
     language = i18n.choose(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language"))
     async with service.database.connect() as conn:
         session = await sessions.find_session(conn, sealer_of(service), request.cookies.get(sessions.COOKIE))
-    page = Page(request, service, language, session)
+    page = Page(request, service, language, session, form_token=request.cookies.get(FORM_COOKIE, ""))
+    if session is None and not page.form_token:
+        page.form_token, page.new_form_token = secrets.token_urlsafe(24), True
     if request.method == "POST":
         page.form = await read_form(request)
-        if session is not None and not secrets.compare_digest(page.form.get("csrf", ""), session.csrf_token):
+        expected = session.csrf_token if session is not None else page.form_token
+        if page.new_form_token or not secrets.compare_digest(page.form.get("csrf", ""), expected):
             raise CsrfRefused
     return page
 
