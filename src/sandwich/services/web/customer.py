@@ -41,9 +41,7 @@ async def menu(page: PageDep) -> Response:
     if (refused := _sign_in_first(page)) is not None:
         return refused
     answer = await page.gateway.call("GET", "/api/v1/menu", token=page.token, language=page.language)
-    return page.render(
-        "menu.html", items=(answer.body or {}).get("items", []), added=page.request.query_params.get("added")
-    )
+    return page.render("menu.html", items=answer.items, added=page.request.query_params.get("added"))
 
 
 @router.post("/basket/add")
@@ -52,7 +50,7 @@ async def add_to_basket(page: PageDep) -> Response:
         return refused
     item_id = page.form.get("menu_item_id", "")
     basket = await page.gateway.call("GET", "/api/v1/basket", token=page.token)
-    current = {line["menu_item_id"]: line["quantity"] for line in (basket.body or {}).get("items", [])}
+    current = {line["menu_item_id"]: line["quantity"] for line in basket.items}
     answer = await page.gateway.call(
         "PUT",
         f"/api/v1/basket/items/{item_id}",
@@ -66,19 +64,17 @@ async def add_to_basket(page: PageDep) -> Response:
 
 async def _menu_with_error(page: Page, error: Answer) -> Response:
     answer = await page.gateway.call("GET", "/api/v1/menu", token=page.token, language=page.language)
-    return page.render(
-        "menu.html", status=error.status, items=(answer.body or {}).get("items", []), error=error
-    )
+    return page.render("menu.html", status=error.status, items=answer.items, error=error)
 
 
 async def _basket_page(page: Page, status: int = 200, **values: Any) -> Response:
     basket = await page.gateway.call("GET", "/api/v1/basket", token=page.token)
     menu_answer = await page.gateway.call("GET", "/api/v1/menu", token=page.token, language=page.language)
-    names = {item["id"]: item for item in (menu_answer.body or {}).get("items", [])}
+    names = {item["id"]: item for item in menu_answer.items}
     lines = [
         {**line, "name": names.get(line["menu_item_id"], {}).get("name", line["menu_item_id"]),
          "price": names.get(line["menu_item_id"], {}).get("price", 0)}
-        for line in (basket.body or {}).get("items", [])
+        for line in basket.items
     ]  # fmt: skip
     return page.render(
         "basket.html",
@@ -156,7 +152,7 @@ async def _wallet_page(page: Page, status: int = 200, **values: Any) -> Response
         "wallet.html",
         status=status,
         balance=(account.body or {}).get("balance", 0),
-        operations=(operations.body or {}).get("items", []),
+        operations=operations.items,
         **values,
     )
 
@@ -185,7 +181,7 @@ async def orders(page: PageDep) -> Response:
     if (refused := _sign_in_first(page)) is not None:
         return refused
     answer = await page.gateway.call("GET", "/api/v1/orders", token=page.token)
-    return page.render("orders.html", orders=(answer.body or {}).get("items", []))
+    return page.render("orders.html", orders=answer.items)
 
 
 @router.get("/orders/{order_id}")
@@ -247,4 +243,4 @@ async def letters(page: PageDep) -> Response:
     if (refused := _sign_in_first(page)) is not None:
         return refused
     answer = await page.gateway.call("GET", "/api/v1/notifications", token=page.token)
-    return page.render("letters.html", letters=(answer.body or {}).get("items", []))
+    return page.render("letters.html", letters=answer.items)

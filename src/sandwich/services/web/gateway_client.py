@@ -28,6 +28,12 @@ class Answer:
         return 200 <= self.status < 300
 
     @property
+    def items(self) -> list[Any]:
+        """The `items` of a list answer; none when the answer is not one."""
+        items = self.body.get("items") if isinstance(self.body, dict) else None
+        return items if isinstance(items, list) else []
+
+    @property
     def error_code(self) -> str:
         error = self.body.get("error") if isinstance(self.body, dict) else None
         return str(error.get("code")) if isinstance(error, dict) else "unexpected"

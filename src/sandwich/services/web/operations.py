@@ -55,9 +55,7 @@ async def console(page: PageDep) -> Response:
 
 async def _food_points_page(page: Page, status: int = 200, **values: Any) -> Response:
     answer = await page.gateway.call("GET", "/api/v1/admin/food-points", token=page.token)
-    return page.render(
-        "ops_food_points.html", status=status, points=(answer.body or {}).get("items", []), **values
-    )
+    return page.render("ops_food_points.html", status=status, points=answer.items, **values)
 
 
 @router.get("/ops/food-points")
@@ -79,7 +77,7 @@ async def create_food_point(page: PageDep) -> Response:
 async def _food_point_page(page: Page, food_point_id: str, status: int = 200, **values: Any) -> Response:
     # The list carries every food point with its stock: the one asked for is picked from it.
     answer = await page.gateway.call("GET", "/api/v1/admin/food-points", token=page.token)
-    found = [p for p in (answer.body or {}).get("items", []) if p.get("food_point_id") == food_point_id]
+    found = [p for p in answer.items if p.get("food_point_id") == food_point_id]
     if not found:
         return page.render("not_found.html", status=404)
     return page.render("ops_food_point.html", status=status, point=found[0], **values)
@@ -129,7 +127,7 @@ async def set_stock(food_point_id: str, page: PageDep) -> Response:
 
 async def _menu_page(page: Page, status: int = 200, **values: Any) -> Response:
     answer = await page.gateway.call("GET", "/api/v1/menu", token=page.token, language=page.language)
-    return page.render("ops_menu.html", status=status, items=(answer.body or {}).get("items", []), **values)
+    return page.render("ops_menu.html", status=status, items=answer.items, **values)
 
 
 @router.get("/ops/menu")
@@ -175,9 +173,7 @@ async def create_menu_item(page: PageDep) -> Response:
 
 async def _people_page(page: Page, status: int = 200, **values: Any) -> Response:
     points = await page.gateway.call("GET", "/api/v1/admin/food-points", token=page.token)
-    return page.render(
-        "ops_people.html", status=status, roles=ROLES, points=(points.body or {}).get("items", []), **values
-    )
+    return page.render("ops_people.html", status=status, roles=ROLES, points=points.items, **values)
 
 
 @router.get("/ops/people")

@@ -5,6 +5,7 @@ alone), so a new order appears without anyone reloading the page."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -36,19 +37,14 @@ async def kitchen(page: PageDep) -> Response:
 async def _kitchen_page(page: Page, status: int = 200, **values: Any) -> Response:
     answer = await page.gateway.call("GET", "/api/v1/kitchen/orders", token=page.token)
     template = "kitchen_list.html" if page.request.query_params.get("fragment") else "kitchen.html"
-    return page.render(template, status=status, orders=(answer.body or {}).get("items", []), **values)
+    return page.render(template, status=status, orders=answer.items, **values)
 
 
 @router.post("/kitchen/{order_id}/ready")
 async def mark_ready(order_id: str, page: PageDep) -> Response:
-    if (refused := _allowed(page, "cook")) is not None:
-        return refused
-    answer = await page.gateway.call(
-        "POST", f"/api/v1/kitchen/orders/{safe_id(order_id)}/ready", token=page.token
+    return await _act(
+        page, "cook", f"/api/v1/kitchen/orders/{safe_id(order_id)}/ready", _kitchen_page, "/kitchen"
     )
-    if not answer.ok:
-        return await _kitchen_page(page, status=answer.status, error=answer, error_order=order_id)
-    return page.redirect("/kitchen")
 
 
 def _position(page: Page) -> tuple[str, str]:
@@ -70,12 +66,12 @@ async def _courier_page(page: Page, status: int = 200, **values: Any) -> Respons
         "GET", "/api/v1/delivery/orders", token=page.token, params={"lat": lat, "lon": lon}
     )
     mine = await page.gateway.call("GET", "/api/v1/delivery/mine", token=page.token)
-    taken = (mine.body or {}).get("items", [])
+    taken = mine.items
     template = "courier_list.html" if page.request.query_params.get("fragment") else "courier.html"
     return page.render(
         template,
         status=status,
-        ready=(ready.body or {}).get("items", []),
+        ready=ready.items,
         taken=taken,
         lat=lat,
         lon=lon,
@@ -85,23 +81,24 @@ async def _courier_page(page: Page, status: int = 200, **values: Any) -> Respons
 
 @router.post("/courier/{order_id}/take")
 async def take(order_id: str, page: PageDep) -> Response:
-    if (refused := _allowed(page, "courier")) is not None:
-        return refused
-    answer = await page.gateway.call(
-        "POST", f"/api/v1/delivery/orders/{safe_id(order_id)}/take", token=page.token
-    )
-    if not answer.ok:
-        return await _courier_page(page, status=answer.status, error=answer, error_order=order_id)
-    return page.redirect("/courier")
+    path = f"/api/v1/delivery/orders/{safe_id(order_id)}/take"
+    return await _act(page, "courier", path, _courier_page, "/courier")
 
 
 @router.post("/courier/{order_id}/delivered")
 async def delivered(order_id: str, page: PageDep) -> Response:
-    if (refused := _allowed(page, "courier")) is not None:
+    path = f"/api/v1/delivery/orders/{safe_id(order_id)}/complete"
+    return await _act(page, "courier", path, _courier_page, "/courier")
+
+
+async def _act(
+    page: Page, role: str, path: str, redraw: Callable[..., Awaitable[Response]], back: str
+) -> Response:
+    """One button of the cook's or the courier's app: the API's action, then the list again; what
+    the API refuses is drawn beside the list."""
+    if (refused := _allowed(page, role)) is not None:
         return refused
-    answer = await page.gateway.call(
-        "POST", f"/api/v1/delivery/orders/{safe_id(order_id)}/complete", token=page.token
-    )
+    answer = await page.gateway.call("POST", path, token=page.token)
     if not answer.ok:
-        return await _courier_page(page, status=answer.status, error=answer, error_order=order_id)
-    return page.redirect("/courier")
+        return await redraw(page, status=answer.status, error=answer)
+    return page.redirect(back)
