@@ -31,11 +31,10 @@ async def signin_form(page: PageDep) -> Response:
 @router.post("/signin")
 async def signin(page: PageDep) -> Response:
     username, password = page.form.get("username", ""), page.form.get("password", "")
-    answer = await page.gateway.call(
+    answer = await page.api(
         "POST",
         "/api/v1/auth/login",
         json={"username": username, "password": password},
-        language=page.language,
     )
     if not answer.ok:
         return page.render("signin.html", status=answer.status, error=answer, username=username)
@@ -50,14 +49,13 @@ async def signup_form(page: PageDep) -> Response:
 @router.post("/signup")
 async def signup(page: PageDep) -> Response:
     fields = {name: page.form.get(name, "") for name in ("username", "password", "email")}
-    answer = await page.gateway.call("POST", "/api/v1/auth/register", json=fields, language=page.language)
+    answer = await page.api("POST", "/api/v1/auth/register", json=fields)
     if not answer.ok:
         return page.render("signup.html", status=answer.status, error=answer, **_without_password(fields))
-    login = await page.gateway.call(
+    login = await page.api(
         "POST",
         "/api/v1/auth/login",
         json={"username": fields["username"], "password": fields["password"]},
-        language=page.language,
     )
     if not login.ok:
         return page.render("signin.html", status=login.status, error=login, username=fields["username"])

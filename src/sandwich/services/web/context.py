@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sandwich.platform.app import Service
 from sandwich.platform.sealing import Sealer
 from sandwich.services.web import i18n, sessions
-from sandwich.services.web.gateway_client import GatewayClient
+from sandwich.services.web.gateway_client import Answer, GatewayClient
 from sandwich.services.web.sessions import Session
 
 LANGUAGE_COOKIE = "lang"
@@ -75,6 +75,10 @@ class Page:
     @property
     def token(self) -> str | None:
         return self.session.token if self.session else None
+
+    async def api(self, method: str, path: str, **options: Any) -> Answer:
+        """A call of the gateway's public API as this page's person, in this page's language."""
+        return await self.gateway.call(method, path, token=self.token, language=self.language, **options)
 
     def money(self, kopecks: int | None) -> str:
         return i18n.money(kopecks or 0, self.language)
@@ -144,6 +148,12 @@ def number(text: str | None) -> float | str:
         return float((text or "").replace(",", "."))
     except ValueError:
         return text or ""
+
+
+def integer(text: str | None) -> int | str:
+    """A typed whole number; left as typed when it is not one, for the API to refuse."""
+    stripped = (text or "").strip()
+    return int(stripped) if stripped.isdigit() else stripped
 
 
 def set_session_cookie(response: Response, session_id: str, lifetime_seconds: int, secure: bool) -> None:

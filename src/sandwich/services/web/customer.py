@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response, StreamingResponse
 
-from sandwich.services.web.context import SECURITY_HEADERS, Page, number, page_of, safe_id
+from sandwich.services.web.context import SECURITY_HEADERS, Page, integer, number, page_of, safe_id
 from sandwich.services.web.gateway_client import Answer, GatewayDown
 from sandwich.services.web.i18n import roubles_to_kopecks
 
@@ -40,7 +40,7 @@ def _sign_in_first(page: Page) -> Response | None:
 async def menu(page: PageDep) -> Response:
     if (refused := _sign_in_first(page)) is not None:
         return refused
-    answer = await page.gateway.call("GET", "/api/v1/menu", token=page.token, language=page.language)
+    answer = await page.api("GET", "/api/v1/menu")
     return page.render("menu.html", items=answer.items, added=page.request.query_params.get("added"))
 
 
@@ -49,12 +49,11 @@ async def add_to_basket(page: PageDep) -> Response:
     if (refused := _sign_in_first(page)) is not None:
         return refused
     item_id = page.form.get("menu_item_id", "")
-    basket = await page.gateway.call("GET", "/api/v1/basket", token=page.token)
+    basket = await page.api("GET", "/api/v1/basket")
     current = {line["menu_item_id"]: line["quantity"] for line in basket.items}
-    answer = await page.gateway.call(
+    answer = await page.api(
         "PUT",
         f"/api/v1/basket/items/{item_id}",
-        token=page.token,
         json={"quantity": current.get(item_id, 0) + 1},
     )
     if not answer.ok:
@@ -63,13 +62,13 @@ async def add_to_basket(page: PageDep) -> Response:
 
 
 async def _menu_with_error(page: Page, error: Answer) -> Response:
-    answer = await page.gateway.call("GET", "/api/v1/menu", token=page.token, language=page.language)
+    answer = await page.api("GET", "/api/v1/menu")
     return page.render("menu.html", status=error.status, items=answer.items, error=error)
 
 
 async def _basket_page(page: Page, status: int = 200, **values: Any) -> Response:
-    basket = await page.gateway.call("GET", "/api/v1/basket", token=page.token)
-    menu_answer = await page.gateway.call("GET", "/api/v1/menu", token=page.token, language=page.language)
+    basket = await page.api("GET", "/api/v1/basket")
+    menu_answer = await page.api("GET", "/api/v1/menu")
     names = {item["id"]: item for item in menu_answer.items}
     lines = [
         {**line, "name": names.get(line["menu_item_id"], {}).get("name", line["menu_item_id"]),
@@ -98,13 +97,11 @@ async def change_line(page: PageDep) -> Response:
     if (refused := _sign_in_first(page)) is not None:
         return refused
     item_id = page.form.get("menu_item_id", "")
-    quantity = 0 if "remove" in page.form else page.form.get("quantity", "")
-    answer = await page.gateway.call(
+    quantity = 0 if "remove" in page.form else integer(page.form.get("quantity"))
+    answer = await page.api(
         "PUT",
         f"/api/v1/basket/items/{item_id}",
-        token=page.token,
-        json={"quantity": int(quantity) if str(quantity).isdigit() else quantity},
-        language=page.language,
+        json={"quantity": quantity},
     )
     if not answer.ok:
         return await _basket_page(page, status=answer.status, line_error=answer, line_id=item_id)
@@ -121,13 +118,11 @@ async def place_order(page: PageDep) -> Response:
         "lat": number(form.get("lat")),
         "lon": number(form.get("lon")),
     }
-    answer = await page.gateway.call(
+    answer = await page.api(
         "POST",
         "/api/v1/order",
-        token=page.token,
         json={"delivery": delivery},
         idempotency_key=form.get("idempotency_key") or None,
-        language=page.language,
     )
     if not answer.ok:
         return await _basket_page(page, status=answer.status, order_error=answer, delivery=delivery)
@@ -146,8 +141,8 @@ async def wallet(page: PageDep) -> Response:
 
 
 async def _wallet_page(page: Page, status: int = 200, **values: Any) -> Response:
-    account = await page.gateway.call("GET", "/api/v1/billing/account", token=page.token)
-    operations = await page.gateway.call("GET", "/api/v1/billing/account/operations", token=page.token)
+    account = await page.api("GET", "/api/v1/billing/account")
+    operations = await page.api("GET", "/api/v1/billing/account/operations")
     return page.render(
         "wallet.html",
         status=status,
@@ -163,13 +158,11 @@ async def top_up(page: PageDep) -> Response:
         return refused
     typed = page.form.get("amount", "")
     kopecks = roubles_to_kopecks(typed)
-    answer = await page.gateway.call(
+    answer = await page.api(
         "POST",
         "/api/v1/billing/account/deposit",
-        token=page.token,
         json={"amount": kopecks if kopecks is not None else typed},
         idempotency_key=page.form.get("idempotency_key") or None,
-        language=page.language,
     )
     if not answer.ok:
         return await _wallet_page(page, status=answer.status, error=answer, amount=typed)
@@ -180,7 +173,7 @@ async def top_up(page: PageDep) -> Response:
 async def orders(page: PageDep) -> Response:
     if (refused := _sign_in_first(page)) is not None:
         return refused
-    answer = await page.gateway.call("GET", "/api/v1/orders", token=page.token)
+    answer = await page.api("GET", "/api/v1/orders")
     return page.render("orders.html", orders=answer.items)
 
 
@@ -193,13 +186,13 @@ async def order(order_id: str, page: PageDep) -> Response:
 
 async def _order_page(page: Page, order_id: str, status: int = 200, **values: Any) -> Response:
     path = f"/api/v1/orders/{safe_id(order_id)}"
-    answer = await page.gateway.call("GET", path, token=page.token)
+    answer = await page.api("GET", path)
     # Just placed in the async flow (202): the orders service may take a moment to take the request.
     waits = PLACED_WAITS if page.request.query_params.get("placed") else 0
     while answer.status == 404 and waits > 0:
         await asyncio.sleep(PLACED_WAIT_SECONDS)
         waits -= 1
-        answer = await page.gateway.call("GET", path, token=page.token)
+        answer = await page.api("GET", path)
     if not answer.ok:
         return page.render("not_found.html", status=404)
     return page.render("order.html", status=status, order=answer.body, cancellable=CANCELLABLE, **values)
@@ -209,7 +202,7 @@ async def _order_page(page: Page, order_id: str, status: int = 200, **values: An
 async def cancel(order_id: str, page: PageDep) -> Response:
     if (refused := _sign_in_first(page)) is not None:
         return refused
-    answer = await page.gateway.call("POST", f"/api/v1/orders/{safe_id(order_id)}/cancel", token=page.token)
+    answer = await page.api("POST", f"/api/v1/orders/{safe_id(order_id)}/cancel")
     if not answer.ok:
         return await _order_page(page, order_id, status=answer.status, error=answer)
     return page.redirect(f"/orders/{order_id}")
@@ -242,5 +235,5 @@ async def order_events(order_id: str, page: PageDep) -> Response:
 async def letters(page: PageDep) -> Response:
     if (refused := _sign_in_first(page)) is not None:
         return refused
-    answer = await page.gateway.call("GET", "/api/v1/notifications", token=page.token)
+    answer = await page.api("GET", "/api/v1/notifications")
     return page.render("letters.html", letters=answer.items)

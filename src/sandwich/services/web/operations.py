@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from sandwich.services.web.context import Page, number, page_of, safe_id
+from sandwich.services.web.context import Page, integer, number, page_of, safe_id
 from sandwich.services.web.gateway_client import Answer
 from sandwich.services.web.i18n import roubles_to_kopecks
 
@@ -31,19 +31,13 @@ def _admin_only(page: Page) -> Response | None:
     return None
 
 
-def _integer(text: str | None) -> int | str:
-    """A typed whole number; left as typed when it is not one, for the API to refuse."""
-    stripped = (text or "").strip()
-    return int(stripped) if stripped.isdigit() else stripped
-
-
 def _food_point_body(form: dict[str, str]) -> dict[str, Any]:
     return {
         "name": form.get("name", ""),
         "address": form.get("address", ""),
         "lat": number(form.get("lat")),
         "lon": number(form.get("lon")),
-        "capacity": _integer(form.get("capacity")),
+        "capacity": integer(form.get("capacity")),
         "accepts_delivery": form.get("accepts_delivery") == "on",
     }
 
@@ -54,7 +48,7 @@ async def console(page: PageDep) -> Response:
 
 
 async def _food_points_page(page: Page, status: int = 200, **values: Any) -> Response:
-    answer = await page.gateway.call("GET", "/api/v1/admin/food-points", token=page.token)
+    answer = await page.api("GET", "/api/v1/admin/food-points")
     return page.render("ops_food_points.html", status=status, points=answer.items, **values)
 
 
@@ -68,7 +62,7 @@ async def create_food_point(page: PageDep) -> Response:
     if (refused := _admin_only(page)) is not None:
         return refused
     body = _food_point_body(page.form)
-    answer = await page.gateway.call("POST", "/api/v1/admin/food-points", token=page.token, json=body)
+    answer = await page.api("POST", "/api/v1/admin/food-points", json=body)
     if not answer.ok:
         return await _food_points_page(page, status=answer.status, error=answer, typed=page.form)
     return page.redirect(f"/ops/food-points/{answer.body['food_point_id']}")
@@ -76,7 +70,7 @@ async def create_food_point(page: PageDep) -> Response:
 
 async def _food_point_page(page: Page, food_point_id: str, status: int = 200, **values: Any) -> Response:
     # The list carries every food point with its stock: the one asked for is picked from it.
-    answer = await page.gateway.call("GET", "/api/v1/admin/food-points", token=page.token)
+    answer = await page.api("GET", "/api/v1/admin/food-points")
     found = [p for p in answer.items if p.get("food_point_id") == food_point_id]
     if not found:
         return page.render("not_found.html", status=404)
@@ -92,10 +86,9 @@ async def food_point(food_point_id: str, page: PageDep) -> Response:
 async def change_food_point(food_point_id: str, page: PageDep) -> Response:
     if (refused := _admin_only(page)) is not None:
         return refused
-    answer = await page.gateway.call(
+    answer = await page.api(
         "PATCH",
         f"/api/v1/admin/food-points/{safe_id(food_point_id)}",
-        token=page.token,
         json=_food_point_body(page.form),
     )
     if not answer.ok:
@@ -112,11 +105,10 @@ async def set_stock(food_point_id: str, page: PageDep) -> Response:
     if not ingredient:
         answer = Answer(422, {"error": {"code": "invalid_field", "message": page.words["ingredient_needed"]}})
     else:
-        answer = await page.gateway.call(
+        answer = await page.api(
             "PUT",
             f"/api/v1/admin/food-points/{safe_id(food_point_id)}/stock/{ingredient}",
-            token=page.token,
-            json={"quantity": _integer(page.form.get("quantity"))},
+            json={"quantity": integer(page.form.get("quantity"))},
         )
     if not answer.ok:
         return await _food_point_page(
@@ -126,7 +118,7 @@ async def set_stock(food_point_id: str, page: PageDep) -> Response:
 
 
 async def _menu_page(page: Page, status: int = 200, **values: Any) -> Response:
-    answer = await page.gateway.call("GET", "/api/v1/menu", token=page.token, language=page.language)
+    answer = await page.api("GET", "/api/v1/menu")
     return page.render("ops_menu.html", status=status, items=answer.items, **values)
 
 
@@ -145,7 +137,7 @@ def parse_ingredients(text: str) -> list[dict[str, Any]]:
         for mark in (" \u00d7 ", " x ", " * "):
             if mark in line:
                 name, _, quantity = line.rpartition(mark)
-                ingredients.append({"name": name.strip(), "quantity": _integer(quantity)})
+                ingredients.append({"name": name.strip(), "quantity": integer(quantity)})
                 break
         else:
             ingredients.append({"name": line, "quantity": 1})
@@ -163,16 +155,14 @@ async def create_menu_item(page: PageDep) -> Response:
         "price": price if price is not None else typed_price,
         "ingredients": parse_ingredients(page.form.get("ingredients", "")),
     }
-    answer = await page.gateway.call(
-        "POST", "/api/v1/admin/menu", token=page.token, json=body, language=page.language
-    )
+    answer = await page.api("POST", "/api/v1/admin/menu", json=body)
     if not answer.ok:
         return await _menu_page(page, status=answer.status, error=answer, typed=page.form)
     return page.redirect("/ops/menu")
 
 
 async def _people_page(page: Page, status: int = 200, **values: Any) -> Response:
-    points = await page.gateway.call("GET", "/api/v1/admin/food-points", token=page.token)
+    points = await page.api("GET", "/api/v1/admin/food-points")
     return page.render("ops_people.html", status=status, roles=ROLES, points=points.items, **values)
 
 
@@ -190,12 +180,10 @@ async def set_roles(page: PageDep) -> Response:
     body: dict[str, Any] = {"roles": roles}
     if page.form.get("food_point_id"):
         body["food_point_id"] = page.form["food_point_id"]
-    answer = await page.gateway.call(
+    answer = await page.api(
         "PUT",
         f"/api/v1/admin/users/{username or '-'}/roles",
-        token=page.token,
         json=body,
-        language=page.language,
     )
     if not answer.ok:
         return await _people_page(page, status=answer.status, error=answer, typed=page.form)
@@ -206,7 +194,7 @@ async def set_roles(page: PageDep) -> Response:
 async def system(page: PageDep) -> Response:
     if (refused := _admin_only(page)) is not None:
         return refused
-    answer = await page.gateway.call("GET", "/api/v1/admin/system", token=page.token)
+    answer = await page.api("GET", "/api/v1/admin/system")
     template = "ops_system_body.html" if page.request.query_params.get("fragment") else "ops_system.html"
     return page.render(
         template,

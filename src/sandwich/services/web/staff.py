@@ -35,7 +35,7 @@ async def kitchen(page: PageDep) -> Response:
 
 
 async def _kitchen_page(page: Page, status: int = 200, **values: Any) -> Response:
-    answer = await page.gateway.call("GET", "/api/v1/kitchen/orders", token=page.token)
+    answer = await page.api("GET", "/api/v1/kitchen/orders")
     template = "kitchen_list.html" if page.request.query_params.get("fragment") else "kitchen.html"
     return page.render(template, status=status, orders=answer.items, **values)
 
@@ -62,10 +62,8 @@ async def courier(page: PageDep) -> Response:
 
 async def _courier_page(page: Page, status: int = 200, **values: Any) -> Response:
     lat, lon = _position(page)
-    ready = await page.gateway.call(
-        "GET", "/api/v1/delivery/orders", token=page.token, params={"lat": lat, "lon": lon}
-    )
-    mine = await page.gateway.call("GET", "/api/v1/delivery/mine", token=page.token)
+    ready = await page.api("GET", "/api/v1/delivery/orders", params={"lat": lat, "lon": lon})
+    mine = await page.api("GET", "/api/v1/delivery/mine")
     taken = mine.items
     template = "courier_list.html" if page.request.query_params.get("fragment") else "courier.html"
     return page.render(
@@ -98,7 +96,7 @@ async def _act(
     the API refuses is drawn beside the list."""
     if (refused := _allowed(page, role)) is not None:
         return refused
-    answer = await page.gateway.call("POST", path, token=page.token)
+    answer = await page.api("POST", path)
     if not answer.ok:
         return await redraw(page, status=answer.status, error=answer)
     return page.redirect(back)
