@@ -123,9 +123,11 @@ async def test_a_group_asking_for_some_kinds_gets_them_and_the_kindless_in_order
 
     wanted = [m for m in batch if m.kind in ("paid", "")]
     await eventually(lambda: len(everything.messages) == len(batch), timeout=DELIVERY_TIMEOUT, what="all")
-    await eventually(lambda: len(narrow.messages) >= len(wanted), timeout=DELIVERY_TIMEOUT, what="wanted")
-    got = {m.value for m in narrow.messages}
-    assert {m.value for m in wanted} <= got  # a broker that cannot route by kind may send more
+    wanted_values = {m.value for m in wanted}
+    # A broker that cannot route by kind (Kafka) sends more, so a count could be reached early.
+    await eventually(
+        lambda: wanted_values <= {m.value for m in narrow.messages}, timeout=DELIVERY_TIMEOUT, what="wanted"
+    )
     for inbox in (narrow, everything):
         for key in ("order-0", "order-1", "order-2"):
             seqs = [int(m.value.decode().split(":")[1]) for m in inbox.messages if m.key == key]
