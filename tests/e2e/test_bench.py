@@ -128,3 +128,27 @@ def test_bench_quick_on_kafka_measures_the_platform_on_apache_kafka(tmp_path: Pa
     assert "kafka" in phase["resources"] and "nats" not in phase["resources"]
     assert result["idle_memory"]["hybrid"]["kafka"]["rss_mb"] > 0
     assert not list((tmp_path / "bench").glob("platform-*"))
+
+
+@pytest.mark.timeout(180)
+def test_bench_apps_measures_the_pages_people_open(tmp_path: Path) -> None:
+    """`--apps`: people signed in through the web app's own form, their order and menu pages timed;
+    a view counts only when it is the page (200 and the order's id or the sandwich's name in it)."""
+    result = run_bench(tmp_path, "--apps", "--people", "4", "--duration", "3", "--think", "0.2", timeout=170)
+
+    assert result["kind"] == "apps" and result["people"] == 4
+    browsing, back_to_back = result["phases"]
+    assert (browsing["think_s"], back_to_back["think_s"]) == (0.2, 0.0)
+    for phase in (browsing, back_to_back):
+        assert phase["failures"] == 0, phase["failure_examples"]
+        for page in ("order", "menu"):
+            figures = phase["pages"][page]
+            assert figures["views"] > 0 and figures["not_ok"] == 0, (phase["phase"], page, figures)
+            assert 0 < figures["ttfb_ms"]["p50"] <= figures["ttfb_ms"]["p95"] <= figures["total_ms"]["max"]
+            assert 1000 < figures["bytes"] < 200 * 1024
+    assert back_to_back["views_per_s"] > browsing["views_per_s"]
+    assert set(result["static_bytes"]) == {"/static/app.css", "/static/live.js"}
+    assert {v["name"] for v in result["targets"]} >= {
+        "order page: time to first byte p95 under 50 ms",
+        "menu page: under 200 KB",
+    }

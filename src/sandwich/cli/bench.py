@@ -9,6 +9,10 @@
     sandwich bench --compare --brokers nats,kafka
         the compare on the first broker, and hybrid's max throughput and its phase at 100/s on each
         further one: the report's section "Brokers side by side: hybrid"
+    sandwich bench --apps [--people N] [--think S] [--duration S]
+        the people's apps: time to first byte and bytes of the customer's order and menu pages with
+        N people (default 20) browsing at once, with a think time of S seconds (default 1) and
+        back to back
     sandwich bench --scale N [--customers C] [--duration S]
         closed-loop throughput at 1,000 orders in the databases and again at N (filled through the
         API in between, the throughput while filling recorded as a curve)
@@ -94,6 +98,15 @@ def add_arguments(bench: argparse.ArgumentParser, default_data_dir: str) -> None
         help="py-spy samples the busiest services during each phase: where the CPU goes (JSON)",
     )
     bench.add_argument(
+        "--apps",
+        action="store_true",
+        help="the people's apps: time to first byte and bytes of the order and menu pages",
+    )
+    bench.add_argument("--people", type=int, default=20, help="with --apps: people browsing at once")
+    bench.add_argument(
+        "--think", type=float, default=1.0, help="with --apps: mean seconds a person reads a page"
+    )
+    bench.add_argument(
         "--scale",
         type=int,
         default=None,
@@ -111,6 +124,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     data_dir: Path = args.data_dir.resolve()
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    if args.apps:
+        return _apps(args, data_dir, console, stamp)
     try:
         if args.compare:
             result = asyncio.run(_compare(args, data_dir, console))
@@ -150,6 +165,42 @@ def cmd_bench(args: argparse.Namespace) -> int:
     write_json(result, json_path)
     console.print(f"JSON: {json_path}")
     return 0 if result["phases"] else 1
+
+
+def _apps(args: argparse.Namespace, data_dir: Path, console: Console, stamp: str) -> int:
+    from sandwich.bench.apps import AppsOptions, render_apps_table, run_apps_bench
+    from sandwich.bench.report import write_json
+
+    if args.url or args.compare or args.scale:
+        raise SystemExit(
+            "--apps starts a platform of its own and goes with none of --url, --compare, --scale"
+        )
+    if args.people < 1 or args.think < 0:
+        raise SystemExit("--people is at least 1 and --think is not negative")
+    options = AppsOptions(
+        flow=args.flow,
+        broker=_brokers(args)[0],
+        data_dir=data_dir,
+        people=args.people,
+        duration=args.duration if args.duration is not None else (8.0 if args.quick else 20.0),
+        think=args.think,
+        keep_data=args.keep_data,
+    )
+    try:
+        result = asyncio.run(run_apps_bench(options, console))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except Exception as exc:
+        console.print(f"[red]the benchmark failed:[/] {exc}")
+        return 1
+    out = Console() if Console().is_terminal else Console(width=160)
+    out.print(render_apps_table(result))
+    _print_targets(console, result)
+    json_path = args.json or data_dir / "bench" / f"bench-apps-{result['flow']}-{stamp}.json"
+    write_json(result, json_path)
+    console.print(f"JSON: {json_path}")
+    return 0 if all(phase["pages"]["order"]["views"] for phase in result["phases"]) else 1
 
 
 async def _single(args: argparse.Namespace, data_dir: Path, console: Console) -> dict[str, Any]:
