@@ -173,6 +173,44 @@ async def test_admin_sets_roles_and_the_next_token_carries_them(api: Api, admin:
     assert payload["roles"] == ["courier", "customer"]
 
 
+async def test_admin_lists_people_by_role_and_name_a_page_at_a_time(api: Api, admin: Api) -> None:
+    tag = uuid.uuid4().hex[:8]
+    names = [f"list{tag}_{n}" for n in range(5)]
+    for name in names:
+        await api.register(name)
+    await admin.put(f"/api/v1/admin/users/{names[1]}/roles", json={"roles": ["courier"]})
+    await admin.put(f"/api/v1/admin/users/{names[3]}/roles", json={"roles": ["courier"]})
+
+    seen: list[str] = []
+    after: str | None = None
+    for _ in range(5):  # two a page: three pages, the last one saying there is no next
+        params = {"q": f"LIST{tag}", "limit": "2"} | ({"after": after} if after else {})
+        page = await admin.get("/api/v1/admin/users", params=params)
+        assert page.status_code == 200, page.text
+        seen += [person["username"] for person in page.json()["items"]]
+        after = page.json()["next_after"]
+        if after is None:
+            break
+    assert seen == names  # the prefix without letter case, in username order, each once
+
+    couriers = await admin.get("/api/v1/admin/users", params={"q": f"list{tag}", "role": "courier"})
+    assert [(p["username"], p["roles"]) for p in couriers.json()["items"]] == [
+        (names[1], ["courier", "customer"]),
+        (names[3], ["courier", "customer"]),
+    ]
+    nobody = await admin.get("/api/v1/admin/users", params={"q": f"list{tag}_%"})
+    assert nobody.status_code == 422  # not a username's letters; `%` is no wildcard either way
+    underscore = await admin.get("/api/v1/admin/users", params={"q": f"list{tag}_"})
+    assert len(underscore.json()["items"]) == 5
+    for bad in ({"role": "chef"}, {"limit": "0"}, {"limit": "201"}, {"after": "x" * 33}, {"q": "a\u0000"}):
+        refused = await admin.get("/api/v1/admin/users", params=bad)
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["error"]["code"]
+    customer = await api.new_customer()
+    assert (await customer.get("/api/v1/admin/users")).status_code == 403
+    assert (await api.client.get("/api/v1/admin/users")).status_code == 401
+
+
 async def test_malformed_and_invalid_bodies_are_4xx_in_the_error_shape(api: Api) -> None:
     customer = await api.new_customer()
     cases = [

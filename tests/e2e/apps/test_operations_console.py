@@ -70,6 +70,16 @@ async def test_an_admin_runs_food_points_stock_menu_and_people_from_the_console(
         await page.get_by_label("Food point").select_option(food_point_id)
         await page.get_by_role("button", name="Save").click()
         await expect(page.get_by_role("status")).to_contain_text(cook)
+        await page.get_by_label("Search people").fill(cook)
+        await page.get_by_label("Only with role").select_option("cook")
+        await page.get_by_role("button", name="Find").click()
+        listed = page.get_by_role("row", name=re.compile(cook))
+        await expect(listed).to_contain_text("cook")
+        await expect(listed).to_contain_text(f"Point {tag}")  # the cook's food point, by its name
+        await listed.get_by_role("link", name=cook).click()  # the form starts from the roles held
+        await expect(page.get_by_label("Username")).to_have_value(cook)
+        await expect(page.get_by_label("cook")).to_be_checked()
+        await expect(page.get_by_label("Food point")).to_have_value(food_point_id)
 
         await page.goto("/ops/system")
         await expect(page.get_by_test_id("system-flow")).to_have_text(platform_flow)

@@ -12,7 +12,7 @@ import uuid
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from pwdlib import PasswordHash
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -24,7 +24,13 @@ from sandwich.platform.responses import JsonResponse
 from sandwich.platform.tokens import SigningKey, issue_token
 from sandwich.platform.validation import Text
 from sandwich.services.auth import storage
-from sandwich.services.auth.domain import USERNAME_PATTERN, InvalidRoles, normalized_roles, password_problem
+from sandwich.services.auth.domain import (
+    USERNAME_PATTERN,
+    InvalidRoles,
+    RoleName,
+    normalized_roles,
+    password_problem,
+)
 
 log = structlog.get_logger("auth")
 router = APIRouter(tags=["auth"])
@@ -181,6 +187,41 @@ async def put_roles(
         credential = await storage.set_roles(conn, username, roles, food_point_id)
     if credential is None:
         raise ApiError(404, "user_not_found", "No such user.")
+    return _roles_out(credential)
+
+
+class UsersOut(BaseModel):
+    items: list[RolesOut]
+    next_after: str | None = Field(description="pass as `after` for the next page; null on the last")
+
+
+USERNAME_QUERY = Query(
+    min_length=1, max_length=32, pattern=USERNAME_PATTERN.pattern.replace("{3,32}", "{1,32}")
+)
+MAX_USERS_PAGE = 200
+
+
+@router.get("/api/v1/admin/users", response_model=UsersOut)
+async def list_users(
+    _: Annotated[Identity, Depends(admin_identity)],
+    service: Annotated[Service, Depends(service_of)],
+    role: Annotated[RoleName | None, Query()] = None,
+    q: Annotated[str | None, USERNAME_QUERY] = None,
+    after: Annotated[str | None, USERNAME_QUERY] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_USERS_PAGE)] = 50,
+) -> dict[str, Any]:
+    """People and their roles for the operations console, in username order: `role` keeps those
+    holding it, `q` those whose username starts with it; `after` continues from a page's last."""
+    async with service.database.connect() as conn:
+        found = await storage.credentials_page(conn, role=role, prefix=q, after=after, limit=limit + 1)
+    page = found[:limit]
+    return {
+        "items": [_roles_out(credential) for credential in page],
+        "next_after": page[-1].username if len(found) > limit else None,
+    }
+
+
+def _roles_out(credential: storage.Credential) -> dict[str, Any]:
     return {
         "user_id": credential.user_id,
         "username": credential.username,

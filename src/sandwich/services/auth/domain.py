@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Literal, get_args
 
-ROLES = frozenset({"customer", "cook", "courier", "admin"})
+RoleName = Literal["customer", "cook", "courier", "admin"]
+ROLES = frozenset(get_args(RoleName))
 MIN_PASSWORD_LENGTH = 8
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 

@@ -87,6 +87,34 @@ async def set_roles(
     return _credential(row)
 
 
+async def credentials_page(
+    conn: Connection, *, role: str | None, prefix: str | None, after: str | None, limit: int
+) -> list[Credential]:
+    """Up to `limit` credentials in username order (without letter case), after `after`; only those
+    holding `role`, and only usernames starting with `prefix` (without letter case), when given.
+    Keyset paging: a page costs the same wherever it is in the list."""
+    where: list[str] = []
+    params: dict[str, object] = {"limit": limit}
+    if role is not None:
+        where.append(":role = ANY(roles)")
+        params["role"] = role
+    if prefix is not None:
+        where.append("lower(username) LIKE :prefix ESCAPE '\\'")
+        params["prefix"] = _like_escaped(prefix.lower()) + "%"
+    if after is not None:
+        where.append("lower(username) > lower(:after)")
+        params["after"] = after
+    condition = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = await conn.execute(
+        text(f"SELECT {_COLUMNS} FROM credentials {condition} ORDER BY lower(username) LIMIT :limit"), params
+    )
+    return [_credential(row) for row in rows]
+
+
+def _like_escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 async def token_version(conn: Connection, user_id: str) -> int | None:
     """The user's current token version; None when there is no such user."""
     try:

@@ -41,6 +41,7 @@ ROUTES: tuple[Route, ...] = (
     _r("POST", "/api/v1/auth/register", "auth", Access.PUBLIC),
     _r("POST", "/api/v1/auth/login", "auth", Access.PUBLIC),
     _r("GET", "/.well-known/jwks.json", "auth", Access.PUBLIC),
+    _r("GET", "/api/v1/admin/users", "auth", Access.ADMIN),
     _r("PUT", "/api/v1/admin/users/{username}/roles", "auth", Access.ADMIN),
     _r("GET,PUT", "/api/v1/user/me", "users"),
     _r("GET", "/api/v1/user/{username}", "users"),

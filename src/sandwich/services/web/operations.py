@@ -161,9 +161,43 @@ async def create_menu_item(page: PageDep) -> Response:
     return page.redirect("/ops/menu")
 
 
+LIST_FILTERS = ("role", "q", "after")
+
+
 async def _people_page(page: Page, status: int = 200, **values: Any) -> Response:
+    """The form beside the list of people: `?role=` and `?q=` narrow the list, `?after=` pages it,
+    and `?username=` fills the form with that person's roles, so changing them starts from what is."""
+    asked = page.request.query_params
+    filters = {name: asked[name] for name in LIST_FILTERS if asked.get(name)}
+    listed = await page.api("GET", "/api/v1/admin/users", params=filters)
     points = await page.api("GET", "/api/v1/admin/food-points")
-    return page.render("ops_people.html", status=status, roles=ROLES, points=points.items, **values)
+    names = {point["food_point_id"]: point["name"] for point in points.items}
+    if "typed" not in values and asked.get("username"):
+        values["typed"] = await _roles_typed(page, asked["username"])
+    return page.render(
+        "ops_people.html",
+        status=status,
+        roles=ROLES,
+        points=points.items,
+        point_names=names,
+        people=listed.items,
+        list_error=None if listed.ok else listed,
+        filters=filters,
+        next_after=listed.body.get("next_after") if listed.ok else None,
+        **values,
+    )
+
+
+async def _roles_typed(page: Page, username: str) -> dict[str, str]:
+    """The form's fields as they would be typed for `username`'s present roles."""
+    typed = {"username": username}
+    found = await page.api("GET", "/api/v1/admin/users", params={"q": username, "limit": "200"})
+    person = next((p for p in found.items if p["username"].lower() == username.lower()), None)
+    if person is not None:
+        typed["username"] = person["username"]
+        typed.update({f"role_{role}": "on" for role in person["roles"]})
+        typed["food_point_id"] = person.get("food_point_id") or ""
+    return typed
 
 
 @router.get("/ops/people")
