@@ -1,0 +1,86 @@
+"""The container image's recipe: every dependency from the lock, pinned and hashed, the same versions
+as pyproject.toml; a pinned base; a non-root user; `sandwich` as the entry point. (No registry is
+reachable here to build it: the chart's tests run the command lines it gives.)"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
+DOCKERFILE = ROOT / "Dockerfile"
+LOCK = ROOT / "deploy" / "requirements.lock"
+
+
+def _locked() -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) for every requirement in the lock."""
+    locked: dict[str, tuple[str, int]] = {}
+    name = ""
+    for line in LOCK.read_text().splitlines():
+        pinned = re.match(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s\\;]+)", line)
+        if pinned:
+            name = canonicalize_name(pinned.group(1).split("[")[0])
+            locked[name] = (pinned.group(2), 0)
+        elif "--hash=sha256:" in line and name:
+            version, hashes = locked[name]
+            locked[name] = (version, hashes + 1)
+    return locked
+
+
+def _runtime_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(text) for text in project["dependencies"]]
+
+
+def test_the_lock_pins_every_runtime_dependency_at_pyprojects_version_with_hashes() -> None:
+    locked = _locked()
+    assert len(locked) > len(_runtime_requirements())  # the dependencies' own dependencies too
+    for requirement in _runtime_requirements():
+        version, _ = locked[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version), (requirement, version)
+    unhashed = [name for name, (_, hashes) in locked.items() if hashes == 0]
+    assert unhashed == []
+
+
+def test_the_lock_holds_no_development_tool() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {canonicalize_name(Requirement(t).name) for t in project["dependencies"]}
+    development = {canonicalize_name(Requirement(t).name) for t in project["optional-dependencies"]["dev"]}
+    assert set(_locked()) & (development - runtime) == set()
+
+
+def _instructions() -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in joined.splitlines()]
+    pairs = [line.split(None, 1) for line in lines if line and not line.startswith("#")]
+    return [(pair[0], pair[1] if len(pair) > 1 else "") for pair in pairs]
+
+
+def test_the_image_installs_from_the_lock_only_and_runs_as_a_non_root_user() -> None:
+    instructions = _instructions()
+    runs = " ".join(argument for keyword, argument in instructions if keyword == "RUN")
+    assert "--require-hashes" in runs and "-r /tmp/requirements.lock" in runs
+    assert "pip install --no-deps /src" in runs  # the project itself brings nothing unpinned
+    base = next(argument for keyword, argument in instructions if keyword == "ARG")
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+", base)  # a patch version, not `3.11`
+    users = [argument for keyword, argument in instructions if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in {"0", "root"}
+    assert ("ENTRYPOINT", '["sandwich"]') in instructions
+    assert ("CMD", '["serve", "gateway"]') in instructions
+
+
+def test_the_build_context_is_the_lock_the_project_and_its_sources() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignored[ignored.index("*")] == "*"  # everything out, then what the build copies back in
+    kept = {line[1:].rstrip("/") for line in ignored if line.startswith("!")}
+    assert kept == {"deploy/requirements.lock", "pyproject.toml", "README.md", "src"}
+    copied = " ".join(argument for keyword, argument in _instructions() if keyword == "COPY")
+    for path in kept:
+        assert path in copied
