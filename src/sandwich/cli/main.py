@@ -125,6 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(handler=cmd_replay)
 
+    secrets = commands.add_parser(
+        "secrets", help="make the platform's secrets for a cluster: a Secret manifest the chart reads"
+    )
+    secrets.add_argument("target", choices=["kubernetes"], help="where the secrets go")
+    secrets.add_argument(
+        "--name", default="sandwich-secrets", help="the Secret's name (the chart's secrets.name)"
+    )
+    secrets.add_argument("--namespace", default=None, help="the release's namespace")
+    secrets.add_argument(
+        "--output", "-o", type=Path, required=True, help="file to write the manifest to (0600; not stdout)"
+    )
+    secrets.set_defaults(handler=cmd_secrets)
+
     bench = commands.add_parser(
         "bench", help="load the platform and measure it; --compare: every flow under faults"
     )
@@ -146,6 +159,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         console.print(f"[red]no migrations for {', '.join(unknown)}[/]")
         return 2
     migrate_services(names, roles_dir=args.service_roles)
+    return 0
+
+
+def cmd_secrets(args: argparse.Namespace) -> int:
+    from sandwich.cli.k8s_secrets import write_manifest
+
+    if args.output.exists():
+        console.print(f"[red]{args.output} exists: the secrets are made once; apply or remove it first[/]")
+        return 2
+    write_manifest(args.output, args.name, args.namespace)
+    console.print(f"Secret {args.name} written to {args.output} (0600): kubectl apply -f {args.output}")
     return 0
 
 

@@ -45,7 +45,15 @@ def service_database_name(settings: Settings, service: str) -> str:
 def _server_url(settings: Settings) -> str:
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (sandwich up starts an embedded PostgreSQL and sets it)")
-    return settings.database_url
+    return with_password(settings.database_url, settings.database_password)
+
+
+def with_password(url: str, password: str) -> str:
+    """`url` with `password` for its user, unless it names one already (or there is none to add)."""
+    parsed = make_url(url)
+    if not password or parsed.password is not None:
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
 
 
 def async_url(url: str, database: str) -> str:

@@ -16,6 +16,7 @@ prefixes on one server never share a role.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import asyncpg
@@ -108,12 +109,18 @@ async def hand_over(admin_url: str, role: str) -> int:
 
 
 def write_roles_file(roles_dir: Path, roles: dict[str, str]) -> None:
+    """For `sandwich up`'s supervisor, which gives each service its role's URL. A folder mounted
+    read-only from a Kubernetes Secret (the migration Job's) keeps no such file: there each service's
+    role and password come from the chart."""
     roles_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(roles_dir, os.W_OK):
+        return
     (roles_dir / ROLES_FILE).write_text(json.dumps({"roles": roles}, indent=2) + "\n")
 
 
 def forget_roles(roles_dir: Path) -> None:
-    (roles_dir / ROLES_FILE).unlink(missing_ok=True)
+    if os.access(roles_dir, os.W_OK):
+        (roles_dir / ROLES_FILE).unlink(missing_ok=True)
 
 
 def read_roles(roles_dir: Path) -> dict[str, str]:

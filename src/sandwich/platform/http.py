@@ -9,6 +9,7 @@ instead of stacking timeouts on a peer that is down.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import stamina
 import structlog
 
 from sandwich.platform.identity import USER_HEADER, Identity
-from sandwich.platform.observability import traceparent
+from sandwich.platform.observability import CIRCUIT_BREAKER_OPEN, traceparent
 from sandwich.platform.service_auth import CALLER_HEADER, ServiceKeys
 from sandwich.platform.settings import Settings
 
@@ -53,11 +54,17 @@ class Response:
 class CircuitBreaker:
     """Opens after `threshold` consecutive failures; lets one probe through after `reset_seconds`."""
 
-    def __init__(self, threshold: int = 5, reset_seconds: float = 2.0):
+    def __init__(
+        self,
+        threshold: int = 5,
+        reset_seconds: float = 2.0,
+        on_change: Callable[[bool], None] | None = None,
+    ):
         self.threshold = threshold
         self.reset_seconds = reset_seconds
         self.failures = 0
         self.opened_at: float | None = None
+        self._on_change = on_change  # told True when the breaker opens, False when it closes again
 
     def allow(self) -> bool:
         if self.opened_at is None:
@@ -68,13 +75,19 @@ class CircuitBreaker:
         return False
 
     def record_success(self) -> None:
+        was_open = self.opened_at is not None
         self.failures = 0
         self.opened_at = None
+        if was_open and self._on_change is not None:
+            self._on_change(False)
 
     def record_failure(self) -> None:
         self.failures += 1
         if self.failures >= self.threshold:
+            was_open = self.opened_at is not None
             self.opened_at = time.monotonic()
+            if not was_open and self._on_change is not None:
+                self._on_change(True)
 
     @property
     def is_open(self) -> bool:
@@ -134,7 +147,8 @@ class ServiceClient:
 
     def breaker(self, service: str) -> CircuitBreaker:
         if service not in self._breakers:
-            self._breakers[service] = CircuitBreaker()
+            gauge = CIRCUIT_BREAKER_OPEN.labels(self.settings.service, service)
+            self._breakers[service] = CircuitBreaker(on_change=lambda opened: gauge.set(int(opened)))
         return self._breakers[service]
 
     def base_url(self, service: str) -> str:

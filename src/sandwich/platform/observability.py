@@ -38,6 +38,16 @@ EVENTS_HANDLED = Counter(
     "events_handled_total", "Events handled by consumers", ["service", "consumer", "outcome"]
 )
 EVENTS_PUBLISHED = Counter("outbox_events_published_total", "Outbox events published", ["service"])
+EVENTS_DEAD_LETTERED = Counter(
+    "events_dead_lettered_total",
+    "Events a consumer gave up on and parked on the topic's dead-letter topic (each needs a person)",
+    ["topic", "group"],
+)
+CIRCUIT_BREAKER_OPEN = Gauge(
+    "circuit_breaker_open",
+    "1 while calls to the peer fail at once (the breaker is open)",
+    ["service", "peer"],
+)
 OUTBOX_BACKLOG = Gauge(
     "outbox_backlog", "Outbox rows not yet published (measured every few seconds)", ["service"]
 )

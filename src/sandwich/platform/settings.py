@@ -85,6 +85,9 @@ class Settings:
     )
     # postgresql://user@host:port/anydb: each service uses its own database on that server.
     database_url: str = field(default_factory=lambda: _env("DATABASE_URL"))
+    # The password of DATABASE_URL's user when the URL carries none: in a cluster it comes from a
+    # Secret's key as a variable of its own, so the URL itself can be plain configuration.
+    database_password: str = field(default_factory=lambda: _env("SANDWICH_DATABASE_PASSWORD"))
     # Prefix of every service database name, so that test runs can share one server.
     db_prefix: str = field(default_factory=lambda: _env("SANDWICH_DB_PREFIX", "sandwich"))
     nats_url: str = field(default_factory=lambda: _env("NATS_URL"))

@@ -82,6 +82,7 @@ from sandwich.platform.bus.base import (
     deliver_with_retries,
     retry_delay,
 )
+from sandwich.platform.observability import EVENTS_DEAD_LETTERED
 
 log = structlog.get_logger("sandwich.bus.nats")
 
@@ -833,6 +834,7 @@ class _NatsSubscription(Subscription):
         while True:
             try:
                 await self.bus.publish(dead_letter_topic(self.topic), message.key, message.value, headers)
+                EVENTS_DEAD_LETTERED.labels(self.topic, self.group).inc()
                 self._log.error(
                     "bus_message_dead_lettered", key=message.key, attempts=result.attempts, error=result.error
                 )

@@ -33,12 +33,15 @@ def write_passfile(path: Path, user: str, password: str, database: str = "*") ->
 
 
 def read_passfile_password(path: Path) -> str | None:
-    """The password of the first entry of a password file we wrote; None when there is none."""
+    """The password of the first entry of a password file we wrote (or of a file holding only the
+    password); None when there is none."""
     try:
         first = path.read_text().splitlines()[0]
     except (OSError, IndexError):
         return None
     fields = first.split(":")
+    if len(fields) == 1:  # a bare password, as a Kubernetes Secret's key holds it
+        return fields[0].strip() or None
     return fields[4] if len(fields) == 5 and fields[4] else None
 
 
