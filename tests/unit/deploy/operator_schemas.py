@@ -1,12 +1,14 @@
-"""Schemas of the two operators' resources the chart makes, for the fields it uses.
+"""The fields the chart may set on the two operators' resources, and nothing else beside them.
 
 Istio's and the Prometheus operator's resources are checked against their published models
-(cloudcoil-models-* on PyPI). Strimzi and CloudNativePG publish their CRDs only on GitHub and in
-their own Helm repositories, neither reachable from CI (the Go module proxy refuses
-github.com/cloudnative-pg/*; Strimzi's Maven `api` jar carries Java classes, not the CRD), so these
-are written from their API references (strimzi.io/docs/operators/latest/configuring#type-KafkaTopic-
-reference, cloudnative-pg.io/documentation/current/cloudnative-pg.v1/#postgresql-cnpg-io-v1-Cluster):
-the fields this chart sets, with their types and bounds, and nothing else allowed beside them.
+(cloudcoil-models-* on PyPI), which also catch a misspelt field. Strimzi's and CloudNativePG's are
+checked twice: by those operators' own models, generated from their CRDs (npm's
+@kubernetes-models/strimzi-kafka-operator and /cloudnative-pg, run by operator_models/validate.mjs),
+for types, bounds and required fields; and by these schemas, written from the operators' API
+references (strimzi.io/docs/operators/latest/configuring#type-KafkaTopic-reference,
+cloudnative-pg.io/documentation/current/cloudnative-pg.v1/#postgresql-cnpg-io-v1-Cluster), which
+allow only the fields the chart uses, so a misspelt one (which the API server would silently prune)
+fails here.
 """
 
 from __future__ import annotations

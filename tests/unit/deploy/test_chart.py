@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +280,39 @@ def test_the_mesh_is_strict_and_breaks_circuits_for_every_service() -> None:
     (checks,) = of_kind(objects, "RequestAuthentication")
     assert checks["spec"]["jwtRules"][0]["jwksUri"].endswith("/.well-known/jwks.json")
     assert checks["spec"]["jwtRules"][0]["issuer"] == ISSUER
+
+
+OPERATOR_MODELS = Path(__file__).with_name("operator_models")
+
+
+def _operator_models_say(objects: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    """The operators' own models (generated from Strimzi's and CloudNativePG's CRDs, on npm) judge
+    the objects: types, enums, bounds, required fields. (The field names are held to the ones the
+    operators' API references give by operator_schemas.py.)"""
+    node = shutil.which("node")
+    assert node, "node is needed: ./dev test installs everything the tests use"
+    assert (OPERATOR_MODELS / "node_modules").is_dir(), (
+        f"npm ci --prefix {OPERATOR_MODELS} (./dev test does it)"
+    )
+    return subprocess.run(
+        [node, str(OPERATOR_MODELS / "validate.mjs")],
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_strimzi_and_cloudnativepg_objects_validate_against_the_operators_models() -> None:
+    objects = [o for path in VALUES_FILES for o in rendered(path) if o["kind"] in SCHEMAS]
+    assert {o["kind"] for o in objects} == {"KafkaTopic", "Cluster"}
+    judged = _operator_models_say(objects)
+    assert judged.returncode == 0, judged.stdout + judged.stderr
+    assert judged.stdout.count("valid ") == len(objects)
+
+
+def test_the_operators_models_refuse_a_wrong_object() -> None:
+    topic = next(o for o in rendered(VALUES_FILES[0]) if o["kind"] == "KafkaTopic")
+    wrong = {**topic, "spec": {**topic["spec"], "partitions": "six"}}
+    judged = _operator_models_say([wrong])
+    assert judged.returncode == 1 and "partitions must be integer" in judged.stdout
