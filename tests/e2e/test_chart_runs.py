@@ -10,6 +10,8 @@ through the gateway, and sees it on the read side (which gets it through Kafka).
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import re
 import shutil
@@ -158,9 +160,37 @@ def _rendered_values(prefix: str) -> dict[str, Any]:
     return values
 
 
+@dataclass
+class Running:
+    """The platform as the chart configures it, and a way to restart one of its pods."""
+
+    api: Api
+    values: dict[str, Any]
+    secrets: dict[str, bytes]
+    commands: dict[str, tuple[list[str], dict[str, str], Path, str]]  # command, env, log, probe
+    processes: dict[str, subprocess.Popen[bytes]]
+
+    async def restart(self, service: str) -> None:
+        """Stop the service's process and start it again as before, as a pod's restart would."""
+        _stop(self.processes[service])
+        command, env, log, probe = self.commands[service]
+        self.processes[service] = _start(command, env, log)
+        async with httpx.AsyncClient(timeout=5) as client:
+            await eventually(lambda: _ready(client, probe), timeout=START_SECONDS, interval=0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _start(command: list[str], env: dict[str, str] | None, log: Path) -> subprocess.Popen[bytes]:
     """A process as its container would run it (a pod is one process here)."""
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
 
 
 def _migrate(command: list[str], env: dict[str, str]) -> None:
@@ -176,10 +206,11 @@ async def _ready(client: httpx.AsyncClient, url: str) -> bool:
         return False
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def chart_platform(
-    postgres_url: str, kafka_bootstrap: str, tmp_path: Path
-) -> AsyncIterator[tuple[Api, dict[str, Any], dict[str, bytes]]]:
+    postgres_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Running]:
+    tmp_path = tmp_path_factory.mktemp("chart")
     prefix = f"chart{uuid.uuid4().hex[:8]}"
     values = _rendered_values(prefix)
     objects = render(values)
@@ -193,12 +224,13 @@ async def chart_platform(
         values,
     )
     command = _entrypoint()
-    processes: list[subprocess.Popen[bytes]] = []
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    commands: dict[str, tuple[list[str], dict[str, str], Path, str]] = {}
     logs = tmp_path / "logs"
     logs.mkdir()
     try:
         mailsink = ["serve", "mailsink", "--port", str(cluster.smtp_port), "--dir", str(tmp_path / "mail")]
-        processes.append(_start([SANDWICH, *mailsink], None, logs / "mailsink.log"))
+        processes["mailsink"] = _start([SANDWICH, *mailsink], None, logs / "mailsink.log")
         (job,) = of_kind(objects, "Job")
         migrate = Pod("migrate", job["spec"]["template"]["spec"], tmp_path / "migrate")
         mounted = migrate.mount(secrets)
@@ -208,13 +240,17 @@ async def chart_platform(
             service = container(deployment)["args"][1]
             pod = Pod(service, deployment["spec"]["template"]["spec"], tmp_path / service)
             mounted = pod.mount(secrets)
-            service_command = [*command, *cluster.local_args(pod, mounted)]
-            processes.append(
-                _start(service_command, cluster.local_env(pod, mounted), logs / f"{service}.log")
-            )
             probe = pod.container["readinessProbe"]["httpGet"]
             assert probe["port"] == pod.container["ports"][0]["name"]
             probes[service] = f"http://127.0.0.1:{cluster.ports[service]}{probe['path']}"
+            service_command = [*command, *cluster.local_args(pod, mounted)]
+            commands[service] = (
+                service_command,
+                cluster.local_env(pod, mounted),
+                logs / f"{service}.log",
+                probes[service],
+            )
+            processes[service] = _start(*commands[service][:3])
         assert set(probes) == set(SERVICES)
         async with httpx.AsyncClient(timeout=5) as client:
             deadline = time.monotonic() + START_SECONDS
@@ -229,22 +265,22 @@ async def chart_platform(
                 pytest.fail(f"not ready within {START_SECONDS:.0f}s: {sorted(waiting)}\n{tails}")
         gateway = f"http://127.0.0.1:{cluster.ports['gateway']}"
         async with httpx.AsyncClient(base_url=gateway, timeout=20) as http:
-            yield Api(http, flow=values["flow"]), values, secrets
+            yield Running(Api(http, flow=values["flow"]), values, secrets, commands, processes)
     finally:
-        for process in processes:
+        for process in processes.values():
             process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for process in processes.values():
+            _stop(process)
         shutil.rmtree(tmp_path / "mail", ignore_errors=True)
 
 
-async def test_the_rendered_chart_runs_the_platform_and_takes_a_paid_order(
-    chart_platform: tuple[Api, dict[str, Any], dict[str, bytes]],
-) -> None:
-    api, values, secrets = chart_platform
+def _key_id(token: str) -> str:
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    return str(header["kid"])
+
+
+async def test_the_rendered_chart_runs_the_platform_and_takes_a_paid_order(chart_platform: Running) -> None:
+    api, values, secrets = chart_platform.api, chart_platform.values, chart_platform.secrets
     admin_name = values.get("admin", {}).get("username", "admin")
     await api.wait_for_login(admin_name, secrets["admin-password"].decode())
     admin = api.as_user(await api.login(admin_name, secrets["admin-password"].decode()), admin_name)
@@ -260,3 +296,17 @@ async def test_the_rendered_chart_runs_the_platform_and_takes_a_paid_order(
         return any(o["order_id"] == order["order_id"] for o in answer.json()["items"])
 
     await eventually(on_the_read_side, timeout=30)
+
+
+async def test_auth_keeps_its_signing_key_across_a_restart(chart_platform: Running) -> None:
+    """The signing key lives sealed in auth's database, the sealing key in the chart's Secret: a
+    restarted (or another) auth pod signs with the same key, so no token in flight is orphaned."""
+    api, secrets = chart_platform.api, chart_platform.secrets
+    admin_name = chart_platform.values.get("admin", {}).get("username", "admin")
+    password = secrets["admin-password"].decode()
+    await api.wait_for_login(admin_name, password)
+    before = await api.login(admin_name, password)
+    await chart_platform.restart("auth")
+    after = await api.login(admin_name, password)
+    assert _key_id(after) == _key_id(before)
+    assert (await api.as_user(before, admin_name).get("/api/v1/user/me")).status_code == 200
