@@ -26,7 +26,14 @@ def render(values: dict[str, Any], *, is_install: bool = True) -> list[dict[str,
     """Every object the chart makes with these values, hooks included."""
     chart = helm.Chart.load(str(CHART))
     rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=is_install)
-    return [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
+    manifests = [text for path, text in rendered.items() if not path.endswith("NOTES.txt")]
+    return [doc for text in manifests for doc in yaml.safe_load_all(text) if doc]
+
+
+def notes(values: dict[str, Any]) -> str:
+    """What `helm install` prints afterwards."""
+    rendered = helm.Chart.load(str(CHART)).render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
 
 
 @functools.cache

@@ -32,6 +32,7 @@ from tests.helm_chart import (
     dashed,
     env_of,
     named,
+    notes,
     of_kind,
     render,
     rendered,
@@ -316,3 +317,17 @@ def test_the_operators_models_refuse_a_wrong_object() -> None:
     wrong = {**topic, "spec": {**topic["spec"], "partitions": "six"}}
     judged = _operator_models_say([wrong])
     assert judged.returncode == 1 and "partitions must be integer" in judged.stdout
+
+
+def test_the_values_schema_refuses_a_flow_that_does_not_exist_and_an_unknown_service() -> None:
+    values = values_of(VALUES_FILES[-1])
+    with pytest.raises(helm.HelmError, match="flow"):
+        render({**values, "flow": "hybird"})
+    with pytest.raises(helm.HelmError, match="ordrs"):
+        render({**values, "services": {"ordrs": {"create": True}}})
+
+
+def test_the_notes_say_where_the_apps_are_and_how_to_sign_in() -> None:
+    said = notes(values_of(VALUES_FILES[1]))
+    assert "https://sandwich.example.ru/" in said
+    assert "get secret sandwich-secrets -o jsonpath='{.data.admin-password}'" in said
