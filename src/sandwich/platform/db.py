@@ -30,6 +30,7 @@ from sqlalchemy.pool import NullPool
 from sandwich.platform.pg_notify import SEND_STATEMENT, Notification, Notifier
 from sandwich.platform.settings import Settings
 from sandwich.platform.sql import Connection
+from sandwich.platform.tracing import SpanKind, tracer
 
 log = structlog.get_logger("db")
 
@@ -222,6 +223,15 @@ class Database:
         the event again, and consumers drop the repeat). The wait was the relay's longest step
         under load, and every event behind it waited too.
         """
+        with tracer().start_as_current_span("db.transaction", kind=SpanKind.CLIENT) as span:
+            if span.is_recording():
+                span.set_attribute("db.system.name", "postgresql")
+                span.set_attribute("db.namespace", self.name)
+            async with self._transaction(durable) as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _transaction(self, durable: bool) -> AsyncIterator[Connection]:
         async with self.connect() as conn:
             try:
                 if durable:

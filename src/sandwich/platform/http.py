@@ -19,9 +19,10 @@ import stamina
 import structlog
 
 from sandwich.platform.identity import USER_HEADER, Identity
-from sandwich.platform.observability import CIRCUIT_BREAKER_OPEN, traceparent
+from sandwich.platform.observability import CIRCUIT_BREAKER_OPEN
 from sandwich.platform.service_auth import CALLER_HEADER, ServiceKeys
 from sandwich.platform.settings import Settings
+from sandwich.platform.tracing import SpanKind, Status, StatusCode, inject_into, tracer
 
 log = structlog.get_logger("http")
 
@@ -182,11 +183,41 @@ class ServiceClient:
         4xx answers are returned, not raised: they are the peer's verdict. Connection errors,
         timeouts and 5xx become ServiceUnavailable once retries are spent.
         """
+        with tracer().start_as_current_span(
+            f"{method} {service}", kind=SpanKind.CLIENT, record_exception=False
+        ) as span:
+            if span.is_recording():
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("server.address", service)
+                span.set_attribute("url.path", path)
+            try:
+                response = await self._request(
+                    service, method, path, json, raw_body, headers, params, idempotent, timeout
+                )
+            except ServiceUnavailable as exc:
+                span.set_status(Status(StatusCode.ERROR, exc.reason))
+                raise
+            if span.is_recording():
+                span.set_attribute("http.response.status_code", response.status)
+            return response
+
+    async def _request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        json: Any,
+        raw_body: bytes | None,
+        headers: dict[str, str] | None,
+        params: dict[str, str] | None,
+        idempotent: bool | None,
+        timeout: float | None,
+    ) -> Response:
         retryable = method.upper() in ("GET", "HEAD", "PUT", "DELETE") if idempotent is None else idempotent
         attempts = self.retry_attempts if retryable else 1
         breaker = self.breaker(service)
         url = self.base_url(service) + path  # raises ServiceUnavailable when no URL is configured
-        sent_headers = {"traceparent": traceparent(), **self.credential(service), **(headers or {})}
+        sent_headers = inject_into({**self.credential(service), **(headers or {})})
         request_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else None
         try:
             async for attempt in stamina.retry_context(

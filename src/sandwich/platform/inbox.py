@@ -25,11 +25,10 @@ from sandwich.platform.observability import (
     EVENT_CONSUME_LAG,
     EVENT_HANDLE_SECONDS,
     EVENTS_HANDLED,
-    trace_id_from_traceparent,
-    trace_id_var,
 )
 from sandwich.platform.pg_notify import Notification
 from sandwich.platform.sql import Connection, Row
+from sandwich.platform.tracing import consumer_span
 
 log = structlog.get_logger("inbox")
 
@@ -154,7 +153,10 @@ def idempotent_consumer(
         if wants is not None and not wants(envelope):
             EVENTS_HANDLED.labels(service, consumer, "ignored").inc()
             return
-        token = trace_id_var.set(trace_id_from_traceparent(envelope.trace.get("traceparent")) or "")
+        with consumer_span(message, envelope.trace, consumer, envelope.event_id):
+            await _handle(message, envelope)
+
+    async def _handle(message: Message, envelope: Envelope) -> None:
         began = time.perf_counter()
         try:
             if not await handle_once(db, consumer, handle, envelope):
@@ -171,8 +173,6 @@ def idempotent_consumer(
                 "event_handler_failed", consumer=consumer, event_id=envelope.event_id, type=envelope.type
             )
             raise
-        finally:
-            trace_id_var.reset(token)
 
     return on_message
 

@@ -1,26 +1,24 @@
-"""Structured logs, Prometheus metrics and trace-context propagation shared by every service.
+"""Structured logs, Prometheus metrics and the server span of every request, shared by every service.
 
 The request middleware is plain ASGI (no BaseHTTPMiddleware) because it sits on every request of the
-hot path; it keeps a trace id in a context variable so that logs, outgoing calls and published events
-of one request carry the same id.
+hot path; it opens the request's SERVER span (platform/tracing.py), in the W3C context the caller
+sent, so that logs, outgoing calls and published events of one request carry the same trace.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 import sys
 import time
 from collections.abc import MutableMapping
-from contextvars import ContextVar
 from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-trace_id_var: ContextVar[str] = ContextVar("trace_id", default="")
+from sandwich.platform.tracing import SpanKind, Status, StatusCode, context_from, current_ids, tracer
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"])
 LAG_BUCKETS = (
@@ -98,33 +96,17 @@ def configure_logging(service: str, level: str = "info") -> None:
 
 
 def _add_trace(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    trace_id = trace_id_var.get()
-    if trace_id:
-        event["trace_id"] = trace_id
+    ids = current_ids()
+    if ids is not None:
+        event["trace_id"], event["span_id"] = ids
     return event
 
 
-_random = random.Random()  # seeded from os.urandom once; ids need to be unique, not secret
-
-
-def new_trace_id() -> str:
-    """A W3C trace id: random, not a secret, so no system call for entropy on every request."""
-    return f"{_random.getrandbits(128):032x}"
-
-
-def traceparent() -> str:
-    """W3C traceparent for the current trace (a fresh span id per hop)."""
-    trace_id = trace_id_var.get() or new_trace_id()
-    return f"00-{trace_id}-{_random.getrandbits(64):016x}-01"
-
-
-def trace_id_from_traceparent(value: str | None) -> str | None:
-    if not value:
-        return None
-    parts = value.split("-")
-    if len(parts) == 4 and len(parts[1]) == 32:
-        return parts[1]
-    return None
+UNTRACED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
+"""Probes and scrapes: every few seconds from every prober, traced they would bury the orders."""
+TRACE_HEADERS = (b"traceparent", b"tracestate")
+ROUTE_TEMPLATE_KEY = "sandwich.route_template"
+"""Set in the ASGI scope by a catch-all route that knows better (the gateway's own route table)."""
 
 
 class RequestObservabilityMiddleware:
@@ -144,11 +126,6 @@ class RequestObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = next((value for name, value in scope.get("headers") or () if name == b"traceparent"), None)
-        trace_id = (
-            trace_id_from_traceparent(incoming.decode("latin-1") if incoming else None) or new_trace_id()
-        )
-        token = trace_id_var.set(trace_id)
         status_holder = [500]
         started = time.perf_counter()
 
@@ -157,14 +134,41 @@ class RequestObservabilityMiddleware:
                 status_holder[0] = message["status"]
             await send(message)
 
+        method = scope["method"]
         try:
-            await self.app(scope, receive, send_wrapper)
+            if scope["path"] in UNTRACED_PATHS:
+                await self.app(scope, receive, send_wrapper)
+                return
+            carrier = {
+                name.decode("latin-1"): value.decode("latin-1")
+                for name, value in scope.get("headers") or ()
+                if name in TRACE_HEADERS
+            }
+            with tracer().start_as_current_span(
+                method, context=context_from(carrier), kind=SpanKind.SERVER, record_exception=False
+            ) as span:
+                try:
+                    await self.app(scope, receive, send_wrapper)
+                finally:
+                    if span.is_recording():
+                        self._describe(span, scope, status_holder[0])
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self._counter(scope["method"], template, status_holder[0]).inc()
+            self._counter(method, template, status_holder[0]).inc()
             self._timer(template).observe(time.perf_counter() - started)
-            trace_id_var.reset(token)
+
+    def _describe(self, span: Any, scope: Scope, status: int) -> None:
+        """Name the span by its route template (known once routing ran), as the HTTP conventions do."""
+        template = scope.get(ROUTE_TEMPLATE_KEY) or getattr(scope.get("route"), "path", None)
+        span.update_name(f"{scope['method']} {template}" if template else scope["method"])
+        span.set_attribute("http.request.method", scope["method"])
+        span.set_attribute("http.response.status_code", status)
+        span.set_attribute("url.path", scope["path"])
+        if template:
+            span.set_attribute("http.route", template)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
 
     def _counter(self, method: str, template: str, status: int) -> Any:
         key = (method, template, status)

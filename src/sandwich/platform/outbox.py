@@ -34,6 +34,7 @@ from sandwich.platform.events import Envelope
 from sandwich.platform.gathered import LINGER_SECONDS, GatheredWrites
 from sandwich.platform.observability import EVENTS_PUBLISHED, OUTBOX_LAG
 from sandwich.platform.sql import Connection, Row
+from sandwich.platform.tracing import ProducerSpans, exporting_now
 
 log = structlog.get_logger("outbox")
 
@@ -215,6 +216,9 @@ class OutboxRelay:
 
     async def _publish_handed(self) -> None:
         batch, self._handed = sorted(self._handed, key=lambda row: row.id), []
+        spans = ProducerSpans(
+            self.bus.name, [(r.event.topic, r.event.envelope.event_id, r.event.envelope.trace) for r in batch]
+        )
         result = await self.bus.publish_many(
             [
                 Outgoing(
@@ -223,10 +227,12 @@ class OutboxRelay:
                     r.event.envelope.to_bytes(),
                     r.event.envelope.event_id,
                     r.event.kind,
+                    headers,
                 )
-                for r in batch
+                for r, headers in zip(batch, spans.headers, strict=True)
             ]
         )
+        spans.end(result.acknowledged, result.error)
         now = time.time()
         for row in batch[: result.acknowledged]:
             OUTBOX_LAG.labels(self.service).observe(max(0.0, now - row.at))
@@ -282,14 +288,21 @@ class OutboxRelay:
 
     async def _send(self, rows: Sequence[Row]) -> tuple[list[int], tuple[int, BusUnavailable] | None]:
         """Publish rows as one pipelined batch, in order: (published ids, (first unpublished id, why))."""
+        spans = ProducerSpans(self.bus.name, [(r.topic, str(r.event_id), _trace_of(r)) for r in rows])
         result = await self.bus.publish_many(
             [
                 Outgoing(
-                    row.topic, row.key, bytes(row.envelope), message_id=str(row.event_id), kind=row.kind or ""
+                    row.topic,
+                    row.key,
+                    bytes(row.envelope),
+                    message_id=str(row.event_id),
+                    kind=row.kind or "",
+                    headers=headers,
                 )
-                for row in rows
+                for row, headers in zip(rows, spans.headers, strict=True)
             ]
         )
+        spans.end(result.acknowledged, result.error)
         published = [row.id for row in rows[: result.acknowledged]]
         now = time.time()
         for row in rows[: result.acknowledged]:
@@ -319,3 +332,9 @@ async def pending_count(db: Database) -> int:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def _trace_of(row: Row) -> dict[str, str]:
+    """The context of the transaction that wrote the row (in its envelope); read only when spans
+    are exported, since it means decoding the envelope."""
+    return Envelope.from_bytes(bytes(row.envelope)).trace if exporting_now() else {}

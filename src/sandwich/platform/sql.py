@@ -25,6 +25,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
 from sandwich.platform.pg_notify import Notification
+from sandwich.platform.tracing import SpanKind, tracer
 
 _DIALECT = PGDialect_asyncpg()
 
@@ -155,8 +156,16 @@ class Connection:
         # asyncpg's public fetch() drops the command tag and execute() drops the rows; a write's row
         # count (ON CONFLICT DO NOTHING, a conditional UPDATE) needs both, from the one call that has
         # them (asyncpg is pinned; tests/integration/platform/test_sql.py checks it).
-        records, status, _ = await self.driver._execute(sql, args, 0, None, return_status=True)
-        return Result(records, status)
+        if self.driver.is_in_transaction():  # Database.begin's block: its span covers it
+            records, status, _ = await self.driver._execute(sql, args, 0, None, return_status=True)
+            return Result(records, status)
+        # A statement on its own commits on its own: it is a transaction, and gets its span.
+        with tracer().start_as_current_span("db.transaction", kind=SpanKind.CLIENT) as span:
+            if span.is_recording():
+                span.set_attribute("db.system.name", "postgresql")
+                span.set_attribute("db.operation.name", sql.lstrip().split(None, 1)[0].upper())
+            records, status, _ = await self.driver._execute(sql, args, 0, None, return_status=True)
+            return Result(records, status)
 
     def begin_nested(self) -> AbstractAsyncContextManager[Any]:
         """A savepoint inside the block's transaction (rolled back alone if its block raises)."""

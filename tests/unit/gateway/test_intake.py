@@ -29,6 +29,8 @@ BODY = {
 class FakeBus:
     """Records publishes; `failure` makes the next ones raise, `delay` makes them hang."""
 
+    name = "fake"
+
     def __init__(self) -> None:
         self.published: list[tuple[str, str, bytes]] = []
         self.failure: Exception | None = None

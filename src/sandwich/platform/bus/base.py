@@ -19,7 +19,7 @@ import abc
 import asyncio
 import enum
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -59,6 +59,8 @@ class Outgoing:
     message_id: str = ""
     kind: str = ""
     """What kind of event this is (an order's status), for brokers that route by it (see subscribe)."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Sent with the message: the W3C trace context of its PRODUCER span (platform/tracing.py)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class EventBus(abc.ABC):
         """
         for index, message in enumerate(messages):
             try:
-                await self.publish(message.topic, message.key, message.value)
+                await self.publish(message.topic, message.key, message.value, dict(message.headers))
             except BusUnavailable as exc:
                 return PublishResult(index, exc)
         return PublishResult(len(messages))

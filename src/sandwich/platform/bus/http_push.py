@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from opentelemetry.context import attach, detach
+
 from sandwich.platform.bus.base import BusUnavailable, EventBus, Handler, Subscription
 from sandwich.platform.flows import Push
 from sandwich.platform.http import ServiceClient, ServiceUnavailable
+from sandwich.platform.tracing import context_from
 
 EVENTS_PATH = "/internal/v1/events/{topic}"
 
@@ -37,6 +40,15 @@ class HttpPushBus(EventBus):
     async def publish(
         self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
     ) -> None:
+        # The push is the message: its CLIENT span goes under the relay's PRODUCER span, whose
+        # context the relay put in `headers`.
+        token = attach(context_from(headers or {}))
+        try:
+            await self._push(topic, value)
+        finally:
+            detach(token)
+
+    async def _push(self, topic: str, value: bytes) -> None:
         for push in self.subscribers.get(topic, ()):
             try:
                 answer = await self.http.request(

@@ -317,10 +317,14 @@ class KafkaBus(EventBus):
                 name = self.topic_name(message.topic)
                 if self.auto_create_topics and name not in self._ensured:
                     await self._create_topics(_with_dead_letters([name]))
-                headers = [(KIND_HEADER, message.kind.encode())] if message.kind else None
+                headers = [(name, value.encode()) for name, value in message.headers.items()]
+                if message.kind:
+                    headers.append((KIND_HEADER, message.kind.encode()))
                 deliveries.append(
                     await asyncio.wait_for(
-                        producer.send(name, value=message.value, key=message.key.encode(), headers=headers),
+                        producer.send(
+                            name, value=message.value, key=message.key.encode(), headers=headers or None
+                        ),
                         3 * self.publish_timeout_seconds,
                     )
                 )

@@ -443,7 +443,7 @@ class NatsBus(EventBus):
         error: BusUnavailable | None = None
         try:
             for message in messages:
-                headers = {KEY_HEADER: message.key}
+                headers = {**message.headers, KEY_HEADER: message.key}
                 if message.message_id:
                     headers[MSG_ID_HEADER] = message.message_id
                 acks.append(

@@ -20,6 +20,7 @@ from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import error_response
 from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity
+from sandwich.platform.observability import ROUTE_TEMPLATE_KEY
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.tokens import InvalidToken, TokenVerifier
 from sandwich.services.gateway import domain
@@ -246,6 +247,7 @@ async def gateway(request: Request, service: Annotated[Service, Depends(service_
             "This method is not allowed here.",
             {"Allow": ", ".join(allowed_methods(request.url.path))},
         )
+    request.scope[ROUTE_TEMPLATE_KEY] = route.template  # the request's span is named by it
     identity: Identity | None = None
     if route.access is not Access.PUBLIC:
         keys: Keys = service.state["keys"]

@@ -32,6 +32,7 @@ from sandwich.platform.events import (
     ORDER_CREATE_REQUESTED,
     TOPIC_ORDERS_CREATE,
     DeliveryPayload,
+    Envelope,
     OrderCreateRequested,
     RequestedLine,
     rfc3339,
@@ -40,6 +41,7 @@ from sandwich.platform.events import (
 from sandwich.platform.idempotency import check_key, request_hash
 from sandwich.platform.identity import Identity
 from sandwich.platform.responses import JsonResponse
+from sandwich.platform.tracing import ProducerSpans
 
 log = structlog.get_logger("gateway.intake")
 
@@ -113,7 +115,7 @@ class OrderIntake:
         try:
             # Keyed by the customer, not the order: one customer's requests are taken in the order
             # they were sent, so of two bodies under one Idempotency-Key the first one wins.
-            await self._publish(request.user_id, envelope.to_bytes())
+            await self._publish(request.user_id, envelope)
         except (BusUnavailable, TimeoutError) as exc:
             log.warning("order_request_not_published", order_id=request.order_id, error=repr(exc))
             return error_response(
@@ -125,8 +127,17 @@ class OrderIntake:
             )
         return JsonResponse(accepted_answer(request), status_code=202)
 
-    async def _publish(self, key: str, value: bytes) -> None:
+    async def _publish(self, key: str, envelope: Envelope) -> None:
         bus = self.service.bus
         if bus is None:
             raise BusUnavailable("the gateway has no broker connection")
-        await asyncio.wait_for(bus.publish(TOPIC_ORDERS_CREATE, key, value), self.publish_timeout_seconds)
+        spans = ProducerSpans(bus.name, [(TOPIC_ORDERS_CREATE, envelope.event_id, envelope.trace)])
+        try:
+            await asyncio.wait_for(
+                bus.publish(TOPIC_ORDERS_CREATE, key, envelope.to_bytes(), spans.headers[0]),
+                self.publish_timeout_seconds,
+            )
+        except BaseException as exc:
+            spans.end(0, exc)
+            raise
+        spans.end(1, None)

@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from sandwich.platform.errors import error_response
 from sandwich.platform.http import ServiceClient, ServiceUnavailable
 from sandwich.platform.identity import Identity
-from sandwich.platform.observability import traceparent
+from sandwich.platform.tracing import SpanKind, inject_into, tracer
 
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key", "last-event-id")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "retry-after", "location", "cache-control")
@@ -40,7 +40,7 @@ def upstream_headers(
     http: ServiceClient, service: str, request: Request, identity: Identity | None
 ) -> dict[str, str]:
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
-    headers["traceparent"] = traceparent()
+    inject_into(headers)  # the W3C context of the forwarding's CLIENT span
     client = request.client.host if request.client else ""
     headers["X-Forwarded-For"] = client
     headers.update(http.credential(service))
@@ -58,6 +58,22 @@ def wants_event_stream(request: Request) -> bool:
 
 
 async def forward(
+    http: ServiceClient, service: str, request: Request, body: bytes, identity: Identity | None
+) -> Response:
+    """The request sent on to `service`, in a CLIENT span of its own (an event stream's span ends
+    when its answer starts)."""
+    with tracer().start_as_current_span(f"{request.method} {service}", kind=SpanKind.CLIENT) as span:
+        if span.is_recording():
+            span.set_attribute("http.request.method", request.method)
+            span.set_attribute("server.address", service)
+            span.set_attribute("url.path", request.url.path)
+        response = await _forward(http, service, request, body, identity)
+        if span.is_recording():
+            span.set_attribute("http.response.status_code", response.status_code)
+        return response
+
+
+async def _forward(
     http: ServiceClient, service: str, request: Request, body: bytes, identity: Identity | None
 ) -> Response:
     breaker = http.breaker(service)

@@ -11,6 +11,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from sandwich.platform.tracing import SpanKind, inject_into, tracer
+
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
 
 
@@ -71,7 +73,7 @@ class GatewayClient:
 
     @staticmethod
     def _headers(token: str | None, idempotency_key: str | None, language: str) -> dict[str, str]:
-        headers = {"Accept-Language": language}
+        headers = inject_into({"Accept-Language": language})  # the page's trace goes on to the API
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if idempotency_key:
@@ -88,6 +90,24 @@ class GatewayClient:
         idempotency_key: str | None = None,
         params: dict[str, str] | None = None,
         language: str = "en",
+    ) -> Answer:
+        with tracer().start_as_current_span(f"{method} gateway", kind=SpanKind.CLIENT) as span:
+            answer = await self._call(method, path, token, json, idempotency_key, params, language)
+            if span.is_recording():
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("url.path", path)
+                span.set_attribute("http.response.status_code", answer.status)
+            return answer
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        json: Any,
+        idempotency_key: str | None,
+        params: dict[str, str] | None,
+        language: str,
     ) -> Answer:
         try:
             async with self._http().request(
