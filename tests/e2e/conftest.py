@@ -21,6 +21,7 @@ import pytest
 from sandwich.cli.supervisor import Platform
 from sandwich.platform.settings import Broker
 from tests.e2e.client import Api
+from tests.otlp_receiver import OtlpReceiver
 
 ADMIN_USERNAME = "root-admin"
 ADMIN_PASSWORD = secrets.token_urlsafe(12)
@@ -43,8 +44,31 @@ def run_id(run: tuple[str, Broker]) -> str:
     return flow if broker is Broker.NATS else f"{flow}-kafka"
 
 
+@pytest.fixture(scope="session")
+def trace_receiver() -> Iterator[OtlpReceiver]:
+    """Where every platform of the suite exports its spans (OTLP over HTTP)."""
+    receiver = OtlpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def tracing_env(receiver: OtlpReceiver) -> dict[str, str]:
+    """Tracing on, by the standard variables, for the traces a test asks for only: a root is
+    sampled never (ratio 0), and the services follow a caller's decision (parent-based), so a test
+    that sends a sampled `traceparent` gets its whole trace and the rest of the suite records
+    nothing."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+
+
 @pytest.fixture(scope="session", params=RUNS, ids=run_id)
-def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trace_receiver: OtlpReceiver
+) -> Iterator[Platform]:
     """The whole platform in one interaction style on one broker; the suite runs once per run."""
     flow, broker = request.param
     data_dir: Path = tmp_path_factory.mktemp(f"platform-{run_id(request.param)}")
@@ -61,6 +85,7 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         "SANDWICH_REGISTER_RATE": "100000",
         "NATS_URL": "",
         "KAFKA_BOOTSTRAP_SERVERS": "",
+        **tracing_env(trace_receiver),
     }
     if not os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = ""
