@@ -27,6 +27,7 @@ from sandwich.platform.events import Envelope
 from sandwich.platform.http import ServiceClient
 from sandwich.platform.inbox import Consumer, EventFilter, idempotent_consumer
 from sandwich.platform.observability import (
+    DATABASE_UP,
     OUTBOX_BACKLOG,
     RequestObservabilityMiddleware,
     configure_logging,
@@ -39,6 +40,7 @@ from sandwich.platform.tracing import configure_tracing, inject_into, shutdown_t
 from sandwich.platform.trust import PUBLIC_FRONTS
 
 OUTBOX_BACKLOG_SECONDS = 5.0
+DATABASE_CHECK_SECONDS = 10.0
 TRACE_FLUSH_SECONDS = 3.0
 """How long a stopping service waits for its last spans to be exported."""
 
@@ -104,6 +106,10 @@ class Service:
         if publishes and self.db is not None:
             # The outbox's backlog as a gauge: the operations console shows it, alerts can use it.
             self.every("outbox-backlog", OUTBOX_BACKLOG_SECONDS, self._measure_outbox_backlog)
+        if self.db is not None:
+            # Whether the database answers, asked on a clock rather than only when a probe asks, so
+            # the alert on a database that is away fires with no traffic and no prober too.
+            self.every("database-up", DATABASE_CHECK_SECONDS, self._measure_database)
 
     # --- declaration -------------------------------------------------------------------------
     def consume(
@@ -133,6 +139,9 @@ class Service:
 
     async def _measure_outbox_backlog(self) -> None:
         OUTBOX_BACKLOG.labels(self.name).set(await pending_count(self.database))
+
+    async def _measure_database(self) -> None:
+        DATABASE_UP.labels(self.name).set(1 if await self.database.healthy() else 0)
 
     def on_startup(self, hook: Hook) -> None:
         self.startup_hooks.append(hook)

@@ -41,6 +41,9 @@ EVENTS_DEAD_LETTERED = Counter(
     "Events a consumer gave up on and parked on the topic's dead-letter topic (each needs a person)",
     ["topic", "group"],
 )
+DATABASE_UP = Gauge(
+    "database_up", "1 while the service's own database answers (checked every 10 s)", ["service"]
+)
 CIRCUIT_BREAKER_OPEN = Gauge(
     "circuit_breaker_open",
     "1 while calls to the peer fail at once (the breaker is open)",
@@ -106,7 +109,8 @@ UNTRACED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 """Probes and scrapes: every few seconds from every prober, traced they would bury the orders."""
 TRACE_HEADERS = (b"traceparent", b"tracestate")
 ROUTE_TEMPLATE_KEY = "sandwich.route_template"
-"""Set in the ASGI scope by a catch-all route that knows better (the gateway's own route table)."""
+"""Set in the ASGI scope by a catch-all route that knows better (the gateway's own route table):
+the request's span and its metrics are named by it."""
 
 
 class RequestObservabilityMiddleware:
@@ -153,8 +157,9 @@ class RequestObservabilityMiddleware:
                     if span.is_recording():
                         self._describe(span, scope, status_holder[0])
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = (
+                scope.get(ROUTE_TEMPLATE_KEY) or getattr(scope.get("route"), "path", None) or "unmatched"
+            )
             self._counter(method, template, status_holder[0]).inc()
             self._timer(template).observe(time.perf_counter() - started)
 

@@ -19,7 +19,7 @@ from sandwich.services.notifications.api import router
 from sandwich.services.notifications.contacts import ContactBook
 from sandwich.services.notifications.domain import KIND_BY_STATUS
 from sandwich.services.notifications.handlers import CONSUMER, Notifier, concerns_notifications
-from sandwich.services.notifications.sender import MailSender
+from sandwich.services.notifications.sender import LETTER_WAIT_CHECK_SECONDS, MailSender
 
 
 def create_app() -> FastAPI:
@@ -43,6 +43,7 @@ def create_app() -> FastAPI:
     )
     # The sender's turn waits up to 0.2 s for a wake-up itself, so the job needs no extra sleep.
     service.every("mail-sender", 0.0, sender.run_once)
+    service.every("letters-waiting", LETTER_WAIT_CHECK_SECONDS, sender.measure_waiting)
     app = service.create_app(router)
     app.state.notifier = notifier
     return app

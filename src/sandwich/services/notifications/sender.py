@@ -18,6 +18,7 @@ from email.utils import format_datetime, parseaddr
 
 import aiosmtplib
 import structlog
+from prometheus_client import Gauge
 
 from sandwich.platform.db import Database
 from sandwich.platform.events import utcnow
@@ -26,6 +27,12 @@ from sandwich.services.notifications import storage
 from sandwich.services.notifications.domain import message_id, retry_delay, status_after_failure
 
 log = structlog.get_logger("mail_sender")
+
+LETTERS_WAITING = Gauge(
+    "letters_pending_oldest_seconds",
+    "How long the oldest letter not yet sent has waited (0 when none waits): the mail server is away",
+)
+LETTER_WAIT_CHECK_SECONDS = 10.0
 
 SMTP_IDLE_SECONDS = 15.0
 """An SMTP connection unused this long is closed (servers drop idle clients after a few minutes)."""
@@ -122,6 +129,10 @@ class MailSender:
         except Exception as exc:  # the database is away: try again, less often
             self._backoff = min(5.0, max(0.2, self._backoff * 2))
             log.error("mail_sender_failed", error=repr(exc), retry_in=self._backoff)
+
+    async def measure_waiting(self) -> None:
+        async with self.db.connect() as conn:
+            LETTERS_WAITING.set(await storage.oldest_pending_seconds(conn))
 
     async def send_due(self) -> int:
         """Send one batch of due letters; returns how many were attempted.

@@ -211,3 +211,16 @@ async def mark_failed(
             "retry_in": retry_in,
         },
     )
+
+
+async def oldest_pending_seconds(conn: Connection) -> float:
+    """How long the oldest letter not yet sent has waited (0 when none waits)."""
+    waited = (
+        await conn.execute(
+            text(
+                "SELECT COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0) AS waited "
+                "FROM notifications WHERE status = 'pending'"
+            )
+        )
+    ).scalar()
+    return float(waited or 0)
