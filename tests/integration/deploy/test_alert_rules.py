@@ -16,7 +16,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 # Imported for what they register in prometheus_client's registry: the platform's metrics, the letters' gauge.
-import sandwich.platform.observability  # noqa: F401
+import sandwich.platform.observability
 import sandwich.services.notifications.sender  # noqa: F401
 
 pytestmark = pytest.mark.integration
