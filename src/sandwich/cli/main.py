@@ -95,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="seed the demo world: menu, admin, customer alice, food points, cooks, couriers",
     )
+    up.add_argument(
+        "--traces",
+        action="store_true",
+        help="run Jaeger (built once with Go) and trace every request into it; prints its UI's address",
+    )
+    up.add_argument(
+        "--observe",
+        action="store_true",
+        help="run Prometheus (Debian's prometheus) scraping every service with the alerting rules",
+    )
     up.add_argument("--ready-timeout", type=float, default=60.0, help=argparse.SUPPRESS)
     up.set_defaults(handler=cmd_up)
 
@@ -230,6 +240,7 @@ def _install_signal_handlers() -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from sandwich.cli import demo_world
     from sandwich.cli.supervisor import Platform, PlatformStartError
+    from sandwich.cli.watchers import MissingTool, Watchers
 
     logging.basicConfig(
         level=logging.INFO,
@@ -246,6 +257,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         credentials = demo_world.load_or_create_credentials(data_dir)
         env_overrides.update(credentials.admin_env())
 
+    watchers = Watchers(data_dir, console)
+    try:
+        if args.traces:
+            env_overrides.update(watchers.start_traces())
+    except MissingTool as exc:
+        console.print(Panel(str(exc), title="[red]--traces cannot run here[/]", border_style="red"))
+        return 1
     platform = Platform(
         data_dir,
         args.flow,
@@ -261,7 +279,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         with console.status(f"starting the platform ({args.flow} flow, {args.broker}) in {data_dir} ..."):
             platform.start()
+        if args.observe:
+            watchers.start_prometheus(platform)
         console.print(_status_table(platform))
+        watchers.print_addresses()
         console.print(
             f"[bold green]ready[/] in {time.monotonic() - began:.1f}s: gateway at "
             f"[link={platform.gateway_url}]{platform.gateway_url}[/link], "
@@ -281,6 +302,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     except PlatformStartError as exc:
         console.print(Panel(str(exc), title="[red]the platform did not start[/]", border_style="red"))
         return 1
+    except MissingTool as exc:
+        console.print(Panel(str(exc), title="[red]--observe cannot run here[/]", border_style="red"))
+        return 1
     except demo_world.DemoSeedError as exc:
         console.print(Panel(str(exc), title="[red]the demo world could not be seeded[/]", border_style="red"))
         return 1
@@ -288,6 +312,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         platform.stop()
+        watchers.stop()
         console.print("stopped")
 
 

@@ -107,6 +107,9 @@ class Settings:
     admin_password: str = field(default_factory=lambda: _env("SANDWICH_ADMIN_PASSWORD"))
     token_ttl_seconds: int = field(default_factory=lambda: int(_env("SANDWICH_TOKEN_TTL", "3600")))
     log_level: str = field(default_factory=lambda: _env("SANDWICH_LOG_LEVEL", "warning"))
+    # Where people look at traces (Jaeger's UI; `sandwich up --traces` sets it): the operations
+    # console links an order to its trace there. Empty: no links.
+    traces_url: str = field(default_factory=lambda: _env("SANDWICH_TRACES_URL"))
     http_timeout_seconds: float = field(default_factory=lambda: float(_env("SANDWICH_HTTP_TIMEOUT", "5")))
     # Connections a service keeps open once it needed them, and how many more a burst may open (and
     # close again): see Database.
