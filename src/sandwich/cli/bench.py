@@ -13,6 +13,9 @@
         the people's apps: time to first byte and bytes of the customer's order and menu pages with
         N people (default 20) browsing at once, with a think time of S seconds (default 1) and
         back to back
+    sandwich bench --tracing [--flow F] [--rate R] [--duration S] [--repeat K]
+        the platform's CPU per order with tracing off and with every order traced (exported over
+        OTLP to a sink that drops it), K alternating pairs in one run
     sandwich bench --scale N [--customers C] [--duration S]
         closed-loop throughput at 1,000 orders in the databases and again at N (filled through the
         API in between, the throughput while filling recorded as a curve)
@@ -107,6 +110,13 @@ def add_arguments(bench: argparse.ArgumentParser, default_data_dir: str) -> None
         "--think", type=float, default=1.0, help="with --apps: mean seconds a person reads a page"
     )
     bench.add_argument(
+        "--tracing",
+        action="store_true",
+        help="CPU per order with tracing off and with every order traced, side by side in one run "
+        "(open loop at --rate, default 50/s; --repeat pairs, default 2)",
+    )
+    bench.add_argument("--repeat", type=int, default=2, help="with --tracing: off/on pairs to run")
+    bench.add_argument(
         "--scale",
         type=int,
         default=None,
@@ -126,6 +136,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if args.apps:
         return _apps(args, data_dir, console, stamp)
+    if args.tracing:
+        return _tracing(args, data_dir, console, stamp)
     try:
         if args.compare:
             result = asyncio.run(_compare(args, data_dir, console))
@@ -201,6 +213,49 @@ def _apps(args: argparse.Namespace, data_dir: Path, console: Console, stamp: str
     write_json(result, json_path)
     console.print(f"JSON: {json_path}")
     return 0 if all(phase["pages"]["order"]["views"] for phase in result["phases"]) else 1
+
+
+def _tracing(args: argparse.Namespace, data_dir: Path, console: Console, stamp: str) -> int:
+    from sandwich.bench.report import write_json
+    from sandwich.bench.tracing_cost import TracingOptions, render_tracing_table, run_tracing_bench
+
+    if args.url or args.compare or args.scale or args.apps:
+        raise SystemExit(
+            "--tracing starts platforms of its own and goes with none of --url, --compare, --scale"
+        )
+    if args.repeat < 1:
+        raise SystemExit("--repeat is at least 1")
+    options = TracingOptions(
+        flow=args.flow,
+        broker=_brokers(args)[0],
+        data_dir=data_dir,
+        rate=args.rate if args.rate is not None else 50.0,
+        duration=args.duration if args.duration is not None else (8.0 if args.quick else 20.0),
+        repeat=args.repeat,
+        keep_data=args.keep_data,
+    )
+    try:
+        result = asyncio.run(run_tracing_bench(options, console))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except Exception as exc:
+        console.print(f"[red]the benchmark failed:[/] {exc}")
+        return 1
+    out = Console() if Console().is_terminal else Console(width=160)
+    out.print(render_tracing_table(result))
+    summary = result["summary"]
+    if summary.get("increase_percent") is not None:
+        verdict = "within" if summary["within_budget"] else "[red]over[/]"
+        console.print(
+            f"tracing every order costs {summary['increase_percent']:+.1f} % CPU per order "
+            f"({verdict} the {result['budget_percent']:g} % budget); the sink took "
+            f"{result['sink']['batches']} batches, {result['sink']['bytes'] / 1e6:.1f} MB"
+        )
+    json_path = args.json or data_dir / "bench" / f"bench-tracing-{result['flow']}-{stamp}.json"
+    write_json(result, json_path)
+    console.print(f"JSON: {json_path}")
+    return 0 if summary.get("increase_percent") is not None else 1
 
 
 async def _single(args: argparse.Namespace, data_dir: Path, console: Console) -> dict[str, Any]:

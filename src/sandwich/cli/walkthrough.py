@@ -41,6 +41,9 @@ class Walkthrough:
         self.timeout = timeout
         self.started = time.perf_counter()
         self.step_no = 0
+        self.last_trace_id = ""  # the trace of the last answer (X-Trace-Id)
+        self.order_trace_id = ""
+        self.traces_url = ""  # Jaeger's UI, when `sandwich up --traces` runs the platform
 
     def close(self) -> None:
         self.client.close()
@@ -61,6 +64,7 @@ class Walkthrough:
         answer = self.client.request(method, path, headers={**auth, **kwargs.pop("headers", {})}, **kwargs)
         if answer.status_code not in (expect if isinstance(expect, tuple) else (expect,)):
             raise DemoFailed(f"{method} {path} answered {answer.status_code}: {answer.text}")
+        self.last_trace_id = answer.headers.get("x-trace-id", "")
         return answer.json()
 
     def step(self, title: str, status: str, detail: str = "") -> None:
@@ -110,6 +114,7 @@ class Walkthrough:
             headers={"Idempotency-Key": f"demo-{uuid.uuid4().hex}"},
         )
         order_id = order["order_id"]
+        self.order_trace_id = self.last_trace_id
         self.step(f"customer orders 1 x {sandwich['name']}", "created", f"order {order_id[:8]}")
         if order["status"] == "created":
             order = self.wait_for(customer, order_id, lambda o: o["status"] != "created")
@@ -190,6 +195,13 @@ class Walkthrough:
         for letter in reversed(letters):
             table.add_row(letter["kind"], letter["subject"], letter["status"])
         self.console.print(table)
+        if self.order_trace_id:
+            where = (
+                f"{self.traces_url}/trace/{self.order_trace_id}"
+                if self.traces_url
+                else "start the platform with `sandwich up --traces` to look at it in Jaeger"
+            )
+            self.console.print(f"the order's trace: {self.order_trace_id} ({where})")
 
 
 def run_demo(url: str, data_dir: Path, console: Console) -> int:
@@ -200,6 +212,7 @@ def run_demo(url: str, data_dir: Path, console: Console) -> int:
         )
         return 2
     walkthrough = Walkthrough(url, load_or_create_credentials(data_dir), console)
+    walkthrough.traces_url = traces_url_of(data_dir)
     try:
         walkthrough.run()
     except (DemoFailed, httpx.HTTPError, AssertionError) as exc:
@@ -208,3 +221,14 @@ def run_demo(url: str, data_dir: Path, console: Console) -> int:
     finally:
         walkthrough.close()
     return 0
+
+
+TRACES_FILE = "traces-url"
+"""Written into the data directory by `sandwich up --traces`: where Jaeger's UI is."""
+
+
+def traces_url_of(data_dir: Path) -> str:
+    try:
+        return (data_dir / TRACES_FILE).read_text().strip()
+    except OSError:
+        return ""

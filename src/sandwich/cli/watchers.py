@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from sandwich.cli.walkthrough import TRACES_FILE
 from sandwich.platform.embedded.observers import (
     EmbeddedJaeger,
     EmbeddedPrometheus,
@@ -36,6 +37,7 @@ class Watchers:
         self.jaeger = EmbeddedJaeger(self.data_dir / "jaeger", binary)
         with self.console.status("starting Jaeger ..."):
             self.jaeger.start()
+        (self.data_dir / TRACES_FILE).write_text(self.jaeger.ui_url + "\n")  # for `sandwich demo`
         return {
             "OTEL_EXPORTER_OTLP_ENDPOINT": self.jaeger.otlp_endpoint,
             "OTEL_TRACES_SAMPLER": "parentbased_always_on",
@@ -66,3 +68,4 @@ class Watchers:
         for watcher in (self.prometheus, self.jaeger):
             if watcher is not None:
                 watcher.stop()
+        (self.data_dir / TRACES_FILE).unlink(missing_ok=True)

@@ -108,6 +108,8 @@ def _add_trace(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMappi
 UNTRACED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 """Probes and scrapes: every few seconds from every prober, traced they would bury the orders."""
 TRACE_HEADERS = (b"traceparent", b"tracestate")
+TRACE_ID_HEADER = b"x-trace-id"
+"""Every traced answer names its trace: a person (or `sandwich demo`) can look it up in the backend."""
 ROUTE_TEMPLATE_KEY = "sandwich.route_template"
 """Set in the ASGI scope by a catch-all route that knows better (the gateway's own route table):
 the request's span and its metrics are named by it."""
@@ -151,8 +153,15 @@ class RequestObservabilityMiddleware:
             with tracer().start_as_current_span(
                 method, context=context_from(carrier), kind=SpanKind.SERVER, record_exception=False
             ) as span:
+                trace_id = f"{span.get_span_context().trace_id:032x}".encode()
+
+                async def send_with_trace_id(message: Message) -> None:
+                    if message["type"] == "http.response.start":  # the caller can find its trace
+                        message["headers"] = [*message.get("headers", ()), (TRACE_ID_HEADER, trace_id)]
+                    await send_wrapper(message)
+
                 try:
-                    await self.app(scope, receive, send_wrapper)
+                    await self.app(scope, receive, send_with_trace_id)
                 finally:
                     if span.is_recording():
                         self._describe(span, scope, status_holder[0])
