@@ -76,3 +76,14 @@ async def test_one_order_is_one_trace_across_the_services_and_the_broker(
             assert consumer.parent_span_id in producers, consumer
             assert consumer.links == (consumer.parent_span_id,), consumer
     assert any(s.name == "db.transaction" for s in spans)
+
+    async def in_the_read_model() -> bool:
+        return (await admin.get(f"/api/v1/orders/{order['order_id']}")).status_code == 200
+
+    await eventually(in_the_read_model)
+    seen_by_admin = (await admin.get(f"/api/v1/orders/{order['order_id']}")).json()
+    history = seen_by_admin["history"]
+    assert history[0]["trace_id"] == trace_id  # the console links the order to this trace
+    assert all(len(entry["trace_id"]) == 32 for entry in history)  # later steps: their own requests' traces
+    seen_by_customer = (await customer.get(f"/api/v1/orders/{order['order_id']}")).json()
+    assert all("trace_id" not in entry for entry in seen_by_customer["history"])

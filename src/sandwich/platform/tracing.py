@@ -49,6 +49,7 @@ __all__ = [
     "inject_into",
     "shutdown_tracing",
     "span_context_from",
+    "trace_id_of",
     "tracer",
 ]
 
@@ -124,6 +125,12 @@ def span_context_from(carrier: Mapping[str, str]) -> SpanContext | None:
     """The span a carrier names, for a link; None when it names none."""
     found = trace.get_current_span(propagate.extract(carrier)).get_span_context()
     return found if found.is_valid else None
+
+
+def trace_id_of(carrier: Mapping[str, str]) -> str:
+    """The trace id a carrier's `traceparent` names (hex), or "" when it names none."""
+    context = span_context_from(carrier)
+    return f"{context.trace_id:032x}" if context is not None else ""
 
 
 def current_ids() -> tuple[str, str] | None:

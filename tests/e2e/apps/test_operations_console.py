@@ -20,7 +20,12 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_an_admin_runs_food_points_stock_menu_and_people_from_the_console(
-    apps: str, admin: Api, browser: Browser, screenshots: Path, platform_flow: str
+    apps: str,
+    admin: Api,
+    browser: Browser,
+    screenshots: Path,
+    platform_flow: str,
+    sandwich_item: dict[str, object],
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     cook, _ = await admin.register()
@@ -80,6 +85,16 @@ async def test_an_admin_runs_food_points_stock_menu_and_people_from_the_console(
         await expect(page.get_by_label("Username")).to_have_value(cook)
         await expect(page.get_by_label("cook")).to_be_checked()
         await expect(page.get_by_label("Food point")).to_have_value(food_point_id)
+
+        customer = await admin.new_customer(deposit=100_000)
+        placed = await customer.place_order([{"menu_item_id": sandwich_item["id"], "quantity": 1}])
+        order = await customer.settled(placed)
+        await page.goto("/ops/orders")
+        await page.get_by_label("Order id").fill(order["order_id"])
+        await page.get_by_role("button", name="Find").click()
+        await expect(page.get_by_test_id("order-status")).not_to_have_text("")
+        first = page.locator("tbody tr").first
+        await expect(first).to_contain_text(re.compile("[0-9a-f]{12}"))  # the trace of the order's request
 
         await page.goto("/ops/system")
         await expect(page.get_by_test_id("system-flow")).to_have_text(platform_flow)

@@ -92,7 +92,8 @@ async def one_order(
     owner, snapshot = found
     if not may_read(owner, identity.user_id, identity.is_admin):
         raise _not_found()
-    return JsonResponse({**public_order(snapshot), "history": public_history(history)})
+    history_out = public_history(history, with_traces=identity.is_admin)
+    return JsonResponse({**public_order(snapshot), "history": history_out})
 
 
 @router.get(

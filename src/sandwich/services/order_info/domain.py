@@ -59,6 +59,7 @@ class HistoryEntry:
     version: int
     status: str
     at: datetime
+    trace_id: str = ""  # the trace of the request that made this status (for the operations console)
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,10 @@ class OrderUpdate:
     status: str
     at: datetime
     snapshot: Mapping[str, Any]
+    trace_id: str = ""
 
     @classmethod
-    def from_event(cls, version: int, event: Mapping[str, Any]) -> OrderUpdate:
+    def from_event(cls, version: int, event: Mapping[str, Any], trace_id: str = "") -> OrderUpdate:
         """From an OrderEvent payload (status, at, order snapshot) already checked for shape."""
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise InvalidOrderEvent(f"version must be a positive integer, not {version!r}")
@@ -93,7 +95,11 @@ class OrderUpdate:
         for name in ("created_at", "updated_at"):
             parse_time(snapshot[name])
         return cls(
-            version=version, status=str(event["status"]), at=parse_time(event["at"]), snapshot=snapshot
+            version=version,
+            status=str(event["status"]),
+            at=parse_time(event["at"]),
+            snapshot=snapshot,
+            trace_id=trace_id,
         )
 
     @property
@@ -101,7 +107,7 @@ class OrderUpdate:
         return str(self.snapshot["order_id"])
 
     def history_entry(self) -> HistoryEntry:
-        return HistoryEntry(self.version, self.status, self.at)
+        return HistoryEntry(self.version, self.status, self.at, self.trace_id)
 
     def view(self) -> OrderView:
         # The event's status wins over the snapshot's: they agree for a sane producer, and the event's
@@ -162,8 +168,11 @@ def public_order(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     return {name: snapshot.get(name) for name in PUBLIC_FIELDS}
 
 
-def public_history(entries: Iterable[HistoryEntry]) -> list[dict[str, str]]:
+def public_history(entries: Iterable[HistoryEntry], *, with_traces: bool = False) -> list[dict[str, str]]:
+    """The order's statuses, oldest first; for an admin also each one's `trace_id` (where known), so
+    the operations console can link a status to the trace of the request that made it."""
     return [
         {"status": entry.status, "at": rfc3339(entry.at)}
+        | ({"trace_id": entry.trace_id} if with_traces and entry.trace_id else {})
         for entry in sorted(entries, key=lambda entry: entry.version)
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent
 from sandwich.platform.inbox import Effect
 from sandwich.platform.sql import Connection
+from sandwich.platform.tracing import trace_id_of
 from sandwich.services.order_info import storage
 from sandwich.services.order_info.domain import OrderUpdate
 
@@ -18,7 +19,7 @@ CONSUMER = "order_info"
 def order_update(envelope: Envelope) -> OrderUpdate:
     """The domain's view of an OrderEvent envelope; raises on a malformed one (it goes to the DLQ)."""
     event = OrderEvent.model_validate(envelope.payload)
-    return OrderUpdate.from_event(envelope.version, event.model_dump())
+    return OrderUpdate.from_event(envelope.version, event.model_dump(), trace_id_of(envelope.trace))
 
 
 async def apply_order_event(conn: Connection, envelope: Envelope) -> None:

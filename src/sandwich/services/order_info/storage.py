@@ -31,8 +31,8 @@ def _apply_update_ctes(guard: str) -> str:
     clause on the writes (the live consumer's inbox claim), or empty."""
     return (
         "history AS ("
-        " INSERT INTO order_history (order_id, version, status, at) "
-        f" SELECT :order_id, :history_version, :history_status, :at {guard} ON CONFLICT DO NOTHING"
+        " INSERT INTO order_history (order_id, version, status, at, trace_id) "
+        f" SELECT :order_id, :history_version, :history_status, :at, :trace_id {guard} ON CONFLICT DO NOTHING"
         "), changed AS ("
         " INSERT INTO order_views (order_id, user_id, username, status, version, snapshot, created_at, updated_at) "
         f" SELECT :order_id, :user_id, :username, :status, :version, CAST(:snapshot AS jsonb), :created_at, "
@@ -69,6 +69,7 @@ def _update_params(update: OrderUpdate) -> dict[str, Any]:
         "history_version": entry.version,
         "history_status": entry.status,
         "at": entry.at,
+        "trace_id": entry.trace_id or None,
         "user_id": uuid.UUID(view.user_id),
         "username": view.username,
         "status": view.status,
@@ -140,11 +141,13 @@ async def order_view(conn: Connection, order_id: uuid.UUID) -> tuple[str, dict[s
 async def order_history(conn: Connection, order_id: uuid.UUID) -> list[HistoryEntry]:
     rows = (
         await conn.execute(
-            text("SELECT version, status, at FROM order_history WHERE order_id = :id ORDER BY version"),
+            text(
+                "SELECT version, status, at, trace_id FROM order_history WHERE order_id = :id ORDER BY version"
+            ),
             {"id": order_id},
         )
     ).all()
-    return [HistoryEntry(row.version, row.status, row.at) for row in rows]
+    return [HistoryEntry(row.version, row.status, row.at, row.trace_id or "") for row in rows]
 
 
 async def orders_of(conn: Connection, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:

@@ -112,6 +112,11 @@ WORDS: Mapping[str, Mapping[str, str]] = {
         "nobody_found": "Nobody found.",
         "next_page": "Next page",
         "set_roles": "Set roles",
+        "order_lookup": "Order lookup",
+        "order_id": "Order id",
+        "at": "At",
+        "trace": "Trace",
+        "no_trace_backend": "No trace backend is configured (sandwich up --traces sets one): the trace ids are shown as they are.",
         "not_enough_money": "Not enough money in the wallet for this order: top it up and order again.",
     },
     "ru": {
@@ -213,6 +218,11 @@ WORDS: Mapping[str, Mapping[str, str]] = {
         "nobody_found": "Никого не нашлось.",
         "next_page": "Следующая страница",
         "set_roles": "Назначить роли",
+        "order_lookup": "Поиск заказа",
+        "order_id": "Номер заказа",
+        "at": "Когда",
+        "trace": "Трасса",
+        "no_trace_backend": "Хранилище трасс не настроено (его задаёт sandwich up --traces): номера трасс показаны как есть.",
         "not_enough_money": "На кошельке не хватает денег на этот заказ: пополните его и закажите снова.",
     },
 }

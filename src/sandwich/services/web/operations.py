@@ -224,6 +224,22 @@ async def set_roles(page: PageDep) -> Response:
     return await _people_page(page, saved=answer.body)
 
 
+@router.get("/ops/orders")
+async def order_lookup(page: PageDep) -> Response:
+    """Any order by its id, with its history; each status links to the trace of the request that
+    made it, in the trace backend (SANDWICH_TRACES_URL), when one is configured."""
+    if (refused := _admin_only(page)) is not None:
+        return refused
+    order_id = page.request.query_params.get("order_id", "").strip()
+    if not order_id:
+        return page.render("ops_orders.html", order=None, typed="")
+    answer = await page.api("GET", f"/api/v1/orders/{safe_id(order_id)}")
+    if not answer.ok:
+        return page.render("ops_orders.html", status=answer.status, order=None, error=answer, typed=order_id)
+    traces = page.service.settings.traces_url.rstrip("/")
+    return page.render("ops_orders.html", order=answer.body, typed=order_id, traces=traces)
+
+
 @router.get("/ops/system")
 async def system(page: PageDep) -> Response:
     if (refused := _admin_only(page)) is not None:
