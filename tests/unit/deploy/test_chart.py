@@ -55,6 +55,8 @@ MODELS: dict[str, type[BaseModel]] = {
 }
 SCHEMAS = {"KafkaTopic": KAFKA_TOPIC, "Cluster": CNPG_CLUSTER}
 VALUES_IDS = [path.stem for path in VALUES_FILES]
+OTEL_VARIABLES = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"}
+"""The OpenTelemetry SDK's own standard variables (platform/tracing.py), read by the SDK, not Settings."""
 DATABASE_SERVICES = [service for service in SERVICES if service != "gateway"]
 
 
@@ -132,7 +134,7 @@ def _settings_variables() -> set[str]:
 
 @pytest.mark.parametrize("values_file", VALUES_FILES, ids=VALUES_IDS)
 def test_every_variable_the_chart_sets_is_a_setting(values_file: Path) -> None:
-    known = _settings_variables() | {service_url_env(service) for service in SERVICES}
+    known = _settings_variables() | {service_url_env(service) for service in SERVICES} | OTEL_VARIABLES
     for deployment in of_kind(rendered(values_file), "Deployment") + of_kind(rendered(values_file), "Job"):
         pod = deployment["spec"]["template"]["spec"]
         for entry in pod["containers"][0]["env"]:
@@ -331,3 +333,12 @@ def test_the_notes_say_where_the_apps_are_and_how_to_sign_in() -> None:
     said = notes(values_of(VALUES_FILES[1]))
     assert "https://sandwich.example.ru/" in said
     assert "get secret sandwich-secrets -o jsonpath='{.data.admin-password}'" in said
+
+
+def test_tracing_values_become_the_sdks_standard_variables() -> None:
+    env = env_of(named(rendered(VALUES_FILES[0]), "Deployment", f"{RELEASE}-orders"))
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://otel-collector.observability:4318"
+    assert env["OTEL_TRACES_SAMPLER"]["value"] == "parentbased_traceidratio"
+    assert env["SANDWICH_TRACES_URL"]["value"] == "https://jaeger.example.ru"
+    minimal = env_of(named(rendered(VALUES_FILES[-1]), "Deployment", f"{RELEASE}-orders"))
+    assert not any(name.startswith("OTEL_") for name in minimal)  # off unless configured

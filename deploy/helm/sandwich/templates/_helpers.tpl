@@ -102,6 +102,20 @@ every service: its System overview reads each one's health and metrics. */}}
   value: {{ printf "http://%s:8080" (include "sandwich.serviceName" (dict "root" $root "name" $peer)) | quote }}
 {{- end }}
 {{- end }}
+{{- with $values.tracing }}
+{{- if .otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .otlpEndpoint | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplerRatio | quote }}
+{{- end }}
+{{- if .uiUrl }}
+- name: SANDWICH_TRACES_URL
+  value: {{ .uiUrl | quote }}
+{{- end }}
+{{- end }}
 {{- if eq .name "auth" }}
 - name: SANDWICH_ADMIN_USERNAME
   value: {{ $values.admin.username | quote }}

@@ -50,15 +50,24 @@ def jaeger_binary(say: Callable[[str], None] | None = None) -> Path:
         )
     if say is not None:
         say(f"building Jaeger {JAEGER_VERSION} with {go} (once; it is kept in {target.parent}) ...")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOBIN": str(target.parent), "CGO_ENABLED": "0", "GOFLAGS": "-trimpath"}
-    built = subprocess.run(
-        [go, "install", f"{JAEGER_MODULE}@{JAEGER_VERSION}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=JAEGER_BUILD_SECONDS,
-    )
+    # Jaeger's own go.mod has replace directives, which `go install pkg@version` refuses: it is built
+    # as a tool of a module of our own instead (`go get -tool`, then `go build`).
+    workspace = target.parent / "build"
+    workspace.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-trimpath", "GOTOOLCHAIN": "local"}
+    steps = [
+        [go, "mod", "init", "sandwich.local/jaeger"] if not (workspace / "go.mod").exists() else None,
+        [go, "get", "-tool", f"{JAEGER_MODULE}@{JAEGER_VERSION}"],
+        [go, "build", "-o", str(target), JAEGER_MODULE],
+    ]
+    built = None
+    for step in (s for s in steps if s is not None):
+        built = subprocess.run(
+            step, cwd=workspace, env=env, capture_output=True, text=True, timeout=JAEGER_BUILD_SECONDS
+        )
+        if built.returncode != 0:
+            break
+    assert built is not None
     if built.returncode != 0 or not target.exists():
         raise MissingTool(f"Jaeger could not be built with {go}:\n{built.stderr[-3000:]}")
     return target
