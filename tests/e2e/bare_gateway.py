@@ -5,7 +5,6 @@ and failures the whole platform of the other end-to-end tests cannot be given.""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,12 +16,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from sandwich.platform.ports import free_port
 
 
 @contextmanager

@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from sandwich.cli.k8s_secrets import secret_data
-from sandwich.platform.embedded.brokers import free_port
+from sandwich.platform.ports import free_port
 from sandwich.platform.settings import SERVICES
 from tests.e2e.client import Api, eventually
 from tests.e2e.world import World

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sandwich.platform.embedded.brokers import free_port
+from sandwich.platform.ports import free_port
 from sandwich.platform.settings import SERVICES
 
 pytestmark = pytest.mark.e2e

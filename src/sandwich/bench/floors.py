@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from sandwich.bench.report import percentiles
+from sandwich.platform.ports import free_port
 
 HOP_CONCURRENCY = 64
 
@@ -196,13 +197,6 @@ def tiny_app() -> Any:
     return app
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def _hammer_http(url: str, duration: float, concurrency: int = HOP_CONCURRENCY) -> dict[str, Any]:
     """Requests/s of GET `url` through one aiohttp session with `concurrency` in flight."""
     import aiohttp
@@ -327,7 +321,7 @@ async def http_floor(
     best: what else the machine is doing comes and goes, and interleaving exposes the three to the
     same spells of it, so their ratios are not one quiet moment against a busy one.
     """
-    port = _free_port()
+    port = free_port()
     proc = await _second_process("serve", port)
     app = tiny_app()
     bare_url = f"http://127.0.0.1:{port}/ping"
@@ -412,7 +406,7 @@ def _round_trips(port: int) -> list[float]:
 async def machine_floor() -> dict[str, Any]:
     """The interpreter's speed and the loopback round trip (see the module's doc); the timed loops
     run in a thread, off the event loop."""
-    port = _free_port()
+    port = free_port()
     proc = await _second_process("echo", port)
     try:
         loop_s = min([await asyncio.to_thread(_python_loop_seconds) for _ in range(3)])

@@ -38,8 +38,9 @@ from sandwich.cli.serve import SUPERVISOR_PID_ENV
 from sandwich.platform import db_roles
 from sandwich.platform.embedded import kafka_access, nats_access
 from sandwich.platform.embedded.apache_kafka import EmbeddedApacheKafka
-from sandwich.platform.embedded.brokers import EmbeddedBrokerError, EmbeddedNats, free_port
+from sandwich.platform.embedded.brokers import EmbeddedBrokerError, EmbeddedNats
 from sandwich.platform.embedded.postgres import EmbeddedPostgres, FileLock
+from sandwich.platform.ports import free_port
 from sandwich.platform.sealing import ensure_sealing_key, service_sealing_keys
 from sandwich.platform.service_auth import ensure_service_keys
 from sandwich.platform.settings import SERVICES, Broker, Flow, service_url_env

@@ -21,7 +21,7 @@ import pytest
 
 from sandwich.cli.serve import GRACEFUL_SHUTDOWN_SECONDS
 from sandwich.platform.db import Database, plain_url
-from sandwich.platform.embedded.brokers import free_port
+from sandwich.platform.ports import free_port
 from sandwich.platform.service_auth import CALLER_HEADER
 from sandwich.platform.settings import Settings
 from tests.credentials import keys_of

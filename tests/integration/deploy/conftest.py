@@ -36,7 +36,7 @@ from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandwich.cli.serve import SUPERVISOR_PID_ENV
-from sandwich.platform.embedded.brokers import free_port
+from sandwich.platform.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "haproxy.cfg"

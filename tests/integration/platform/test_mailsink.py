@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandwich.platform.embedded.mailsink import MailSink, read_mails
+from sandwich.platform.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -69,15 +70,9 @@ def test_hostile_message_id_stays_inside_the_directory(tmp_path: Path) -> None:
     assert not any(p.name.startswith(".") for p in mail_dir.iterdir()), "no temporary file left"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_mailsink_process(tmp_path: Path) -> None:
     """`sandwich serve mailsink` is what the platform runs: a process that stores and stops cleanly."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

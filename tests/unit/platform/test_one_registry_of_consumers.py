@@ -34,9 +34,7 @@ def declared(monkeypatch: pytest.MonkeyPatch) -> dict[Flow, set[tuple[str, str, 
         monkeypatch.setenv("SANDWICH_FLOW", flow.value)
         get_settings.cache_clear()
         found[flow] = {
-            (name, spec.topic, spec.consumer)
-            for name, app in _apps()
-            for spec in app.state.service.consumers
+            (name, spec.topic, spec.consumer) for name, app in _apps() for spec in app.state.service.consumers
         }
     get_settings.cache_clear()
     return found

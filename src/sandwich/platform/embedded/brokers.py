@@ -36,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
+from sandwich.platform.ports import free_port
 from sandwich.platform.secret_files import write_private
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,6 @@ HOST = "127.0.0.1"
 
 class EmbeddedBrokerError(RuntimeError):
     """The broker binary is missing, or the broker did not start (its log tail is in the message)."""
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port nobody listens on right now (the OS picks it; a tiny race with other starters remains)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_accepts(host: str, port: int) -> bool:

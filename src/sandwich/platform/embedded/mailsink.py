@@ -30,6 +30,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from sandwich.platform.ports import free_port
+
 log = logging.getLogger(__name__)
 
 MAIL_SUFFIX = ".eml"
@@ -146,7 +148,7 @@ class MailSink:
     def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         self.directory = Path(directory)
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self._controller = Controller(
             MailSinkHandler(self.directory),
             hostname=host,
@@ -167,15 +169,6 @@ class MailSink:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def serve_mailsink(host: str, port: int, directory: Path, stop: asyncio.Event | None = None) -> None:

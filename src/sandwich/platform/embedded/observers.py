@@ -20,7 +20,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from sandwich.platform.embedded.brokers import EmbeddedBrokerError, _ChildBroker, free_port
+from sandwich.platform.embedded.brokers import EmbeddedBrokerError, _ChildBroker
+from sandwich.platform.ports import free_port
 
 JAEGER_MODULE = "github.com/jaegertracing/jaeger/cmd/jaeger"
 JAEGER_VERSION = "v1.75.0"  # Jaeger v2's all-in-one (the module's v1 tags carry the v2 program)

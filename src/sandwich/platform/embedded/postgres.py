@@ -62,6 +62,7 @@ from sandwich.platform.embedded.postgres_access import (
     read_passfile_password,
     with_passfile,
 )
+from sandwich.platform.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,6 @@ DEFAULT_SETTINGS: dict[str, str] = {
 
 class EmbeddedPostgresError(RuntimeError):
     """The embedded server could not be initialised, started or stopped."""
-
-
-def _free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _tail(path: Path, offset: int = 0, max_chars: int = 4000) -> str:
@@ -222,7 +216,7 @@ class EmbeddedPostgres:
         self._socket_dir = self._prepare_socket_dir()
         for attempt in range(1, _ACCESS_ATTEMPTS + 1):
             if self._port is None:
-                self._port = _free_port()
+                self._port = free_port()
             try:
                 self._launch_and_wait()
                 break
