@@ -321,13 +321,27 @@ def write_json(result: Mapping[str, Any], path: Path) -> None:
 FLOW_COLORS = {"hybrid": "C0", "sync": "C1", "async": "C2"}
 
 
-def plot_latencies(phases: Sequence[Mapping[str, Any]], path: Path, title: str) -> bool:
-    """Empirical CDFs of the create latency, one line per phase given."""
-    import matplotlib
-
+def pyplot() -> Any | None:
+    """matplotlib's pyplot on its file-only backend; None when matplotlib is not installed (it comes
+    with the `bench` extra: the services' image has no use for it)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+PLOTS_NEED = "the report's plots need matplotlib: pip install 'sandwich[bench]' (./dev installs it)"
+
+
+def plot_latencies(phases: Sequence[Mapping[str, Any]], path: Path, title: str) -> bool:
+    """Empirical CDFs of the create latency, one line per phase given (False: nothing drawn)."""
+    plt = pyplot()
+    if plt is None:
+        return False
     drawn = False
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for phase in phases:
@@ -359,11 +373,9 @@ def plot_latencies(phases: Sequence[Mapping[str, Any]], path: Path, title: str) 
 def plot_throughput(phases: Sequence[Mapping[str, Any]], path: Path) -> bool:
     """Orders created and orders paid per second over each scenario's phase, per flow (errors/s too
     when there were any), the fault window shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    if plt is None:
+        return False
     scenarios = list(dict.fromkeys(str(p.get("scenario")) for p in phases))
     if not scenarios:
         return False

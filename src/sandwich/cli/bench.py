@@ -158,6 +158,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out.print(render_table(compared["phases"], title="hybrid on the further brokers"))
     _print_targets(console, result)
     if args.compare:
+        from sandwich.bench.report import PLOTS_NEED, pyplot
+
+        if pyplot() is None:
+            console.print(f"[yellow]{PLOTS_NEED}[/]: the report is written without them")
         directory = data_dir / "bench" / f"compare-{stamp}"
         path = _write_report(result, directory)
         latest = data_dir / "bench" / "latest"
