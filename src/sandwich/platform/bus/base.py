@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import enum
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
+
+from sandwich.platform.observability import EVENTS_DEAD_LETTERED
 
 _log = structlog.get_logger("sandwich.bus")
 
@@ -260,3 +264,34 @@ def dead_letter_headers(message: Message, group: str, result: DeliveryResult) ->
         }
     )
     return headers
+
+
+async def park_on_dead_letter_topic(
+    bus: EventBus,
+    topic: str,
+    group: str,
+    message: Message,
+    result: DeliveryResult,
+    stopping: asyncio.Event,
+    log: Any,
+) -> bool:
+    """Park a message its handler gave up on on the topic's dead-letter topic, with why, and count it;
+    the broker being away is waited out (backing off up to 5 s) until it stores the message, or the
+    subscription stops (False: the message stays unacknowledged and comes back). Written once for
+    every broker: a consumer acknowledges a failed message only after this returned True."""
+    headers = dead_letter_headers(message, group, result)
+    failures = 0
+    while True:
+        try:
+            await bus.publish(dead_letter_topic(topic), message.key, message.value, headers)
+            EVENTS_DEAD_LETTERED.labels(topic, group).inc()
+            log.error(
+                "bus_message_dead_lettered", key=message.key, attempts=result.attempts, error=result.error
+            )
+            return True
+        except BusUnavailable as exc:
+            failures += 1
+            log.warning("bus_dead_letter_failed", broker=bus.name, error=str(exc), failures=failures)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), retry_delay(failures, 0.5, cap_seconds=5.0))
+            return False

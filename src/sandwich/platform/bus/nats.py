@@ -77,12 +77,10 @@ from sandwich.platform.bus.base import (
     Outgoing,
     PublishResult,
     Subscription,
-    dead_letter_headers,
     dead_letter_topic,
     deliver_with_retries,
-    retry_delay,
+    park_on_dead_letter_topic,
 )
-from sandwich.platform.observability import EVENTS_DEAD_LETTERED
 
 log = structlog.get_logger("sandwich.bus.nats")
 
@@ -828,23 +826,9 @@ class _NatsSubscription(Subscription):
         # ABANDONED: stopping; left unacknowledged on purpose.
 
     async def _dead_letter(self, message: Message, result: DeliveryResult) -> bool:
-        """Park the message on the dead-letter topic; True once the broker stored it."""
-        headers = dead_letter_headers(message, self.group, result)
-        failures = 0
-        while True:
-            try:
-                await self.bus.publish(dead_letter_topic(self.topic), message.key, message.value, headers)
-                EVENTS_DEAD_LETTERED.labels(self.topic, self.group).inc()
-                self._log.error(
-                    "bus_message_dead_lettered", key=message.key, attempts=result.attempts, error=result.error
-                )
-                return True
-            except BusUnavailable as exc:
-                failures += 1
-                self._log.warning("nats_dead_letter_failed", error=str(exc), failures=failures)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), retry_delay(failures, 0.5, cap_seconds=5.0))
-                return False
+        return await park_on_dead_letter_topic(
+            self.bus, self.topic, self.group, message, result, self._stopping, self._log
+        )
 
     async def _ack(self, msg: Msg) -> None:
         try:
