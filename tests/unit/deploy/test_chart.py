@@ -281,7 +281,7 @@ def test_the_mesh_is_strict_and_breaks_circuits_for_every_service() -> None:
         assert spec["trafficPolicy"]["tls"] == {"mode": "ISTIO_MUTUAL"}
         assert spec["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] >= 1
     (checks,) = of_kind(objects, "RequestAuthentication")
-    assert checks["spec"]["jwtRules"][0]["jwksUri"].endswith("/.well-known/jwks.json")
+    assert checks["spec"]["jwtRules"][0]["jwksUri"] == "https://sandwich.example.ru/.well-known/jwks.json"
     assert checks["spec"]["jwtRules"][0]["issuer"] == ISSUER
 
 
