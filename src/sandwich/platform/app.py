@@ -42,6 +42,7 @@ from sandwich.platform.trust import PUBLIC_FRONTS
 OUTBOX_BACKLOG_SECONDS = 5.0
 DATABASE_CHECK_SECONDS = 10.0
 TRACE_FLUSH_SECONDS = 3.0
+SHUTDOWN_HOOK_SECONDS = 2.0
 """How long a stopping service waits for its last spans to be exported."""
 
 log = structlog.get_logger("app")
@@ -95,6 +96,7 @@ class Service:
         self.consumers: list[ConsumerSpec] = []
         self.jobs: list[PeriodicJob] = []
         self.startup_hooks: list[Hook] = []
+        self.shutdown_hooks: list[Hook] = []
         self.bus: EventBus | None = None
         self.relay: OutboxRelay | None = None
         self._subscriptions: list[Subscription] = []
@@ -145,6 +147,11 @@ class Service:
 
     def on_startup(self, hook: Hook) -> None:
         self.startup_hooks.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        """Run at a graceful stop, after the consumers and jobs stopped, while the database is still
+        open: for work held in memory that another instance should take over at once."""
+        self.shutdown_hooks.append(hook)
 
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run work in the background for the life of the process; cancelled at shutdown."""
@@ -275,6 +282,10 @@ class Service:
                 await subscription.stop()
         if self.relay is not None:
             await self.relay.stop()
+        # Nothing comes in any more: what was taken in memory is handed back (bounded, never raising).
+        for hook in self.shutdown_hooks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(hook(), SHUTDOWN_HOOK_SECONDS)
         if self.bus is not None:
             with contextlib.suppress(Exception):
                 await self.bus.close()

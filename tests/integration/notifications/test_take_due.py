@@ -13,8 +13,10 @@ from sqlalchemy import text
 
 import sandwich.services.notifications as notifications_package
 from sandwich.platform.db import Database
+from sandwich.platform.settings import Settings
 from sandwich.services.notifications import storage
 from sandwich.services.notifications.domain import NotificationStatus
+from sandwich.services.notifications.sender import MailSender
 from tests.integration.scratch import scratch_database
 
 pytestmark = pytest.mark.integration
@@ -77,3 +79,23 @@ async def test_a_taken_letter_is_due_again_only_after_its_lease(db: Database) ->
         await storage.mark_sent(conn, [stored])
         await conn.execute(text("UPDATE notifications SET next_attempt_at = now() - interval '1 second'"))
         assert await storage.take_due(conn, 10) == []  # sent: never again
+
+
+async def test_a_stopping_sender_hands_its_taken_letters_back_due_at_once(db: Database) -> None:
+    """A graceful stop (a rolling restart) between taking letters and sending them: the letters are
+    released for any other sender's next poll, instead of waiting out the lease; a letter already
+    recorded as sent stays sent."""
+    waiting, sent = await store_letters(db, 2)
+    async with db.connect() as conn:
+        taken = await storage.take_due(conn, 10)
+        await storage.mark_sent(conn, [sent])
+    sender = MailSender(db, Settings())
+    for letter in taken:
+        sender.hand_over(letter)  # in the stopping sender's memory, not sent
+    async with db.connect() as conn:
+        assert await storage.take_due(conn, 10) == []  # leased
+
+    await sender.release_handed()
+
+    async with db.connect() as conn:
+        assert [x.notification_id for x in await storage.take_due(conn, 10)] == [waiting]

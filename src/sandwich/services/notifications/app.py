@@ -44,6 +44,7 @@ def create_app() -> FastAPI:
     # The sender's turn waits up to 0.2 s for a wake-up itself, so the job needs no extra sleep.
     service.every("mail-sender", 0.0, sender.run_once)
     service.every("letters-waiting", LETTER_WAIT_CHECK_SECONDS, sender.measure_waiting)
+    service.on_shutdown(sender.release_handed)
     app = service.create_app(router)
     app.state.notifier = notifier
     return app

@@ -97,6 +97,7 @@ class MailSender:
         self._smtp: aiosmtplib.SMTP | None = None
         self._last_used = 0.0
         self._handed: list[storage.Outgoing] = []
+        self._sending: list[storage.Outgoing] = []  # the batch going out now (cut off by a stop?)
         self._look_up = True
 
     def wake(self) -> None:
@@ -130,6 +131,17 @@ class MailSender:
             self._backoff = min(5.0, max(0.2, self._backoff * 2))
             log.error("mail_sender_failed", error=repr(exc), retry_in=self._backoff)
 
+    async def release_handed(self) -> None:
+        """At a graceful stop: letters handed over but not sent yet go back to the table, due now,
+        for the other instances (or this one's next start) to send without waiting out the lease."""
+        # A batch cut off mid-way may have reached the server: sent again, it carries the same
+        # Message-ID, which receivers (the mail sink too) keep once.
+        handed, self._handed, self._sending = [*self._sending, *self._handed], [], []
+        if handed:
+            async with self.db.connect() as conn:
+                await storage.release(conn, [letter.notification_id for letter in handed])
+            log.info("mail_sender_released", letters=len(handed))
+
     async def measure_waiting(self) -> None:
         async with self.db.connect() as conn:
             LETTERS_WAITING.set(await storage.oldest_pending_seconds(conn))
@@ -149,7 +161,12 @@ class MailSender:
 
     async def send(self, letters: list[storage.Outgoing]) -> None:
         """Send taken letters and record how it went (sent, or failed with its next attempt)."""
+        self._sending = letters  # until recorded: a stop in between hands them back (release_handed)
         errors = await self._deliver(letters)
+        await self._record(letters, errors)
+        self._sending = []
+
+    async def _record(self, letters: list[storage.Outgoing], errors: dict[str, str]) -> None:
         sent = [x.notification_id for x in letters if x.notification_id not in errors]
         if not errors:
             async with self.db.connect() as conn:

@@ -224,3 +224,15 @@ async def oldest_pending_seconds(conn: Connection) -> float:
         )
     ).scalar()
     return float(waited or 0)
+
+
+async def release(conn: Connection, notification_ids: list[str]) -> None:
+    """Give letters taken with a lease back at once (their sender is stopping before it sent them):
+    any sender's next poll takes them, instead of waiting the lease out."""
+    await conn.execute(
+        text(
+            "UPDATE notifications SET next_attempt_at = now() "
+            "WHERE notification_id = ANY(CAST(:ids AS uuid[])) AND status = 'pending'"
+        ),
+        {"ids": notification_ids},
+    )
