@@ -253,8 +253,11 @@ async def test_a_step_counts_its_orders_after_its_loops_warmed_up() -> None:
     placer: Any = Kitchen(slots=100, service_time=0.15)
     run = await run_ramped_closed_loop(placer, Ramp((2, 4), 0.3), 0.1)
     first, second = run.steps
-    assert 0.14 <= first["warm_up_s"] < 0.3 and 0.14 <= second["warm_up_s"] < 0.3
-    assert 6 <= first["orders_per_s"] <= 14
+    # Bounds wide enough for a loaded 2-core machine (the event loop's timers run late under load):
+    # what matters is that the warm-up is one service time, not zero, and that twice the loops give
+    # clearly more orders.
+    assert 0.14 <= first["warm_up_s"] < 0.6 and 0.14 <= second["warm_up_s"] < 0.6
+    assert 4 <= first["orders_per_s"] <= 14
     assert second["orders_per_s"] >= 1.2 * first["orders_per_s"]
     assert run.virtual_customers == 4
 
