@@ -4,13 +4,20 @@ import pytest
 
 from sandwich.services.orders.domain import (
     TRANSITIONS,
+    AlreadyTaken,
     Delivery,
     IllegalTransition,
+    NotYourDelivery,
+    NotYourFoodPoint,
     Order,
     OrderLine,
     OrderStatus,
     UnknownMenuItem,
+    assigned,
+    cooked,
+    delivered,
     price_lines,
+    taken,
 )
 
 pytestmark = pytest.mark.unit
@@ -82,3 +89,41 @@ def test_unknown_menu_item_is_refused() -> None:
     with pytest.raises(UnknownMenuItem) as caught:
         price_lines([("zzz", 1)], {"a": ("Club", 1)})
     assert caught.value.menu_item_id == "zzz"
+
+
+def paid_order() -> Order:
+    return new_order().transition(OrderStatus.PAID, NOW)
+
+
+def test_fulfilment_runs_assigned_cooked_taken_delivered_and_records_who() -> None:
+    order = delivered(taken(cooked(assigned(paid_order(), "fp1", NOW), "fp1", NOW), "ann", NOW), "ann", NOW)
+    assert (order.status, order.food_point_id, order.courier) == (OrderStatus.COMPLETED, "fp1", "ann")
+
+
+def test_each_step_repeated_by_the_same_actor_changes_nothing() -> None:
+    at_point = assigned(paid_order(), "fp1", NOW)
+    assert assigned(at_point, "fp1", NOW) is at_point
+    ready = cooked(at_point, "fp1", NOW)
+    assert cooked(ready, "fp1", NOW) is ready
+    on_the_way = taken(ready, "ann", NOW)
+    assert taken(on_the_way, "ann", NOW) is on_the_way
+    done = delivered(on_the_way, "ann", NOW)
+    assert delivered(done, "ann", NOW) is done
+
+
+def test_another_food_point_or_courier_is_refused() -> None:
+    at_point = assigned(paid_order(), "fp1", NOW)
+    with pytest.raises(NotYourFoodPoint):
+        cooked(at_point, "fp2", NOW)
+    on_the_way = taken(cooked(at_point, "fp1", NOW), "ann", NOW)
+    with pytest.raises(AlreadyTaken):
+        taken(on_the_way, "bob", NOW)
+    with pytest.raises(NotYourDelivery):
+        delivered(on_the_way, "bob", NOW)
+
+
+def test_a_step_out_of_order_is_an_illegal_transition() -> None:
+    with pytest.raises(IllegalTransition):
+        taken(assigned(paid_order(), "fp1", NOW), "ann", NOW)  # not cooked yet
+    with pytest.raises(IllegalTransition):
+        assigned(new_order(), "fp1", NOW)  # not paid yet

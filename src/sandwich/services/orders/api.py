@@ -28,11 +28,17 @@ from sandwich.services.orders.commands import (
     place_order,
 )
 from sandwich.services.orders.domain import (
+    AlreadyTaken,
     Delivery,
     IllegalTransition,
+    NotYourDelivery,
+    NotYourFoodPoint,
     Order,
-    OrderStatus,
     UnknownMenuItem,
+    assigned,
+    cooked,
+    delivered,
+    taken,
 )
 from sandwich.services.orders.ports import BasketUnavailable, PricesUnavailable
 
@@ -117,6 +123,12 @@ async def _change(ctx: OrdersContext, order_id: str, change: Callable[[Order], O
         raise ApiError(404, "order_not_found", "No such order.") from exc
     except IllegalTransition as exc:
         raise _illegal(exc) from exc
+    except NotYourFoodPoint as exc:
+        raise ApiError(403, "not_your_food_point", "This order is another food point's.") from exc
+    except NotYourDelivery as exc:
+        raise ApiError(403, "not_your_delivery", "This order is another courier's.") from exc
+    except AlreadyTaken as exc:
+        raise ApiError(409, "already_taken", "Another courier took this order.") from exc
     except BusUnavailable as exc:
         raise _downstream_unavailable(exc) from exc
     return storage.order_view(order)
@@ -156,55 +168,28 @@ async def assign(
     order_id: str, body: FoodPointIn, ctx: Annotated[OrdersContext, Depends(context_of)]
 ) -> dict[str, Any]:
     """kitchen assigned the order to a food point (repeating it for the same point changes nothing)."""
-
-    def change(current: Order) -> Order:
-        if current.status is OrderStatus.ASSIGNED and current.food_point_id == body.food_point_id:
-            return current
-        return current.transition(OrderStatus.ASSIGNED, utcnow(), food_point_id=body.food_point_id)
-
-    return await _change(ctx, order_id, change)
+    return await _change(ctx, order_id, lambda order: assigned(order, body.food_point_id, utcnow()))
 
 
 @router.post("/internal/v1/orders/{order_id}/ready", include_in_schema=False)
 async def ready(
     order_id: str, body: FoodPointIn, ctx: Annotated[OrdersContext, Depends(context_of)]
 ) -> dict[str, Any]:
-    def change(current: Order) -> Order:
-        if current.food_point_id != body.food_point_id:
-            raise ApiError(403, "not_your_food_point", "This order is another food point's.")
-        if current.status is OrderStatus.READY:
-            return current
-        return current.transition(OrderStatus.READY, utcnow())
-
-    return await _change(ctx, order_id, change)
+    return await _change(ctx, order_id, lambda order: cooked(order, body.food_point_id, utcnow()))
 
 
 @router.post("/internal/v1/orders/{order_id}/take", include_in_schema=False)
 async def take(
     order_id: str, body: CourierIn, ctx: Annotated[OrdersContext, Depends(context_of)]
 ) -> dict[str, Any]:
-    def change(current: Order) -> Order:
-        if current.status is OrderStatus.IN_DELIVERY and current.courier == body.courier:
-            return current
-        if current.status is OrderStatus.IN_DELIVERY:
-            raise ApiError(409, "already_taken", "Another courier took this order.")
-        return current.transition(OrderStatus.IN_DELIVERY, utcnow(), courier=body.courier)
-
-    return await _change(ctx, order_id, change)
+    return await _change(ctx, order_id, lambda order: taken(order, body.courier, utcnow()))
 
 
 @router.post("/internal/v1/orders/{order_id}/complete", include_in_schema=False)
 async def complete(
     order_id: str, body: CourierIn, ctx: Annotated[OrdersContext, Depends(context_of)]
 ) -> dict[str, Any]:
-    def change(current: Order) -> Order:
-        if current.courier is not None and current.courier != body.courier:
-            raise ApiError(403, "not_your_delivery", "This order is another courier's.")
-        if current.status is OrderStatus.COMPLETED:
-            return current
-        return current.transition(OrderStatus.COMPLETED, utcnow())
-
-    return await _change(ctx, order_id, change)
+    return await _change(ctx, order_id, lambda order: delivered(order, body.courier, utcnow()))
 
 
 @router.post("/internal/v1/orders/{order_id}/cancel", include_in_schema=False)

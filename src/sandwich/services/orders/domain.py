@@ -1,7 +1,10 @@
 """The order and its state machine (API.md), and pricing from the menu.
 
 Plain Python: the same rules serve every interaction style. A transition that the machine does not
-allow raises IllegalTransition, which the API answers with 409.
+allow raises IllegalTransition, which the API answers with 409. The fulfilment steps are named
+(`assigned`, `cooked`, `taken`, `delivered`): each decides who may take it and what a repeat of it
+is, and raises a domain error the API maps to a status (NotYourFoodPoint, NotYourDelivery,
+AlreadyTaken).
 """
 
 from __future__ import annotations
@@ -42,6 +45,18 @@ class IllegalTransition(Exception):
         super().__init__(f"an order in {current} cannot become {wanted}")
         self.current = current
         self.wanted = wanted
+
+
+class NotYourFoodPoint(Exception):
+    """A food point acted on an order assigned to another one."""
+
+
+class NotYourDelivery(Exception):
+    """A courier acted on an order another courier took."""
+
+
+class AlreadyTaken(Exception):
+    """A courier tried to take an order another courier took first."""
 
 
 class UnknownMenuItem(Exception):
@@ -145,3 +160,37 @@ CANCELLABLE = frozenset(status for status, nexts in TRANSITIONS.items() if Order
 def cancelled(order: Order, at: datetime, reason: str) -> Order:
     """The order cancelled; whatever was or may yet be paid for it is to be refunded."""
     return order.transition(OrderStatus.CANCELLED, at, reason=reason, refund_pending=True)
+
+
+def assigned(order: Order, food_point_id: str, at: datetime) -> Order:
+    """The kitchen chose a food point; assigning it again to the same point changes nothing."""
+    if order.status is OrderStatus.ASSIGNED and order.food_point_id == food_point_id:
+        return order
+    return order.transition(OrderStatus.ASSIGNED, at, food_point_id=food_point_id)
+
+
+def cooked(order: Order, food_point_id: str, at: datetime) -> Order:
+    """The order's own food point marked it ready (again: nothing changes)."""
+    if order.food_point_id != food_point_id:
+        raise NotYourFoodPoint(order.order_id)
+    if order.status is OrderStatus.READY:
+        return order
+    return order.transition(OrderStatus.READY, at)
+
+
+def taken(order: Order, courier: str, at: datetime) -> Order:
+    """A courier took the order to deliver it; the same courier taking it again changes nothing."""
+    if order.status is OrderStatus.IN_DELIVERY:
+        if order.courier == courier:
+            return order
+        raise AlreadyTaken(order.order_id)
+    return order.transition(OrderStatus.IN_DELIVERY, at, courier=courier)
+
+
+def delivered(order: Order, courier: str, at: datetime) -> Order:
+    """The order's courier delivered it (again: nothing changes)."""
+    if order.courier is not None and order.courier != courier:
+        raise NotYourDelivery(order.order_id)
+    if order.status is OrderStatus.COMPLETED:
+        return order
+    return order.transition(OrderStatus.COMPLETED, at)
