@@ -8,15 +8,14 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
 from sandwich.platform.ports import free_port
+from tests.readiness import wait_until_ready
 
 
 @contextmanager
@@ -37,16 +36,7 @@ def gateway_before(
     )
     url = f"http://127.0.0.1:{gateway_port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}{ready_path}", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the gateway exited on start"
-            assert time.monotonic() < deadline, "the gateway did not get ready"
-            time.sleep(0.1)
+        wait_until_ready(f"{url}{ready_path}", process, seconds=30, what="the gateway")
         yield url
     finally:
         process.terminate()

@@ -33,6 +33,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if result["phases"] else 1
 
 
+def _run(work: Callable[[], Coroutine[Any, Any, dict[str, Any]]], console: Console) -> dict[str, Any] | int:
+    """A benchmark's result, or the exit code when it was interrupted (130) or failed (1)."""
+    try:
+        return asyncio.run(work())
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except Exception as exc:
+        console.print(f"[red]the benchmark failed:[/] {exc}")
+        return 1
+
+
+def _phase_seconds(args: argparse.Namespace) -> float:
+    """--duration, else 8 s with --quick, else 20 s."""
+    return float(args.duration) if args.duration is not None else (8.0 if args.quick else 20.0)
+
+
+def _table_console() -> Console:
+    """The terminal, or a wide enough page when the output is not one."""
+    return Console() if Console().is_terminal else Console(width=160)
+
+
 def _apps(args: argparse.Namespace, data_dir: Path, console: Console, stamp: str) -> int:
     from sandwich.bench.apps import AppsOptions, render_apps_table, run_apps_bench
     from sandwich.bench.report import write_json
@@ -198,19 +221,14 @@ def _apps(args: argparse.Namespace, data_dir: Path, console: Console, stamp: str
         broker=_brokers(args)[0],
         data_dir=data_dir,
         people=args.people,
-        duration=args.duration if args.duration is not None else (8.0 if args.quick else 20.0),
+        duration=_phase_seconds(args),
         think=args.think,
         keep_data=args.keep_data,
     )
-    try:
-        result = asyncio.run(run_apps_bench(options, console))
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        return 130
-    except Exception as exc:
-        console.print(f"[red]the benchmark failed:[/] {exc}")
-        return 1
-    out = Console() if Console().is_terminal else Console(width=160)
+    result = _run(lambda: run_apps_bench(options, console), console)
+    if isinstance(result, int):
+        return result
+    out = _table_console()
     out.print(render_apps_table(result))
     _print_targets(console, result)
     json_path = args.json or data_dir / "bench" / f"bench-apps-{result['flow']}-{stamp}.json"
@@ -234,19 +252,14 @@ def _tracing(args: argparse.Namespace, data_dir: Path, console: Console, stamp: 
         broker=_brokers(args)[0],
         data_dir=data_dir,
         rate=args.rate if args.rate is not None else 50.0,
-        duration=args.duration if args.duration is not None else (8.0 if args.quick else 20.0),
+        duration=_phase_seconds(args),
         repeat=args.repeat,
         keep_data=args.keep_data,
     )
-    try:
-        result = asyncio.run(run_tracing_bench(options, console))
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        return 130
-    except Exception as exc:
-        console.print(f"[red]the benchmark failed:[/] {exc}")
-        return 1
-    out = Console() if Console().is_terminal else Console(width=160)
+    result = _run(lambda: run_tracing_bench(options, console), console)
+    if isinstance(result, int):
+        return result
+    out = _table_console()
     out.print(render_tracing_table(result))
     summary = result["summary"]
     if summary.get("increase_percent") is not None:
@@ -270,7 +283,7 @@ async def _single(args: argparse.Namespace, data_dir: Path, console: Console) ->
         raise ValueError("--scale N needs N above 2,000 (the first measurement is at 1,000 orders)")
     if rate is None and args.customers is None and args.scale is None:
         rate = 100.0
-    duration = args.duration if args.duration is not None else (8.0 if args.quick else 20.0)
+    duration = _phase_seconds(args)
     admin = None
     if args.admin:
         user, _, password = str(args.admin).partition(":")

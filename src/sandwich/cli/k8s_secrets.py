@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from sandwich.platform.sealing import KEY_BYTES
+from sandwich.platform.sealing import new_sealing_key
 from sandwich.platform.secret_files import new_password, write_private
+from sandwich.platform.service_auth import new_key_pair
 from sandwich.platform.settings import SERVICES
 
 GATEWAY = "gateway"
@@ -32,26 +29,15 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _key_pair() -> tuple[bytes, bytes]:
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
-
-
 def secret_data() -> dict[str, bytes]:
     """Every key of the Secret, freshly made: the names templates/_helpers.tpl mounts and reads."""
     data: dict[str, bytes] = {}
     for service in SERVICES:
-        data[f"{service}.key"], data[f"{service}.pub"] = _key_pair()
+        data[f"{service}.key"], data[f"{service}.pub"] = new_key_pair()
         if service != GATEWAY:  # the gateway keeps no data
             data[f"database-{service}"] = new_password().encode()
-    data["signing-keys.seal"] = secrets.token_bytes(KEY_BYTES)
-    data["sessions.seal"] = secrets.token_bytes(KEY_BYTES)
+    data["signing-keys.seal"] = new_sealing_key()
+    data["sessions.seal"] = new_sealing_key()
     data["admin-password"] = new_password().encode()
     return data
 

@@ -22,7 +22,7 @@ from sandwich.platform.identity import USER_HEADER, Identity
 from sandwich.platform.observability import CIRCUIT_BREAKER_OPEN
 from sandwich.platform.service_auth import CALLER_HEADER, ServiceKeys
 from sandwich.platform.settings import Settings
-from sandwich.platform.tracing import SpanKind, Status, StatusCode, inject_into, tracer
+from sandwich.platform.tracing import Status, StatusCode, answered, client_span, inject_into
 
 log = structlog.get_logger("http")
 
@@ -183,13 +183,7 @@ class ServiceClient:
         4xx answers are returned, not raised: they are the peer's verdict. Connection errors,
         timeouts and 5xx become ServiceUnavailable once retries are spent.
         """
-        with tracer().start_as_current_span(
-            f"{method} {service}", kind=SpanKind.CLIENT, record_exception=False
-        ) as span:
-            if span.is_recording():
-                span.set_attribute("http.request.method", method)
-                span.set_attribute("server.address", service)
-                span.set_attribute("url.path", path)
+        with client_span(method, service, path, record_exception=False) as span:
             try:
                 response = await self._request(
                     service, method, path, json, raw_body, headers, params, idempotent, timeout
@@ -197,8 +191,7 @@ class ServiceClient:
             except ServiceUnavailable as exc:
                 span.set_status(Status(StatusCode.ERROR, exc.reason))
                 raise
-            if span.is_recording():
-                span.set_attribute("http.response.status_code", response.status)
+            answered(span, response.status)
             return response
 
     async def _request(

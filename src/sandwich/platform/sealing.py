@@ -43,6 +43,10 @@ def service_sealing_keys(secrets_dir: Path) -> list[Path]:
     return [token_signing_sealing_key(secrets_dir), web_sessions_sealing_key(secrets_dir)]
 
 
+def new_sealing_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
 def ensure_sealing_key(path: Path) -> None:
     """Make the key file (0600, in a 0700 folder) if there is none yet."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +56,7 @@ def ensure_sealing_key(path: Path) -> None:
     partial = path.with_name(path.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(secrets.token_bytes(KEY_BYTES))
+        handle.write(new_sealing_key())
     os.replace(partial, path)
 
 

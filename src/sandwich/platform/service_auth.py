@@ -63,16 +63,22 @@ def ensure_service_keys(secrets_dir: Path, services: Iterable[str]) -> Path:
         private_path = folder / f"{service}.key"
         if private_path.exists():
             continue
-        key = Ed25519PrivateKey.generate()
-        private_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        public_pem = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        private_pem, public_pem = new_key_pair()
         _write_private(folder / f"{service}.pub", public_pem)
         _write_private(private_path, private_pem)
     return folder
+
+
+def new_key_pair() -> tuple[bytes, bytes]:
+    """A service's Ed25519 key pair as PEM: (private PKCS#8, public SubjectPublicKeyInfo)."""
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private_pem, public_pem
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -40,6 +40,8 @@ __all__ = [
     "SpanKind",
     "Status",
     "StatusCode",
+    "answered",
+    "client_span",
     "configure_tracing",
     "consumer_span",
     "context_from",
@@ -127,6 +129,25 @@ def span_context_from(carrier: Mapping[str, str]) -> SpanContext | None:
     return found if found.is_valid else None
 
 
+@contextmanager
+def client_span(method: str, peer: str, path: str, *, record_exception: bool = True) -> Iterator[Span]:
+    """The CLIENT span of one call to `peer`, current for the block, so that the headers injected in
+    it carry it; `answered` records the answer's status."""
+    with tracer().start_as_current_span(
+        f"{method} {peer}", kind=SpanKind.CLIENT, record_exception=record_exception
+    ) as span:
+        if span.is_recording():
+            span.set_attribute("http.request.method", method)
+            span.set_attribute("server.address", peer)
+            span.set_attribute("url.path", path)
+        yield span
+
+
+def answered(span: Span, status: int) -> None:
+    if span.is_recording():
+        span.set_attribute("http.response.status_code", status)
+
+
 def trace_id_of(carrier: Mapping[str, str]) -> str:
     """The trace id a carrier's `traceparent` names (hex), or "" when it names none."""
     context = span_context_from(carrier)
@@ -183,14 +204,15 @@ def consumer_span(
     """A handler's CONSUMER span: the child of the PRODUCER span whose context came in the message's
     headers (a broker's message) or of the request that brought it (the sync flow's push), and
     linked to it; without either, the child of the transaction that wrote the event."""
-    from_headers = span_context_from(message.headers) if "traceparent" in message.headers else None
-    if from_headers is not None:
-        parent = context_from(message.headers)
+    in_headers = context_from(message.headers)  # extracted once: the parent and the link
+    producer = trace.get_current_span(in_headers).get_span_context()
+    if producer.is_valid:
+        parent: Context | None = in_headers
     elif trace.get_current_span().get_span_context().is_valid:
         parent = None  # the push's request: its SERVER span is current
     else:
         parent = context_from(envelope_trace)
-    links = [Link(from_headers)] if from_headers is not None and exporting_now() else None
+    links = [Link(producer)] if producer.is_valid and exporting_now() else None
     with tracer().start_as_current_span(
         f"process {message.topic}",
         context=parent,

@@ -18,7 +18,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sandwich.cli.serve import SUPERVISOR_PID_ENV
 from sandwich.platform.ports import free_port
+from tests.readiness import wait_until_ready
 
 REPO = Path(__file__).resolve().parents[3]
 HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
@@ -208,18 +208,13 @@ def _start_gateway(port: int, auth: StandInAuth, secrets: Path, workdir: Path) -
 
 
 def _wait_ready(region: Region) -> None:
-    deadline = time.monotonic() + GATEWAY_START_SECONDS
-    while True:
-        if region.process.poll() is not None:
-            raise AssertionError(f"{region.name}'s gateway exited on start:\n{log_tail(region.log_path)}")
-        try:
-            if httpx.get(f"{region.url}/health/ready", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{region.name}'s gateway was not ready:\n{log_tail(region.log_path)}")
-        time.sleep(0.1)
+    wait_until_ready(
+        f"{region.url}/health/ready",
+        region.process,
+        seconds=GATEWAY_START_SECONDS,
+        what=f"{region.name}'s gateway",
+        log=lambda: log_tail(region.log_path),
+    )
 
 
 @contextmanager
@@ -358,18 +353,14 @@ class Edge:
 
 def _wait_edge_ready(edge: Edge) -> None:
     """Until the edge's plain listener says it is ready (HAProxy bound every listener by then)."""
-    deadline = time.monotonic() + EDGE_START_SECONDS
-    while True:
-        if edge.process.poll() is not None:
-            raise AssertionError(f"haproxy exited on start:\n{edge.log()}")
-        try:
-            if httpx.get(f"{edge.plain_url}/health/ready", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"haproxy did not get ready:\n{edge.log()}")
-        time.sleep(0.05)
+    wait_until_ready(
+        f"{edge.plain_url}/health/ready",
+        edge.process,
+        seconds=EDGE_START_SECONDS,
+        what="haproxy",
+        log=edge.log,
+        interval=0.05,
+    )
 
 
 StartEdge = Callable[[Regions, int], Edge]

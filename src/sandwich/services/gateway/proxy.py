@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from sandwich.platform.errors import error_response
 from sandwich.platform.http import ServiceClient, ServiceUnavailable
 from sandwich.platform.identity import Identity
-from sandwich.platform.tracing import SpanKind, inject_into, tracer
+from sandwich.platform.tracing import answered, client_span, inject_into
 
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key", "last-event-id")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "retry-after", "location", "cache-control")
@@ -62,14 +62,9 @@ async def forward(
 ) -> Response:
     """The request sent on to `service`, in a CLIENT span of its own (an event stream's span ends
     when its answer starts)."""
-    with tracer().start_as_current_span(f"{request.method} {service}", kind=SpanKind.CLIENT) as span:
-        if span.is_recording():
-            span.set_attribute("http.request.method", request.method)
-            span.set_attribute("server.address", service)
-            span.set_attribute("url.path", request.url.path)
+    with client_span(request.method, service, request.url.path) as span:
         response = await _forward(http, service, request, body, identity)
-        if span.is_recording():
-            span.set_attribute("http.response.status_code", response.status_code)
+        answered(span, response.status_code)
         return response
 
 

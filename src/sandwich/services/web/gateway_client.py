@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from sandwich.platform.tracing import SpanKind, inject_into, tracer
+from sandwich.platform.tracing import answered, client_span, inject_into
 
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
 
@@ -91,12 +91,9 @@ class GatewayClient:
         params: dict[str, str] | None = None,
         language: str = "en",
     ) -> Answer:
-        with tracer().start_as_current_span(f"{method} gateway", kind=SpanKind.CLIENT) as span:
+        with client_span(method, "gateway", path) as span:
             answer = await self._call(method, path, token, json, idempotency_key, params, language)
-            if span.is_recording():
-                span.set_attribute("http.request.method", method)
-                span.set_attribute("url.path", path)
-                span.set_attribute("http.response.status_code", answer.status)
+            answered(span, answer.status)
             return answer
 
     async def _call(
