@@ -139,20 +139,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _apps(args, data_dir, console, stamp)
     if args.tracing:
         return _tracing(args, data_dir, console, stamp)
-    try:
-        if args.compare:
-            result = asyncio.run(_compare(args, data_dir, console))
-        else:
-            result = asyncio.run(_single(args, data_dir, console))
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        return 130
-    except Exception as exc:
-        console.print(f"[red]the benchmark failed:[/] {exc}")
-        return 1
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=220)
+    measure = _compare if args.compare else _single
+    result = _run(lambda: measure(args, data_dir, console), console)
+    if isinstance(result, int):
+        return result
+    out = _table_console(width=220)
     out.print(render_table(result["phases"]))
     compared = result.get("broker_comparison") or {}
     if compared.get("phases"):
@@ -201,9 +192,9 @@ def _phase_seconds(args: argparse.Namespace) -> float:
     return float(args.duration) if args.duration is not None else (8.0 if args.quick else 20.0)
 
 
-def _table_console() -> Console:
-    """The terminal, or a wide enough page when the output is not one."""
-    return Console() if Console().is_terminal else Console(width=160)
+def _table_console(width: int = 160) -> Console:
+    """The terminal, or a page `width` columns wide when the output is not one."""
+    return Console() if Console().is_terminal else Console(width=width)
 
 
 def _apps(args: argparse.Namespace, data_dir: Path, console: Console, stamp: str) -> int:
