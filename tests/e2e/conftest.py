@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from sandwich.platform.settings import Broker
 from tests.e2e.client import Api
 from tests.otlp_receiver import OtlpReceiver

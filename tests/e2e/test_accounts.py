@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from sandwich.platform.db import plain_url
 from sandwich.platform.sealing import Sealer, token_signing_sealing_key
 from sandwich.platform.tokens import ISSUER, SigningKey, issue_token

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from tests.e2e.client import Api
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from tests.e2e.client import Api, eventually
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from sandwich.platform.settings import Broker
 from tests.e2e.client import Api, eventually, order_status
 from tests.e2e.test_faults import letters_about

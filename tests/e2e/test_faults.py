@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from sandwich.platform.embedded.mailsink import read_mails
 from sandwich.services.notifications.storage import LEASE_SECONDS
 from tests.e2e.client import Api, eventually

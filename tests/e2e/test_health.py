@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from sandwich.platform.service_auth import CALLER_HEADER, ServiceKeys
 from sandwich.platform.settings import SERVICES
 from sandwich.platform.trust import PUBLIC_FRONTS
@@ -55,10 +55,10 @@ async def test_each_service_has_its_openapi_document(platform: Platform, service
 
 def test_work_that_follows_an_order_runs_at_a_lower_cpu_priority(platform: Platform) -> None:
     """Fulfilment and the mail sink yield the CPU to the request path and the consumers a customer
-    watches (cli/supervisor.py BACKGROUND), in every thread they start."""
+    watches (sandwich/supervisor BACKGROUND), in every thread they start."""
     import psutil
 
-    from sandwich.cli.supervisor import BACKGROUND, DEFAULT_BACKGROUND_NICE
+    from sandwich.supervisor import BACKGROUND, DEFAULT_BACKGROUND_NICE
 
     for name in (*SERVICES, "mailsink"):
         pid = platform.service_pid(name)

@@ -11,7 +11,7 @@ import psutil
 import pytest
 from sqlalchemy.engine import make_url
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from sandwich.platform import db_roles
 from sandwich.platform.db import plain_url
 from sandwich.platform.embedded.postgres_access import read_passfile_password

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from sandwich.platform.identity import USER_HEADER, Identity
 from sandwich.platform.service_auth import CALLER_HEADER, ServiceKeys
 from sandwich.platform.settings import SERVICES

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from tests.e2e.client import Api
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from tests.e2e.client import Api, eventually
 from tests.e2e.world import World
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan

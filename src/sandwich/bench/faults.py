@@ -25,7 +25,7 @@ from sandwich.platform.settings import Flow
 if TYPE_CHECKING:
     from sandwich.bench.load import Record
     from sandwich.bench.observe import Outcomes
-    from sandwich.cli.supervisor import Platform
+    from sandwich.supervisor import Platform
 
 FAULT_DELAY_ENV = "SANDWICH_FAULT_DELAY_MS"
 """Read by billing's operate route (the lead's knob): answer that many milliseconds late."""

@@ -107,7 +107,7 @@ class Target:
     groups: Callable[[], Mapping[str, Sequence[int]]]
     mail_dir: Path | None
     database_url: str | None
-    platform: Any = None  # sandwich.cli.supervisor.Platform when self-started
+    platform: Any = None  # sandwich.supervisor.Platform when self-started
     admin: tuple[str, str] | None = None
     data_dir: Path | None = None  # removed after the run when self-started
     broker: str | None = None  # nats | kafka; None: none runs (sync) or not known
@@ -156,7 +156,7 @@ def start_platform(
     """A fresh platform of `flow` on the embedded engines (PostgreSQL and `broker`), in a directory
     of its own under base_dir. `ready_timeout` is raised for a broker that starts slowly (Kafka: its
     first start on a machine may also fetch its jars)."""
-    from sandwich.cli.supervisor import Platform
+    from sandwich.supervisor import Platform
 
     data_dir = base_dir / f"platform-{flow}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     password = secrets.token_urlsafe(16)

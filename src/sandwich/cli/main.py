@@ -36,7 +36,7 @@ from sandwich.platform.settings import SERVICES, Broker, Flow
 
 if TYPE_CHECKING:  # `serve` runs in every service process: keep its imports light
     from sandwich.cli.demo_world import DemoCredentials, DemoReport
-    from sandwich.cli.supervisor import Platform
+    from sandwich.supervisor import Platform
 
 DEFAULT_DATA_DIR = ".sandwich-data"
 
@@ -239,7 +239,7 @@ def _install_signal_handlers() -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from sandwich.cli import demo_world
-    from sandwich.cli.supervisor import Platform, PlatformStartError
+    from sandwich.supervisor import Platform, PlatformStartError
     from sandwich.cli.watchers import MissingTool, Watchers
 
     logging.basicConfig(

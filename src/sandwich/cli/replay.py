@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from sandwich.cli.supervisor import CONNECTION_FILE
+from sandwich.supervisor import CONNECTION_FILE
 from sandwich.platform.settings import Flow, Settings
 
 if TYPE_CHECKING:

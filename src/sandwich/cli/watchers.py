@@ -19,7 +19,7 @@ from sandwich.platform.embedded.observers import (
 from sandwich.platform.settings import SERVICES
 
 if TYPE_CHECKING:
-    from sandwich.cli.supervisor import Platform
+    from sandwich.supervisor import Platform
 
 __all__ = ["MissingTool", "Watchers"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from sandwich.cli.supervisor import Platform
+from sandwich.supervisor import Platform
 from sandwich.platform.settings import Broker
 
 BROWSER_FLOWS = {"hybrid", "async"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sandwich.cli.supervisor import Platform, PlatformStartError
+from sandwich.supervisor import Platform, PlatformStartError
 from sandwich.platform.settings import Broker
 
 pytestmark = pytest.mark.integration
