@@ -13,7 +13,7 @@ import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -48,6 +48,7 @@ SHUTDOWN_HOOK_SECONDS = 2.0
 log = structlog.get_logger("app")
 
 Hook = Callable[[], Awaitable[None]]
+ContextT = TypeVar("ContextT")
 
 
 @dataclass
@@ -101,6 +102,9 @@ class Service:
         self.relay: OutboxRelay | None = None
         self._subscriptions: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
+        # The service's own typed context (`<service>/context.py`): its unit-of-work factory, ports,
+        # keys and caches, made once in its app.py and handed to routes by `typed_context`.
+        self.context: object | None = None
         # Per-process state a service keeps between requests (keys, caches): one place, not globals.
         self.state: dict[str, Any] = {}
         # Extra readiness conditions beyond database and broker (e.g. the gateway's signing keys).
@@ -388,6 +392,20 @@ async def service_of(request: Request) -> Service:
     """FastAPI dependency: the Service this app belongs to."""
     service: Service = request.app.state.service
     return service
+
+
+def typed_context(kind: type[ContextT]) -> Callable[[Request], Awaitable[ContextT]]:
+    """A FastAPI dependency giving the service's own context (`Service.context`), checked to be a
+    `kind`: each service's `context.py` makes its `context_of` with it, so routes get a typed object
+    and no one reads an untyped bag of state."""
+
+    async def context_of(request: Request) -> ContextT:
+        context = request.app.state.service.context
+        if not isinstance(context, kind):
+            raise RuntimeError(f"the service's context is {type(context).__name__}, not {kind.__name__}")
+        return context
+
+    return context_of
 
 
 def events_router(service: Service) -> APIRouter:
