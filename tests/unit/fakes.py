@@ -32,6 +32,10 @@ class FakeUnitOfWork:
         self._saved = {name: copy.deepcopy(getattr(self, name).__dict__) for name in self.repositories}
         return self
 
+    def statements(self) -> Self:
+        """In memory every step is all-or-nothing: the same unit serves."""
+        return self
+
     async def commit(self) -> None:
         pending = self.events.take()
         self.events.written(pending)

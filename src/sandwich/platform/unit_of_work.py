@@ -80,6 +80,8 @@ class UnitOfWork(Protocol):
 
     async def commit(self) -> None: ...
 
+    def statements(self) -> Self: ...
+
 
 class _RolledBack(Exception):
     """Thrown into the transaction's block when the unit ends without a commit."""
@@ -107,6 +109,11 @@ class SqlUnitOfWork:
         uow = cls(database, None, *args, **kwargs)  # type: ignore[arg-type]
         uow._joined = conn
         return uow
+
+    def statements(self) -> Self:
+        """The same unit with each statement on its own (`atomic=False`), for a step whose every
+        write is one statement carrying its events: a fresh unit, sharing nothing with this one."""
+        return type(self)(self._database, self._announce, atomic=False)
 
     def open_repositories(self, conn: Connection) -> None:
         """Make the service's repositories on `conn` (a subclass's)."""
