@@ -15,10 +15,17 @@ from sqlalchemy import text
 from sandwich.platform.db import Database, plain_url
 from sandwich.platform.events import ORDER_EVENT, Envelope
 from sandwich.platform.inbox import handle_once
-from sandwich.services.kitchen import storage
 from sandwich.services.kitchen.assigner import Assigner, Outcome
 from sandwich.services.kitchen.domain import NO_FOOD_POINT_IN_TIME, PendingOrder
-from sandwich.services.kitchen.handlers import CONSUMER, ORDER_EVENTS_CONSUMER
+from sandwich.services.kitchen.handlers import CONSUMER, order_events_consumer
+from sandwich.services.kitchen.storage import (
+    PostgresAssignments,
+    PostgresFoodPoints,
+    PostgresPendingOrders,
+    Supply,
+    bump_supply,
+)
+from sandwich.services.kitchen.unit_of_work import SqlKitchenUnitOfWork
 from tests.integration.kitchen.conftest import FakeOrders, FakeRecipes
 
 pytestmark = pytest.mark.integration
@@ -33,7 +40,14 @@ FAR = (59.93, 30.33)  # Saint Petersburg
 
 
 def assigner(db: Database, orders: FakeOrders, *, timeout: float = 600) -> Assigner:
-    return Assigner(db, orders, RECIPES, timeout_seconds=timeout, confirm_retry_seconds=0)
+    return Assigner(
+        lambda: SqlKitchenUnitOfWork(db),
+        orders,
+        RECIPES,
+        listen_dsn=plain_url(db.server_url, db.name),
+        timeout_seconds=timeout,
+        confirm_retry_seconds=0,
+    )
 
 
 async def add_point(
@@ -46,8 +60,8 @@ async def add_point(
     name: str = "point",
 ) -> str:
     async with db.begin() as conn:
-        point = await storage.insert_food_point(
-            conn,
+        points = PostgresFoodPoints(conn)
+        point = await points.add(
             name=name,
             address=f"{name} street 1",
             lat=where[0],
@@ -56,7 +70,7 @@ async def add_point(
             accepts_delivery=accepts_delivery,
         )
         for ingredient, quantity in (stock if stock is not None else {"bread": 100, "ham": 100}).items():
-            await storage.put_stock(conn, uuid.UUID(point.food_point_id), ingredient, quantity)
+            await points.put_stock(uuid.UUID(point.food_point_id), ingredient, quantity)
     return point.food_point_id
 
 
@@ -76,13 +90,13 @@ def order(quantity: int = 1, *, menu_item_id: str = CLUB, paid_ago: float = 0.0)
 async def add_pending(db: Database, *orders: PendingOrder) -> None:
     async with db.begin() as conn:
         for pending in orders:
-            assert await storage.add_pending(conn, pending)
+            assert await PostgresPendingOrders(conn).add(pending)
 
 
 async def point_state(db: Database, food_point_id: str) -> tuple[int, dict[str, int]]:
     async with db.connect() as conn:
-        point = await storage.food_point(conn, uuid.UUID(food_point_id))
-        stock = await storage.stock_of(conn, uuid.UUID(food_point_id))
+        point = await PostgresFoodPoints(conn).get(uuid.UUID(food_point_id))
+        stock = await PostgresFoodPoints(conn).stock_of(uuid.UUID(food_point_id))
     assert point is not None
     return point.active_orders, stock.get(food_point_id, {})
 
@@ -119,7 +133,7 @@ def envelope(status: str, pending: PendingOrder, food_point_id: str | None = Non
 
 async def deliver(db: Database, event: Envelope) -> bool:
     """What the platform's inbox consumer does with one message (False: a duplicate it dropped)."""
-    return await handle_once(db, CONSUMER, ORDER_EVENTS_CONSUMER, event)
+    return await handle_once(db, CONSUMER, order_events_consumer(db), event)
 
 
 # --- choosing ----------------------------------------------------------------------------------------
@@ -203,7 +217,7 @@ async def test_orders_no_point_can_take_are_noted_together_and_tried_again_only_
 
     first = await kitchen.run_pass()
     async with db.connect() as conn:
-        supply = await storage.supply_version(conn)
+        supply = await Supply(conn).version()
         noted = (
             await conn.execute(text("SELECT attempts, tried_at_supply FROM pending_orders ORDER BY order_id"))
         ).all()
@@ -214,7 +228,7 @@ async def test_orders_no_point_can_take_are_noted_together_and_tried_again_only_
     assert (again.waiting, again.assigned) == (0, 0)
 
     async with db.connect() as conn:
-        await storage.bump_supply(conn)
+        await bump_supply(conn)
     after = await kitchen.run_pass()
     assert after.waiting == 3 and orders.calls == []
 
@@ -331,8 +345,8 @@ async def test_a_freed_slot_lets_the_next_pending_order_be_assigned(db: Database
     assert await pending_ids(db) == {second.order_id}
 
     async with db.begin() as conn:
-        assert await storage.mark_ready(conn, first.order_id) == point
-        assert await storage.mark_ready(conn, first.order_id) is None  # the slot is freed once
+        assert await PostgresAssignments(conn).mark_ready(first.order_id) == point
+        assert await PostgresAssignments(conn).mark_ready(first.order_id) is None  # the slot is freed once
     assert await point_state(db, point) == (0, {"bread": 98, "ham": 99})  # cooked: stock stays used
 
     await kitchen.run_pass()

@@ -16,13 +16,15 @@ from sandwich.platform.app import Service
 from sandwich.platform.db import Database
 from sandwich.platform.events import TOPIC_ORDER_EVENTS
 from sandwich.platform.settings import Settings
-from sandwich.services.kitchen.api import KitchenContext, router
+from sandwich.services.kitchen.api import router
 from sandwich.services.kitchen.assigner import Assigner
-from sandwich.services.kitchen.handlers import CONSUMER, handle_order_event
+from sandwich.services.kitchen.context import KitchenContext
+from sandwich.services.kitchen.handlers import CONSUMER, order_event_handler
+from sandwich.services.kitchen.unit_of_work import SqlKitchenUnitOfWork
 from tests.credentials import SignedTransport, User
 from tests.integration.kitchen.conftest import FakeOrders
 from tests.integration.kitchen.test_assignment import (
-    RECIPES,
+    assigner,
     envelope,
     order,
     pending_ids,
@@ -43,8 +45,11 @@ def cook(food_point_id: str) -> User:
 
 
 class Kitchen:
-    def __init__(self, client: httpx.AsyncClient, assigner: Assigner, orders: FakeOrders) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, db: Database, assigner: Assigner, orders: FakeOrders
+    ) -> None:
         self.client = client
+        self.db = db
         self.assigner = assigner
         self.orders = orders
 
@@ -84,14 +89,17 @@ class Kitchen:
 async def kitchen(db: Database, orders: FakeOrders) -> AsyncIterator[Kitchen]:
     service = Service("kitchen", title="kitchen under test", settings=Settings(database_url=db.server_url))
     service.db = db
-    assigner = Assigner(db, orders, RECIPES, timeout_seconds=600, confirm_retry_seconds=0)
-    service.state["kitchen"] = KitchenContext(service=service, assigner=assigner, orders=orders)
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event)  # as app.py: mounts the events route
+    kitchen = assigner(db, orders)
+    service.context = KitchenContext(
+        unit_of_work=lambda: SqlKitchenUnitOfWork(db), orders=orders, wake_assigner=kitchen.wake
+    )
+    # as app.py: mounts the events route
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, order_event_handler(db))
     app = service.create_app(router)
     async with httpx.AsyncClient(
         transport=SignedTransport(app, "kitchen"), base_url="http://kitchen"
     ) as client:
-        yield Kitchen(client, assigner, orders)
+        yield Kitchen(client, db, kitchen, orders)
     await service.http.close()
 
 
@@ -254,8 +262,8 @@ async def test_the_cook_cooks_and_the_slot_is_reused(kitchen: Kitchen) -> None:
     assert (await c.get(f"/internal/v1/food-points/{point}")).json()["active_orders"] == 0
 
     await kitchen.assigner.run_pass()
-    assert await states(kitchen.assigner.db) == {first: "ready", second: "confirmed"}
-    assert await pending_ids(kitchen.assigner.db) == set()
+    assert await states(kitchen.db) == {first: "ready", second: "confirmed"}
+    assert await pending_ids(kitchen.db) == set()
 
 
 async def test_orders_refusing_ready_is_passed_on(kitchen: Kitchen) -> None:
@@ -277,20 +285,20 @@ async def test_a_pushed_event_counts_once(kitchen: Kitchen) -> None:
     event = envelope("paid", pending)
     first = await kitchen.client.post(EVENTS, json=event.model_dump(mode="json"))
     assert (first.status_code, first.json()) == (200, {"event_id": event.event_id, "status": "handled"})
-    assert await pending_ids(kitchen.assigner.db) == {pending.order_id}
+    assert await pending_ids(kitchen.db) == {pending.order_id}
     await kitchen.assigner.run_pass()
-    assert await states(kitchen.assigner.db) == {pending.order_id: "confirmed"}
-    taken = await point_state(kitchen.assigner.db, point)
+    assert await states(kitchen.db) == {pending.order_id: "confirmed"}
+    taken = await point_state(kitchen.db, point)
 
     # The same event again: the inbox recognises it, the answer is the same and nothing changes.
     again = await kitchen.client.post(EVENTS, json=event.model_dump(mode="json"))
     assert (again.status_code, again.json()) == (200, {"event_id": event.event_id, "status": "handled"})
     await kitchen.assigner.run_pass()
-    assert await pending_ids(kitchen.assigner.db) == set()
-    assert await states(kitchen.assigner.db) == {pending.order_id: "confirmed"}
-    assert await point_state(kitchen.assigner.db, point) == taken
+    assert await pending_ids(kitchen.db) == set()
+    assert await states(kitchen.db) == {pending.order_id: "confirmed"}
+    assert await point_state(kitchen.db, point) == taken
     assert kitchen.orders.of("assigned") == [("assigned", pending.order_id, point)]
-    async with kitchen.assigner.db.connect() as conn:
+    async with kitchen.db.connect() as conn:
         claimed = await conn.execute(
             text("SELECT count(*) FROM inbox WHERE consumer = :c AND event_id = :e"),
             {"c": CONSUMER, "e": uuid.UUID(event.event_id)},
@@ -303,7 +311,7 @@ async def test_a_malformed_order_event_is_not_handled_and_changes_nothing(kitche
     broken.payload = {"status": "paid"}
     answer = await kitchen.client.post(EVENTS, json=broken.model_dump(mode="json"))
     assert (answer.status_code, answer.json()["error"]["code"]) == (503, "event_not_handled")
-    assert await pending_ids(kitchen.assigner.db) == set()
-    async with kitchen.assigner.db.connect() as conn:
+    assert await pending_ids(kitchen.db) == set()
+    async with kitchen.db.connect() as conn:
         claimed = await conn.execute(text("SELECT count(*) FROM inbox"))
         assert claimed.scalar_one() == 0  # rolled back with the failed effect: a retry can apply it

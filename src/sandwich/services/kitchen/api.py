@@ -1,5 +1,6 @@
 """Routes of kitchen: food points and stock (admin), the cooks' orders and their "ready", and the food
-point lookup for delivery.
+point lookup for delivery. Each parses its request, runs a use case of commands.py and maps its
+result or error to the contract's answer.
 
 Order events reach the consumer registered in app.py: from the broker, or in the sync flow pushed to
 the platform's `POST /internal/v1/events/order.events` (platform/app.py, `events_router`).
@@ -8,50 +9,42 @@ the platform's `POST /internal/v1/events/order.events` (platform/app.py, `events
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
-import structlog
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError
-from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity, admin_identity, identity_of, require_role
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.validation import Text
-from sandwich.services.kitchen import storage
-from sandwich.services.kitchen.assigner import Assigner
+from sandwich.services.kitchen import commands
+from sandwich.services.kitchen.commands import (
+    FoodPointNotFound,
+    IllegalTransition,
+    NewFoodPoint,
+    NotYourFoodPoint,
+    OrderNotFound,
+    OrdersUnavailable,
+)
+from sandwich.services.kitchen.context import KitchenContext, context_of
 from sandwich.services.kitchen.domain import (
     MAX_ADDRESS_LENGTH,
     MAX_CAPACITY,
     MAX_INGREDIENT_LENGTH,
     MAX_NAME_LENGTH,
     MAX_STOCK,
-    AssignmentState,
     FoodPoint,
-    ReadyVerdict,
     clean_name,
-    ready_verdict,
 )
-from sandwich.services.kitchen.ports import OrdersPort
-
-log = structlog.get_logger("kitchen")
+from sandwich.services.kitchen.storage import as_uuid
 
 router = APIRouter(tags=["kitchen"])
 
-
-@dataclass
-class KitchenContext:
-    service: Service
-    assigner: Assigner
-    orders: OrdersPort
-
-
-async def context_of(service: Annotated[Service, Depends(service_of)]) -> KitchenContext:
-    ctx: KitchenContext = service.state["kitchen"]
-    return ctx
+Context = Annotated[KitchenContext, Depends(context_of)]
+Admin = Annotated[Identity, Depends(admin_identity)]
+T = TypeVar("T")
 
 
 # --- shapes ----------------------------------------------------------------------------------------
@@ -155,10 +148,18 @@ def _food_point_not_found() -> ApiError:
 
 
 def _food_point_id(raw: str) -> uuid.UUID:
-    parsed = storage.as_uuid(raw)
+    parsed = as_uuid(raw)
     if parsed is None:
         raise _food_point_not_found()
     return parsed
+
+
+async def _of_food_point(work: Awaitable[T]) -> T:
+    """The use case's result; 404 when it found no such food point."""
+    try:
+        return await work
+    except FoodPointNotFound as exc:
+        raise _food_point_not_found() from exc
 
 
 def _clean_text(field: str, value: str, max_length: int) -> str:
@@ -179,70 +180,47 @@ async def cook_food_point(request: Request) -> tuple[Identity, str]:
     """FastAPI dependency: a cook and the food point the cook works at (canonical UUID text)."""
     identity = identity_of(request)
     require_role(identity, "cook")
-    point = storage.as_uuid(identity.food_point_id or "")
+    point = as_uuid(identity.food_point_id or "")
     if point is None:
         raise ApiError(403, "no_food_point", "This cook is not bound to a food point.")
     return identity, str(point)
+
+
+Cook = Annotated[tuple[Identity, str], Depends(cook_food_point)]
 
 
 # --- administration --------------------------------------------------------------------------------
 
 
 @router.post("/api/v1/admin/food-points", status_code=201, response_model=FoodPointOut)
-async def create_food_point(
-    body: FoodPointIn,
-    _: Annotated[Identity, Depends(admin_identity)],
-    ctx: Annotated[KitchenContext, Depends(context_of)],
-) -> JsonResponse:
-    async with ctx.service.database.begin() as conn:
-        point = await storage.insert_food_point(
-            conn,
-            name=_clean_text("name", body.name, MAX_NAME_LENGTH),
-            address=_clean_text("address", body.address, MAX_ADDRESS_LENGTH),
-            lat=body.lat,
-            lon=body.lon,
-            capacity=body.capacity,
-            accepts_delivery=body.accepts_delivery,
-        )
-        storage.notify_assigner(conn)
-    ctx.assigner.wake()
+async def create_food_point(body: FoodPointIn, _: Admin, ctx: Context) -> JsonResponse:
+    new = NewFoodPoint(
+        name=_clean_text("name", body.name, MAX_NAME_LENGTH),
+        address=_clean_text("address", body.address, MAX_ADDRESS_LENGTH),
+        lat=body.lat,
+        lon=body.lon,
+        capacity=body.capacity,
+        accepts_delivery=body.accepts_delivery,
+    )
+    point = await commands.create_food_point(new, ctx.unit_of_work(), ctx.wake_assigner)
     return JsonResponse(point.public(), status_code=201)
 
 
 @router.get("/api/v1/admin/food-points", response_model=FoodPointsOut)
-async def list_food_points(
-    _: Annotated[Identity, Depends(admin_identity)], ctx: Annotated[KitchenContext, Depends(context_of)]
-) -> JsonResponse:
-    async with ctx.service.database.connect() as conn:
-        points = await storage.all_food_points(conn)
-        stock = await storage.stock_of(conn)
-    return JsonResponse(
-        {"items": [_with_stock(point, stock.get(point.food_point_id, {})) for point in points]}
-    )
+async def list_food_points(_: Admin, ctx: Context) -> JsonResponse:
+    points = await commands.food_points_with_stock(ctx.unit_of_work())
+    return JsonResponse({"items": [_with_stock(point, stock) for point, stock in points]})
 
 
 @router.get("/api/v1/admin/food-points/{food_point_id}", response_model=FoodPointWithStockOut)
-async def get_food_point(
-    food_point_id: str,
-    _: Annotated[Identity, Depends(admin_identity)],
-    ctx: Annotated[KitchenContext, Depends(context_of)],
-) -> JsonResponse:
+async def get_food_point(food_point_id: str, _: Admin, ctx: Context) -> JsonResponse:
     point_id = _food_point_id(food_point_id)
-    async with ctx.service.database.connect() as conn:
-        point = await storage.food_point(conn, point_id)
-        stock = await storage.stock_of(conn, point_id)
-    if point is None:
-        raise _food_point_not_found()
-    return JsonResponse(_with_stock(point, stock.get(point.food_point_id, {})))
+    point, stock = await _of_food_point(commands.food_point_with_stock(point_id, ctx.unit_of_work()))
+    return JsonResponse(_with_stock(point, stock))
 
 
 @router.patch("/api/v1/admin/food-points/{food_point_id}", response_model=FoodPointOut)
-async def patch_food_point(
-    food_point_id: str,
-    body: FoodPointPatch,
-    _: Annotated[Identity, Depends(admin_identity)],
-    ctx: Annotated[KitchenContext, Depends(context_of)],
-) -> JsonResponse:
+async def patch_food_point(food_point_id: str, body: FoodPointPatch, _: Admin, ctx: Context) -> JsonResponse:
     """Change any of the fields; lowering the capacity below the orders in progress keeps them, but no
     new order is given to the point until it has a free slot again."""
     point_id = _food_point_id(food_point_id)
@@ -254,13 +232,8 @@ async def patch_food_point(
         changes["name"] = _clean_text("name", changes["name"], MAX_NAME_LENGTH)
     if "address" in changes:
         changes["address"] = _clean_text("address", changes["address"], MAX_ADDRESS_LENGTH)
-    async with ctx.service.database.begin() as conn:
-        point = await storage.update_food_point(conn, point_id, changes)
-        if point is not None:
-            storage.notify_assigner(conn)
-    if point is None:
-        raise _food_point_not_found()
-    ctx.assigner.wake()
+    work = commands.change_food_point(point_id, changes, ctx.unit_of_work(), ctx.wake_assigner)
+    point = await _of_food_point(work)
     return JsonResponse(point.public())
 
 
@@ -269,19 +242,15 @@ async def put_stock(
     food_point_id: str,
     ingredient: Annotated[Text, Path(max_length=200)],
     body: StockIn,
-    _: Annotated[Identity, Depends(admin_identity)],
-    ctx: Annotated[KitchenContext, Depends(context_of)],
+    _: Admin,
+    ctx: Context,
 ) -> JsonResponse:
     """Set how much of an ingredient the food point has (names are compared without extra spaces)."""
     point_id = _food_point_id(food_point_id)
     name = _clean_text("ingredient", ingredient, MAX_INGREDIENT_LENGTH)
-    async with ctx.service.database.begin() as conn:
-        stored = await storage.put_stock(conn, point_id, name, body.quantity)
-        if stored:
-            storage.notify_assigner(conn)
-    if not stored:
-        raise _food_point_not_found()
-    ctx.assigner.wake()
+    await _of_food_point(
+        commands.put_stock(point_id, name, body.quantity, ctx.unit_of_work(), ctx.wake_assigner)
+    )
     return JsonResponse({"food_point_id": str(point_id), "ingredient": name, "quantity": body.quantity})
 
 
@@ -289,15 +258,10 @@ async def put_stock(
 
 
 @router.get("/internal/v1/food-points/{food_point_id}", response_model=FoodPointOut, include_in_schema=False)
-async def food_point_for_peers(
-    food_point_id: str, ctx: Annotated[KitchenContext, Depends(context_of)]
-) -> JsonResponse:
+async def food_point_for_peers(food_point_id: str, ctx: Context) -> JsonResponse:
     """Where a food point is (delivery uses it as the pickup location); never routed by the gateway."""
     point_id = _food_point_id(food_point_id)
-    async with ctx.service.database.connect() as conn:
-        point = await storage.food_point(conn, point_id)
-    if point is None:
-        raise _food_point_not_found()
+    point = await _of_food_point(commands.food_point(point_id, ctx.unit_of_work()))
     return JsonResponse(point.public())
 
 
@@ -305,92 +269,31 @@ async def food_point_for_peers(
 
 
 @router.get("/api/v1/kitchen/orders", response_model=CookOrdersOut)
-async def cook_orders(
-    cook: Annotated[tuple[Identity, str], Depends(cook_food_point)],
-    ctx: Annotated[KitchenContext, Depends(context_of)],
-) -> JsonResponse:
+async def cook_orders(cook: Cook, ctx: Context) -> JsonResponse:
     """Orders assigned to the cook's food point and not yet ready, oldest assignment first (including one
     reserved here a moment ago whose confirmation by orders is still on its way)."""
     _, food_point_id = cook
-    async with ctx.service.database.connect() as conn:
-        assignments = await storage.assignments_at(conn, uuid.UUID(food_point_id))
+    assignments = await commands.cook_queue(food_point_id, ctx.unit_of_work())
     return JsonResponse({"items": [assignment.for_cook() for assignment in assignments]})
 
 
 @router.post("/api/v1/kitchen/orders/{order_id}/ready")
-async def order_ready(
-    order_id: str,
-    cook: Annotated[tuple[Identity, str], Depends(cook_food_point)],
-    ctx: Annotated[KitchenContext, Depends(context_of)],
-) -> JsonResponse:
+async def order_ready(order_id: str, cook: Cook, ctx: Context) -> JsonResponse:
     """The cook's food point has cooked the order: orders makes it `ready`, and the slot is free again."""
     _, food_point_id = cook
-    order_uuid = storage.as_uuid(order_id)
+    order_uuid = as_uuid(order_id)
     if order_uuid is None:
         raise ApiError(404, "order_not_found", "No such order.")
-    order_key = str(order_uuid)
-    async with ctx.service.database.connect() as conn:
-        assignment = await storage.assignment(conn, order_uuid)
-    verdict = ready_verdict(assignment, food_point_id)
-    if verdict is ReadyVerdict.NOT_YOURS:
-        raise ApiError(403, "not_your_food_point", "This order is another food point's.")
-    if verdict is ReadyVerdict.NOT_ASSIGNED:
-        state = (
-            "is already ready"
-            if assignment and assignment.state is AssignmentState.READY
-            else "is not assigned"
+    try:
+        answer = await commands.mark_ready(
+            order_uuid, food_point_id, ctx.unit_of_work(), ctx.orders, ctx.wake_assigner
         )
-        raise ApiError(409, "illegal_transition", f"The order {state}: it cannot become ready.")
-    try:
-        answer = await ctx.orders.ready(order_key, food_point_id)
-    except ServiceUnavailable as exc:
-        raise ApiError(503, "service_unavailable", "Orders cannot be reached right now, try again.") from exc
-    if answer.status == 200:
-        async with ctx.service.database.begin() as conn:
-            freed = await storage.mark_ready(conn, order_key)
-            if freed is not None:
-                storage.notify_assigner(conn)
-        if freed is not None:
-            ctx.assigner.wake()
-        return JsonResponse(answer.body)
-    if answer.status == 403:
-        raise ApiError(403, "not_your_food_point", "This order is another food point's.")
-    if answer.status == 404:
-        raise ApiError(404, "order_not_found", "No such order.")
-    if answer.status == 409:
-        await _reconcile_refused(ctx, order_key)
-        code, message = _peer_error(answer.body, "illegal_transition", "The order cannot become ready.")
-        raise ApiError(409, code, message)
-    log.error("ready_unexpected_answer", order_id=order_key, status=answer.status, body=answer.body)
-    raise ApiError(503, "service_unavailable", "Orders gave an unexpected answer, try again.")
-
-
-def _peer_error(body: Any, code: str, message: str) -> tuple[str, str]:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        error = body["error"]
-        return str(error.get("code") or code), str(error.get("message") or message)
-    return code, message
-
-
-async def _reconcile_refused(ctx: KitchenContext, order_id: str) -> None:
-    """orders refused "ready": if the order was cancelled meanwhile (a cancellation this kitchen has not
-    heard of, e.g. in the sync flow), give its slot and ingredients back now."""
-    try:
-        answer = await ctx.orders.get(order_id)
-    except ServiceUnavailable:
-        return
-    if answer.status != 200 or not isinstance(answer.body, dict):
-        return
-    order = answer.body.get("order")
-    status = order.get("status") if isinstance(order, dict) else None
-    async with ctx.service.database.begin() as conn:
-        if status == "cancelled":
-            changed = await storage.release(conn, order_id) is not None
-        elif status in ("ready", "in_delivery", "completed"):
-            changed = await storage.mark_ready(conn, order_id) is not None
-        else:
-            changed = False
-        if changed:
-            storage.notify_assigner(conn)
-    if changed:
-        ctx.assigner.wake()
+    except NotYourFoodPoint as exc:
+        raise ApiError(403, "not_your_food_point", "This order is another food point's.") from exc
+    except OrderNotFound as exc:
+        raise ApiError(404, "order_not_found", "No such order.") from exc
+    except IllegalTransition as exc:
+        raise ApiError(409, exc.code, exc.message) from exc
+    except OrdersUnavailable as exc:
+        raise ApiError(503, "service_unavailable", str(exc)) from exc
+    return JsonResponse(answer)

@@ -2,16 +2,10 @@
 
 One background loop per process. It runs a pass when woken (a new paid order, a food point created or
 changed, stock put, a slot freed: a PostgreSQL NOTIFY after the commit reaches every instance, and
-the routes of this process also wake it directly) and every `interval_seconds` as a safety net. A pass:
-1. takes the waiting orders oldest first and, for each, in ONE transaction, locks its pending row
-   (SKIP LOCKED: another instance may be on it), reserves a slot and the ingredients at the nearest
-   food point that can take it (storage.try_assign) and records the assignment as `reserved`;
-2. after the commit tells orders (POST /internal/v1/orders/{id}/assign); 200 -> `confirmed`; 409 or
-   404 -> the order cannot be assigned any more (e.g. cancelled): the reservation is given back;
-   orders unreachable -> stays `reserved` and is retried by later passes;
-3. an order that could not be placed and has waited longer than the assignment timeout is marked for
-   cancellation and orders is asked to cancel it (which refunds); the pending row goes once orders
-   answered 200 or 409 (or 404).
+the routes of this process also wake it directly) and every `interval_seconds` as a safety net. A pass
+takes the waiting orders oldest first and runs the use cases of assignment.py on each: reserve at the
+nearest food point that can take it, tell orders, and ask orders to cancel the ones that waited past
+the assignment timeout; its safety nets ask orders again about what it could not reach.
 """
 
 from __future__ import annotations
@@ -20,40 +14,31 @@ import asyncio
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
 
 import asyncpg
 import structlog
 from prometheus_client import Counter
 
-from sandwich.platform.db import Database, plain_url
-from sandwich.platform.http import ServiceUnavailable
-from sandwich.platform.sql import Connection
-from sandwich.services.kitchen import storage
-from sandwich.services.kitchen.domain import (
-    NO_FOOD_POINT_IN_TIME,
-    AssignmentState,
-    PendingOrder,
-    PointState,
-    Recipe,
-    UnknownMenuItem,
-    compute_needs,
+from sandwich.services.kitchen.assignment import (
+    CandidateSnapshots,
+    Confirmation,
+    Outcome,
+    assign_order,
+    cancel_timed_out,
+    confirm_assignment,
 )
+from sandwich.services.kitchen.domain import PendingOrder, Recipe, UnknownMenuItem, compute_needs
 from sandwich.services.kitchen.ports import OrdersPort, RecipeBook, RecipesUnavailable
+from sandwich.services.kitchen.storage import NOTIFY_CHANNEL
+from sandwich.services.kitchen.unit_of_work import KitchenUnitOfWork
 
 log = structlog.get_logger("kitchen.assigner")
 
 ASSIGNMENTS = Counter("kitchen_assignment_attempts_total", "Assignment attempts by outcome", ["outcome"])
-CONFIRMATIONS = Counter("kitchen_assignment_confirmations_total", "Answers of orders to assign", ["outcome"])
 
-
-class Outcome(StrEnum):
-    ASSIGNED = "assigned"
-    WAITING = "waiting"
-    EXPIRED = "expired"
-    SKIPPED = "skipped"
+__all__ = ["GATHER_SECONDS", "Assigner", "Outcome", "PassReport", "Waker"]
 
 
 @dataclass
@@ -92,19 +77,21 @@ class Waker:
 class Assigner:
     def __init__(
         self,
-        db: Database,
+        unit_of_work: Callable[[], KitchenUnitOfWork],
         orders: OrdersPort,
         recipes: RecipeBook,
         *,
+        listen_dsn: str,
         timeout_seconds: float,
         interval_seconds: float = 2.0,
         confirm_retry_seconds: float = 2.0,
         batch: int = 500,
         gather_seconds: float = GATHER_SECONDS,
     ):
-        self.db = db
+        self.unit_of_work = unit_of_work
         self.orders = orders
         self.recipes = recipes
+        self.listen_dsn = listen_dsn
         self.timeout_seconds = timeout_seconds
         self.interval_seconds = interval_seconds
         self.confirm_retry_seconds = confirm_retry_seconds
@@ -113,9 +100,7 @@ class Assigner:
         self.waker = Waker()
         self._timers: dict[str, float] = {}
         self._stale_swept_at: int | None = None
-        self._supply_seen: int | None = None  # the version the current pass started with
-        self._snapshots: dict[tuple[tuple[str, int], ...], list[PointState]] = {}
-        self._snapshots_at: int | None = None
+        self.snapshots = CandidateSnapshots()
 
     def wake(self) -> None:
         self.waker.wake()
@@ -137,13 +122,13 @@ class Assigner:
 
     async def listen(self) -> None:
         """Turn NOTIFYs of committed work (from any instance) into wake-ups; reconnects when dropped."""
-        dsn = plain_url(self.db.server_url, self.db.name)
+        dsn = self.listen_dsn
         delay = 0.5
         while True:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(dsn)
-                await conn.add_listener(storage.NOTIFY_CHANNEL, lambda *_: self.wake())
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
                 self.wake()  # whatever happened while nobody listened
                 delay = 0.5
                 while not conn.is_closed():
@@ -163,11 +148,10 @@ class Assigner:
     # --- one pass ----------------------------------------------------------------------------
     async def run_pass(self) -> PassReport:
         report = PassReport()
-        async with self.db.connect() as conn:
-            supply, untried = await storage.untried_orders(conn, self.batch)
+        async with self.unit_of_work().statements() as reads:
+            supply, untried = await reads.pending.untried(self.batch)
             ask_stale = supply != self._stale_swept_at or self._timer_due("stale", self.interval_seconds)
-            waiting = await storage.pending_orders(
-                conn,
+            waiting = await reads.pending.worth_trying(
                 self.batch,
                 self.timeout_seconds,
                 stale_before=supply if ask_stale else None,
@@ -176,11 +160,11 @@ class Assigner:
             )
         if ask_stale and len(waiting) < self.batch:
             self._stale_swept_at = supply  # all of them are in this pass: none left stale at `supply`
-        self._supply_seen = supply
+        self.snapshots.supply_seen = supply
         try:
             await self._assign_all(waiting, report)
         finally:
-            self._supply_seen = None
+            self.snapshots.supply_seen = None
         await self._sweep(report)
         return report
 
@@ -254,9 +238,10 @@ class Assigner:
     async def _note_tried(self, tried: dict[int, list[str]]) -> None:
         if not tried:
             return
-        async with self.db.connect() as conn:
+        async with self.unit_of_work().statements() as quick:
             for supply, order_ids in tried.items():
-                await storage.note_attempts(conn, order_ids, supply)
+                await quick.pending.note_attempts(order_ids, supply)
+            await quick.commit()
 
     async def assign_one(
         self,
@@ -265,126 +250,43 @@ class Assigner:
         *,
         tried: dict[int, list[str]] | None = None,
     ) -> tuple[Outcome, str | None]:
-        """One waiting order in one transaction: assigned (to which food point), still waiting, timed
-        out (marked for cancellation), or skipped (gone, or another transaction works on it).
-
-        An order no food point can take right now (the common case while stock or slots are short)
-        is only noted as tried, without locking it: the candidates and the supply version are read
-        in one statement, so a supply change after it makes the order due again.
-        """
-        order_id = waiting.order_id
-        if needs is not None and not self._past_timeout(waiting):
-            async with self.db.connect() as conn:
-                supply, points = await self._candidates(conn, needs)
-                if not any(point.can_take(needs) for point in points):
-                    if tried is None:
-                        await storage.note_attempt(conn, order_id, supply)
-                    else:  # noted by the pass, with the others (_note_tried)
-                        tried.setdefault(supply, []).append(order_id)
-                    return Outcome.WAITING, None
-        async with self.db.begin() as conn:
-            locked = await storage.lock_pending(conn, order_id, self.timeout_seconds)
-            if locked is None:
-                return Outcome.SKIPPED, None
-            order, expired = locked
-            # Read before the candidates: a supply change after this point makes the order due again.
-            supply = await storage.supply_version(conn)
-            if needs is not None:
-                food_point_id = await storage.try_assign(conn, order, needs)
-                if food_point_id is not None:
-                    log.info("order_reserved", order_id=order_id, food_point_id=food_point_id)
-                    return Outcome.ASSIGNED, food_point_id
-            if expired:
-                await storage.request_cancel(conn, order_id)
-                log.info("order_assignment_timed_out", order_id=order_id)
-                return Outcome.EXPIRED, None
-            await storage.note_attempt(conn, order_id, supply)
-            return Outcome.WAITING, None
-
-    async def _candidates(self, conn: Connection, needs: dict[str, int]) -> tuple[int, list[PointState]]:
-        """The candidate snapshot, kept per supply version: while the version stands, a snapshot can
-        only show more than there is (taking a slot or stock does not change the version; freeing or
-        adding does), so "no point can take it" read from it is true, and a "maybe" goes on to the
-        locked path, which reads afresh. The version itself is read every time, with the orders."""
-        supply = await storage.supply_version(conn) if self._supply_seen is None else self._supply_seen
-        key = tuple(sorted(needs.items()))
-        found = self._snapshots.get(key) if self._snapshots_at == supply else None
-        if found is None:
-            supply, points = await storage.candidate_snapshot(conn, needs)
-            if self._snapshots_at != supply:
-                self._snapshots, self._snapshots_at = {}, supply
-            self._snapshots[key] = points
-            return supply, points
-        return supply, found
-
-    def _past_timeout(self, order: PendingOrder) -> bool:
-        # A second early or late here only moves the decision to the locked path of a later pass.
-        return (datetime.now(UTC) - order.paid_at).total_seconds() >= self.timeout_seconds - 1.0
+        """One waiting order (`assignment.assign_order`): assigned (to which food point), still
+        waiting, timed out (marked for cancellation), or skipped."""
+        return await assign_order(
+            waiting,
+            needs,
+            self.unit_of_work(),
+            snapshots=self.snapshots,
+            timeout_seconds=self.timeout_seconds,
+            tried=tried,
+        )
 
     # --- talking to orders -------------------------------------------------------------------
     async def _confirm(self, order_id: str, food_point_id: str, report: PassReport) -> None:
-        try:
-            answer = await self.orders.assign(order_id, food_point_id)
-        except ServiceUnavailable as exc:
-            CONFIRMATIONS.labels("unavailable").inc()
-            log.warning("assign_unconfirmed", order_id=order_id, error=str(exc))
-            async with self.db.begin() as conn:
-                await storage.note_confirm_attempt(conn, order_id)
-            return
-        if answer.status == 200:
-            CONFIRMATIONS.labels("confirmed").inc()
-            async with self.db.begin() as conn:
-                if await storage.confirm(conn, order_id, food_point_id):
-                    report.confirmed += 1
-            return
-        if answer.status in (404, 409):
-            # The order cannot be assigned any more (cancelled, or unknown to orders): give it back.
-            CONFIRMATIONS.labels("refused").inc()
-            log.info("assign_refused", order_id=order_id, status=answer.status, body=answer.body)
-            async with self.db.begin() as conn:
-                released = await storage.release(conn, order_id, (AssignmentState.RESERVED.value,))
-                if released is not None:
-                    storage.notify_assigner(conn)
-            if released is not None:
-                report.released += 1
-                self.wake()
-            return
-        CONFIRMATIONS.labels("unexpected").inc()
-        log.error("assign_unexpected_answer", order_id=order_id, status=answer.status, body=answer.body)
-        async with self.db.begin() as conn:
-            await storage.note_confirm_attempt(conn, order_id)
+        answer = await confirm_assignment(
+            order_id, food_point_id, self.unit_of_work(), self.orders, self.wake
+        )
+        if answer is Confirmation.CONFIRMED:
+            report.confirmed += 1
+        elif answer is Confirmation.RELEASED:
+            report.released += 1
 
     async def retry_unconfirmed(self, report: PassReport | None = None) -> None:
         """Reservations orders has not confirmed (it was unreachable): ask again."""
         report = report or PassReport()
-        async with self.db.connect() as conn:
-            due = await storage.unconfirmed(conn, self.confirm_retry_seconds)
+        async with self.unit_of_work().statements() as reads:
+            due = await reads.assignments.unconfirmed(self.confirm_retry_seconds)
         for order_id, food_point_id in due:
             await self._confirm(order_id, food_point_id, report)
 
     async def _cancel(self, order_id: str, report: PassReport) -> None:
-        try:
-            answer = await self.orders.cancel(order_id, NO_FOOD_POINT_IN_TIME)
-        except ServiceUnavailable as exc:
-            log.warning("timeout_cancel_unavailable", order_id=order_id, error=str(exc))
-            async with self.db.begin() as conn:
-                await storage.note_attempt(conn, order_id)
-            return
-        if answer.status in (200, 404, 409):
-            async with self.db.begin() as conn:
-                await storage.drop_pending(conn, order_id)
+        if await cancel_timed_out(order_id, self.unit_of_work(), self.orders):
             report.cancelled += 1
-            log.info("order_cancelled_for_timeout", order_id=order_id, status=answer.status)
-            return
-        log.error(
-            "timeout_cancel_unexpected_answer", order_id=order_id, status=answer.status, body=answer.body
-        )
-        async with self.db.begin() as conn:
-            await storage.note_attempt(conn, order_id)
 
     async def retry_cancellations(self, report: PassReport | None = None) -> None:
+        """Timed-out orders whose cancellation orders has not confirmed: ask again."""
         report = report or PassReport()
-        async with self.db.connect() as conn:
-            due = await storage.cancellations_due(conn, self.confirm_retry_seconds)
+        async with self.unit_of_work().statements() as reads:
+            due = await reads.pending.cancellations_due(self.confirm_retry_seconds)
         for order_id in due:
             await self._cancel(order_id, report)

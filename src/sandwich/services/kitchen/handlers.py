@@ -6,6 +6,11 @@ the platform's POST /internal/v1/events/order.events, which runs this consumer b
 - cancelled: a waiting order is forgotten; a reserved one gives its slot and ingredients back;
 - ready (or later, should ready have been missed): the slot is free again, the ingredients are used.
 Every effect is idempotent by itself, on top of the inbox that makes each event id count once.
+
+`paid` and `assigned`, the two events every order brings here, stay one statement each with the inbox
+claim (`storage.add_pending_effect`, `storage.confirm_effect`): a use case through a unit of work would
+add BEGIN and COMMIT to each. The rarer ones run `commands.apply_order_event` in the claim's
+transaction.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from sandwich.platform.db import Database
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
-from sandwich.platform.inbox import IN_TRANSACTION, Effect, InTransaction, OneStatement
+from sandwich.platform.inbox import IN_TRANSACTION, Effect, EnvelopeHandler, InTransaction, OneStatement
 from sandwich.platform.sql import Connection
 from sandwich.services.kitchen import storage
+from sandwich.services.kitchen.commands import apply_order_event
 from sandwich.services.kitchen.domain import PendingOrder
+from sandwich.services.kitchen.unit_of_work import SqlKitchenUnitOfWork
 
 CONSUMER = "kitchen"
 
@@ -62,25 +70,6 @@ def pending_order(event: OrderEvent) -> PendingOrder:
     )
 
 
-async def apply_event(conn: Connection, event: OrderEvent) -> bool:
-    """Apply one order event in the caller's transaction; True when the assigner has new work."""
-    order_id = event.order.order_id
-    work = False
-    if event.status == "paid":
-        work = await storage.add_pending(conn, pending_order(event))
-    elif event.status == "assigned":
-        if event.order.food_point_id:
-            await storage.confirm(conn, order_id, event.order.food_point_id)
-    elif event.status == "cancelled":
-        await storage.drop_pending(conn, order_id)
-        work = await storage.release(conn, order_id) is not None
-    elif event.status in ("ready", "in_delivery", "completed"):
-        work = await storage.mark_ready(conn, order_id) is not None
-    if work:
-        storage.notify_assigner(conn)
-    return work
-
-
 STATUSES_OF_INTEREST = frozenset({"paid", "assigned", "cancelled", "ready", "in_delivery", "completed"})
 
 
@@ -89,17 +78,23 @@ def concerns_kitchen(envelope: Envelope) -> bool:
     return carries_order_status(envelope, STATUSES_OF_INTEREST)
 
 
-async def handle_order_event(conn: Connection, envelope: Envelope) -> None:
+def order_event_handler(database: Database) -> EnvelopeHandler:
     """The consumer of the rarer events (cancelled, ready...): the platform's inbox runs it once per
-    event id, in one transaction with the claim."""
-    if envelope.type != ORDER_EVENT:
-        return
-    await apply_event(conn, order_event(envelope))
+    event id, in one transaction with the claim, which the unit joins."""
+
+    async def handle_order_event(conn: Connection, envelope: Envelope) -> None:
+        if envelope.type != ORDER_EVENT:
+            return
+        event = order_event(envelope)
+        pending = pending_order(event) if event.status == "paid" else None
+        await apply_order_event(event, SqlKitchenUnitOfWork.joining(conn, database), pending)
+
+    return handle_order_event
 
 
 async def order_event_effect(envelope: Envelope) -> Effect | InTransaction | None:
     """The consumer: `paid` and `assigned`, an order's two events here, are one statement each with
-    the inbox claim; the others go to handle_order_event in a transaction."""
+    the inbox claim; the others go to the transactional handler."""
     if envelope.type != ORDER_EVENT:
         return None
     event = order_event(envelope)
@@ -112,5 +107,6 @@ async def order_event_effect(envelope: Envelope) -> Effect | InTransaction | Non
     return IN_TRANSACTION
 
 
-ORDER_EVENTS_CONSUMER = OneStatement(order_event_effect, in_transaction=handle_order_event)
-"""What kitchen consumes `order.events` with (app.py)."""
+def order_events_consumer(database: Database) -> OneStatement:
+    """What kitchen consumes `order.events` with (app.py)."""
+    return OneStatement(order_event_effect, in_transaction=order_event_handler(database))
