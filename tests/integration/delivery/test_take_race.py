@@ -14,10 +14,10 @@ from sandwich.platform.bus.base import Message
 from sandwich.platform.db import Database
 from sandwich.platform.events import ORDER_EVENT, TOPIC_ORDER_EVENTS, Envelope
 from sandwich.platform.inbox import idempotent_consumer
-from sandwich.services.delivery import storage
 from sandwich.services.delivery.domain import DeliveryStatus, DeliveryUpdate, Pickup, TakeOutcome
 from sandwich.services.delivery.handlers import CONSUMER, OrderEventHandler
 from sandwich.services.delivery.ports import FoodPoints
+from sandwich.services.delivery.storage import PostgresDeliveries
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +53,12 @@ def update(order_id: uuid.UUID, version: int, status: str, courier: str | None =
 
 async def apply(db: Database, upd: DeliveryUpdate, pickup: Pickup | None = None) -> bool:
     async with db.begin() as conn:
-        return await storage.apply_update(conn, upd, pickup)
+        return await PostgresDeliveries(conn).apply_update(upd, pickup)
 
 
 async def row(db: Database, order_id: uuid.UUID) -> Any:
     async with db.connect() as conn:
-        return await storage.load(conn, order_id)
+        return await PostgresDeliveries(conn).load(order_id)
 
 
 async def race(
@@ -71,7 +71,7 @@ async def race(
         async with db.begin() as conn:
             await conn.execute(text("SELECT 1"))  # hold a connection before the start signal
             await start.wait()
-            return await storage.take(conn, order_id, courier)
+            return await PostgresDeliveries(conn).take(order_id, courier)
 
     tasks = [asyncio.create_task(one(c)) for c in couriers]
     await asyncio.sleep(0.2)
@@ -99,28 +99,28 @@ async def test_of_ten_racing_couriers_exactly_one_takes_the_order(clean: Databas
 
     # The winner asking again is told it is theirs; a late courier is told it is taken.
     async with clean.begin() as conn:
-        assert await storage.take(conn, order_id, winners[0]) == (TakeOutcome.ALREADY_MINE, None)
-        assert await storage.take(conn, order_id, "late") == (TakeOutcome.ALREADY_TAKEN, None)
+        assert await PostgresDeliveries(conn).take(order_id, winners[0]) == (TakeOutcome.ALREADY_MINE, None)
+        assert await PostgresDeliveries(conn).take(order_id, "late") == (TakeOutcome.ALREADY_TAKEN, None)
 
 
 async def test_unknown_order_is_not_found(clean: Database) -> None:
     async with clean.begin() as conn:
-        assert await storage.take(conn, uuid.uuid4(), "bob") == (TakeOutcome.NOT_FOUND, None)
+        assert await PostgresDeliveries(conn).take(uuid.uuid4(), "bob") == (TakeOutcome.NOT_FOUND, None)
 
 
 async def test_a_released_take_is_offered_again_and_can_be_won_by_another(clean: Database) -> None:
     order_id = uuid.uuid4()
     await apply(clean, update(order_id, 4, "ready"))
     async with clean.begin() as conn:
-        outcome, version = await storage.take(conn, order_id, "bob")
+        outcome, version = await PostgresDeliveries(conn).take(order_id, "bob")
     assert outcome is TakeOutcome.WON and version == 4
     async with clean.begin() as conn:
-        assert await storage.release(conn, order_id, "eve", 4) is False  # not eve's to release
-        assert await storage.release(conn, order_id, "bob", 4) is True
+        assert await PostgresDeliveries(conn).release(order_id, "eve", 4) is False  # not eve's to release
+        assert await PostgresDeliveries(conn).release(order_id, "bob", 4) is True
     stored = await row(clean, order_id)
     assert (stored.status, stored.courier, stored.taken_at) == (DeliveryStatus.READY, None, None)
     async with clean.connect() as conn:
-        assert [d.order_id for d in await storage.offered(conn, 10)] == [str(order_id)]
+        assert [d.order_id for d in await PostgresDeliveries(conn).offered(10)] == [str(order_id)]
     results = await race(clean, order_id, ["eve", "mallory", "trent"])
     assert sorted(outcome.value for outcome, _ in results) == ["already_taken", "already_taken", "won"]
 
@@ -129,12 +129,12 @@ async def test_release_leaves_a_take_that_orders_confirmed_meanwhile(clean: Data
     order_id = uuid.uuid4()
     await apply(clean, update(order_id, 4, "ready"))
     async with clean.begin() as conn:
-        _, version = await storage.take(conn, order_id, "bob")
+        _, version = await PostgresDeliveries(conn).take(order_id, "bob")
     assert version == 4
     # orders accepted the take after all (the answer was lost): its in_delivery event arrives.
     assert await apply(clean, update(order_id, 5, "in_delivery", "bob"))
     async with clean.begin() as conn:
-        assert await storage.release(conn, order_id, "bob", version) is False
+        assert await PostgresDeliveries(conn).release(order_id, "bob", version) is False
     stored = await row(clean, order_id)
     assert (stored.status, stored.courier, stored.version) == (DeliveryStatus.IN_DELIVERY, "bob", 5)
 
@@ -152,7 +152,7 @@ async def test_stale_and_duplicated_events_change_nothing(clean: Database) -> No
 
     # The courier takes it; orders confirms with version 5.
     async with clean.begin() as conn:
-        assert (await storage.take(conn, order_id, "bob"))[0] is TakeOutcome.WON
+        assert (await PostgresDeliveries(conn).take(order_id, "bob"))[0] is TakeOutcome.WON
     taken_locally = await row(clean, order_id)
     assert await apply(clean, update(order_id, 5, "in_delivery", "bob"))
     confirmed = await row(clean, order_id)
@@ -165,7 +165,7 @@ async def test_stale_and_duplicated_events_change_nothing(clean: Database) -> No
     assert not await apply(clean, update(order_id, 5, "in_delivery", "bob"))
     assert await row(clean, order_id) == confirmed
     async with clean.connect() as conn:
-        assert await storage.offered(conn, 10) == []
+        assert await PostgresDeliveries(conn).offered(10) == []
 
     assert await apply(clean, update(order_id, 6, "completed", "bob"))
     done = await row(clean, order_id)
@@ -184,17 +184,17 @@ async def test_events_out_of_order_converge(clean: Database) -> None:
     stored = await row(clean, order_id)
     assert (stored.status, stored.courier, stored.version) == (DeliveryStatus.IN_DELIVERY, "bob", 5)
     async with clean.begin() as conn:
-        assert await storage.take(conn, order_id, "eve") == (TakeOutcome.ALREADY_TAKEN, None)
+        assert await PostgresDeliveries(conn).take(order_id, "eve") == (TakeOutcome.ALREADY_TAKEN, None)
 
 
 async def test_complete_only_moves_the_couriers_own_delivery(clean: Database) -> None:
     order_id = uuid.uuid4()
     await apply(clean, update(order_id, 4, "ready"))
     async with clean.begin() as conn:
-        await storage.take(conn, order_id, "bob")
-        assert await storage.mark_completed(conn, order_id, "eve") is False
-        assert await storage.mark_completed(conn, order_id, "bob") is True
-        assert await storage.state(conn, order_id) == ("completed", "bob")
+        await PostgresDeliveries(conn).take(order_id, "bob")
+        assert await PostgresDeliveries(conn).mark_completed(order_id, "eve") is False
+        assert await PostgresDeliveries(conn).mark_completed(order_id, "bob") is True
+        assert await PostgresDeliveries(conn).state(order_id) == ("completed", "bob")
 
 
 async def test_pickups_are_filled_in_later(clean: Database) -> None:
@@ -204,9 +204,9 @@ async def test_pickups_are_filled_in_later(clean: Database) -> None:
     other = update(elsewhere, 4, "ready")
     await apply(clean, DeliveryUpdate(**{**other.__dict__, "food_point_id": "fp-2"}))
     async with clean.begin() as conn:
-        assert sorted(await storage.food_points_missing_pickup(conn)) == ["fp-1", "fp-2"]
-        assert await storage.set_pickup(conn, "fp-1", Pickup(55.7, 37.6, "Arbat 2")) == 2
-        assert await storage.food_points_missing_pickup(conn) == ["fp-2"]
+        assert sorted(await PostgresDeliveries(conn).food_points_missing_pickup()) == ["fp-1", "fp-2"]
+        assert await PostgresDeliveries(conn).set_pickup("fp-1", Pickup(55.7, 37.6, "Arbat 2")) == 2
+        assert await PostgresDeliveries(conn).food_points_missing_pickup() == ["fp-2"]
     assert (await row(clean, first)).pickup == Pickup(55.7, 37.6, "Arbat 2")
     assert (await row(clean, elsewhere)).pickup is None
 
@@ -219,7 +219,7 @@ class NoKitchen:
 
 
 async def test_the_consumer_applies_an_event_once_through_the_inbox(clean: Database) -> None:
-    handler = OrderEventHandler(FoodPoints(NoKitchen()))  # type: ignore[arg-type]
+    handler = OrderEventHandler(FoodPoints(NoKitchen()), clean)  # type: ignore[arg-type]
     consume = idempotent_consumer(clean, "delivery", CONSUMER, handler)
     order_id = uuid.uuid4()
 

@@ -11,12 +11,16 @@ from typing import Any
 import pytest
 
 from sandwich.services.delivery.domain import (
+    AlreadyTaken,
     CompleteOutcome,
     Delivery,
     DeliveryStatus,
     DeliveryUpdate,
     InvalidDeliveryEvent,
     InvalidPosition,
+    NotDeliverable,
+    NotReady,
+    OrderNotFound,
     Pickup,
     Position,
     TakeOutcome,
@@ -29,7 +33,7 @@ from sandwich.services.delivery.domain import (
     rank_offers,
     refused_take,
     supersedes,
-    unknown_order_outcome,
+    unknown_order_refusal,
 )
 
 pytestmark = pytest.mark.unit
@@ -306,12 +310,17 @@ def test_refused_takes_are_explained() -> None:
 
 
 def test_unknown_orders_are_explained_by_what_orders_says() -> None:
-    assert unknown_order_outcome(None)[:2] == (404, "order_not_found")
+    refusal = unknown_order_refusal(None)
+    assert isinstance(refusal, OrderNotFound) and refusal.code == "order_not_found"
     for status in ("created", "paid", "assigned", "ready"):
-        assert unknown_order_outcome(status)[:2] == (409, "not_ready")
+        refusal = unknown_order_refusal(status)
+        assert isinstance(refusal, NotReady) and refusal.code == "not_ready"
+    assert "try again" in unknown_order_refusal("ready").message
     for status in ("in_delivery", "completed"):
-        assert unknown_order_outcome(status)[:2] == (409, "already_taken")
-    assert unknown_order_outcome("cancelled")[:2] == (409, "not_deliverable")
+        assert isinstance(unknown_order_refusal(status), AlreadyTaken)
+    refusal = unknown_order_refusal("cancelled")
+    assert isinstance(refusal, NotDeliverable) and refusal.code == "not_deliverable"
+    assert refusal.message == "The order is cancelled: there is nothing to deliver."
 
 
 def test_only_the_courier_who_took_it_may_complete() -> None:

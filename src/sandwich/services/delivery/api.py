@@ -17,13 +17,24 @@ from sandwich.platform.errors import ApiError
 from sandwich.platform.identity import Identity, identity_of, require_role
 from sandwich.platform.responses import JsonResponse
 from sandwich.services.delivery.commands import (
-    DeliveryContext,
+    CompleteOrder,
+    TakeOrder,
     complete_order,
     list_offers,
     list_own,
     take_order,
 )
-from sandwich.services.delivery.domain import InvalidPosition, parse_order_id, parse_position
+from sandwich.services.delivery.context import DeliveryContext, context_of
+from sandwich.services.delivery.domain import (
+    DeliveryRefused,
+    InvalidPosition,
+    NotYourDelivery,
+    OrderNotFound,
+    parse_order_id,
+    parse_position,
+    public_offer,
+)
+from sandwich.services.delivery.ports import OrdersUnavailable
 
 router = APIRouter(tags=["delivery"])
 
@@ -65,11 +76,6 @@ class OffersOut(BaseModel):
     items: list[OfferOut]
 
 
-async def context_of(request: Request) -> DeliveryContext:
-    ctx: DeliveryContext = request.app.state.service.state["delivery"]
-    return ctx
-
-
 async def courier_identity(request: Request) -> Identity:
     """FastAPI dependency: the caller, who must be a courier (401 without identity, 403 without the role)."""
     identity = identity_of(request)
@@ -82,6 +88,15 @@ def _order_id(raw: str) -> uuid.UUID:
     if order_id is None:
         raise ApiError(404, "order_not_found", "No such order.")
     return order_id
+
+
+def _api_error(exc: DeliveryRefused | OrdersUnavailable) -> ApiError:
+    """A refusal as the contract's answer: 404 and 403 for their kinds, 409 for every other
+    refusal (its code and message kept), 503 when orders cannot be reached."""
+    if isinstance(exc, OrdersUnavailable):
+        return ApiError(503, "service_unavailable", "orders cannot be reached right now, try again.")
+    status = 404 if isinstance(exc, OrderNotFound) else 403 if isinstance(exc, NotYourDelivery) else 409
+    return ApiError(status, exc.code, exc.message)
 
 
 @router.get("/api/v1/delivery/orders", response_model=OffersOut, response_model_exclude_unset=True)
@@ -98,7 +113,8 @@ async def offers(
         origin = parse_position(lat, lon)
     except InvalidPosition as exc:
         raise ApiError(422, "invalid_field", str(exc)) from exc
-    return JsonResponse({"items": await list_offers(ctx, origin, limit)})
+    offers = await list_offers(origin, limit, ctx.uow(), ctx.food_points)
+    return JsonResponse({"items": [public_offer(o, with_distance=origin is not None) for o in offers]})
 
 
 @router.get("/api/v1/delivery/mine", response_model=OffersOut, response_model_exclude_unset=True)
@@ -109,7 +125,8 @@ async def mine(
 ) -> JsonResponse:
     """The calling courier's deliveries: the ones on the way (`in_delivery`) first, then the latest
     delivered (`completed`)."""
-    return JsonResponse({"items": await list_own(ctx, identity.username, limit)})
+    own = await list_own(identity.username, limit, ctx.uow())
+    return JsonResponse({"items": [public_offer(offer, with_distance=False) for offer in own]})
 
 
 @router.post("/api/v1/delivery/orders/{order_id}/take", response_model=OrderOut)
@@ -120,7 +137,11 @@ async def take(
 ) -> JsonResponse:
     """Take a ready order: exactly one courier wins; the others get 409 `already_taken`. Repeating
     the call as the courier who took it answers the order again."""
-    return JsonResponse(await take_order(ctx, _order_id(order_id), identity.username))
+    command = TakeOrder(_order_id(order_id), identity.username)
+    try:
+        return JsonResponse(await take_order(command, ctx.uow(), ctx.orders))
+    except (DeliveryRefused, OrdersUnavailable) as exc:
+        raise _api_error(exc) from exc
 
 
 @router.post("/api/v1/delivery/orders/{order_id}/complete", response_model=OrderOut)
@@ -130,4 +151,8 @@ async def complete(
     ctx: Annotated[DeliveryContext, Depends(context_of)],
 ) -> JsonResponse:
     """Mark the courier's delivery done; 403 `not_your_delivery` unless this courier took it."""
-    return JsonResponse(await complete_order(ctx, _order_id(order_id), identity.username))
+    command = CompleteOrder(_order_id(order_id), identity.username)
+    try:
+        return JsonResponse(await complete_order(command, ctx.uow(), ctx.orders))
+    except (DeliveryRefused, OrdersUnavailable) as exc:
+        raise _api_error(exc) from exc

@@ -1,5 +1,7 @@
-"""What delivery does for a courier: list the offers, take one, complete it; and fill in pickup
-points that kitchen could not tell when the order became ready.
+"""What delivery does for a courier: list the offers, take one, complete it; keep the deliveries
+table by order events; and fill in pickup points that kitchen could not tell when the order became
+ready. Each use case takes its command, a unit of work and the ports it calls, and answers with
+domain results or raises domain refusals (domain.py) or OrdersUnavailable; api.py makes them HTTP.
 
 A take is decided locally first (one conditional UPDATE, committed, so exactly one courier wins)
 and then confirmed by orders. If orders refuses, or cannot be reached, the local take is undone
@@ -18,103 +20,110 @@ from typing import Any
 
 import structlog
 
-from sandwich.platform.app import Service
-from sandwich.platform.errors import ApiError
-from sandwich.platform.http import Response, ServiceUnavailable
-from sandwich.services.delivery import storage
 from sandwich.services.delivery.domain import (
+    AlreadyCompleted,
+    AlreadyTaken,
     CompleteOutcome,
     Delivery,
+    DeliveryRefused,
+    DeliveryStatus,
+    DeliveryUpdate,
+    NotInDelivery,
+    NotYourDelivery,
     Offer,
+    OrderNotFound,
     Pickup,
     Position,
     TakeOutcome,
     may_complete,
     missing_pickups,
-    public_offer,
     rank_offers,
-    unknown_order_outcome,
+    unknown_order_refusal,
 )
-from sandwich.services.delivery.ports import FoodPoints, Orders
+from sandwich.services.delivery.ports import (
+    OrdersAnswerMalformed,
+    OrdersUnavailable,
+    OrderTransitions,
+    PickupPoints,
+)
+from sandwich.services.delivery.unit_of_work import DeliveryUnitOfWork
 
 log = structlog.get_logger("delivery")
 
 # Sorting by distance looks at up to this many of the oldest offers (the list is short in practice).
 OFFER_SCAN_LIMIT = 1000
 
-
-@dataclass
-class DeliveryContext:
-    service: Service
-    food_points: FoodPoints
-    orders: Orders
+Order = dict[str, Any]
+"""The order as orders, the write side, answers a transition (the contract's OrderOut)."""
 
 
-def _unavailable(what: str) -> ApiError:
-    return ApiError(503, "service_unavailable", f"{what} cannot be reached right now, try again.")
+@dataclass(frozen=True)
+class TakeOrder:
+    order_id: uuid.UUID
+    courier: str
 
 
-def _not_found() -> ApiError:
-    return ApiError(404, "order_not_found", "No such order.")
+@dataclass(frozen=True)
+class CompleteOrder:
+    order_id: uuid.UUID
+    courier: str
 
 
-def _refusal(answer: Response, action: str) -> ApiError:
-    """orders' refusal as the courier's answer: its code and message, 403/404/409 kept, else 409."""
-    error = answer.body.get("error") if isinstance(answer.body, dict) else None
-    code = str(error.get("code")) if isinstance(error, dict) and error.get("code") else "conflict"
-    message = (
-        str(error.get("message"))
-        if isinstance(error, dict) and error.get("message")
-        else f"orders refused to {action} the order."
-    )
-    status = answer.status if answer.status in (403, 404, 409) else 409
-    return ApiError(status, code, message)
+async def apply_order_update(
+    update: DeliveryUpdate, uow: DeliveryUnitOfWork, food_points: PickupPoints
+) -> bool:
+    """Apply one order event (the consumer's use case); True when the row changed. A ready order gets
+    its pickup point when kitchen can tell it now, else the job fills it in later."""
+    async with uow:
+        pickup = None
+        if update.status is DeliveryStatus.READY and update.food_point_id:
+            pickup = await food_points.pickup(update.food_point_id)
+        changed = await uow.deliveries.apply_update(update, pickup)
+        await uow.commit()
+    return changed
 
 
-def _order_body(answer: Response, action: str) -> dict[str, Any]:
-    if not isinstance(answer.body, dict):
-        log.error("orders_answer_malformed", action=action, status=answer.status)
-        raise _unavailable("orders")
-    return answer.body
-
-
-async def fill_pickups(ctx: DeliveryContext, food_point_ids: set[str]) -> dict[str, Pickup]:
+async def fill_pickups(
+    food_point_ids: set[str], uow: DeliveryUnitOfWork, food_points: PickupPoints
+) -> dict[str, Pickup]:
     """Ask kitchen (through the cache) for these food points at once; store what it tells."""
     ids = sorted(food_point_ids)
-    found = await asyncio.gather(*(ctx.food_points.pickup(fp) for fp in ids))
+    found = await asyncio.gather(*(food_points.pickup(fp) for fp in ids))
     pickups = {fp: pickup for fp, pickup in zip(ids, found, strict=True) if pickup is not None}
     if pickups:
-        async with ctx.service.database.begin() as conn:
+        async with uow:
             for fp, pickup in pickups.items():
-                await storage.set_pickup(conn, fp, pickup)
+                await uow.deliveries.set_pickup(fp, pickup)
+            await uow.commit()
     return pickups
 
 
-async def fill_missing_pickups(ctx: DeliveryContext) -> None:
+async def fill_missing_pickups(uow: DeliveryUnitOfWork, food_points: PickupPoints) -> None:
     """The periodic job: pickup points of offered deliveries that kitchen could not tell before."""
-    async with ctx.service.database.connect() as conn:
-        food_point_ids = await storage.food_points_missing_pickup(conn)
+    async with uow.statements() as step:
+        food_point_ids = await step.deliveries.food_points_missing_pickup()
     if food_point_ids:
-        await fill_pickups(ctx, set(food_point_ids))
+        await fill_pickups(set(food_point_ids), uow, food_points)
 
 
-async def list_offers(ctx: DeliveryContext, origin: Position | None, limit: int) -> list[dict[str, Any]]:
+async def list_offers(
+    origin: Position | None, limit: int, uow: DeliveryUnitOfWork, food_points: PickupPoints
+) -> list[Offer]:
     """Orders ready and not taken: nearest pickup first from `origin`, else oldest first."""
-    async with ctx.service.database.connect() as conn:
-        deliveries = await storage.offered(conn, OFFER_SCAN_LIMIT if origin is not None else limit)
+    async with uow.statements() as step:
+        deliveries = await step.deliveries.offered(OFFER_SCAN_LIMIT if origin is not None else limit)
     missing = missing_pickups(deliveries)
     if missing:
-        pickups = await fill_pickups(ctx, missing)
+        pickups = await fill_pickups(missing, uow, food_points)
         deliveries = [_with_pickup(d, pickups) for d in deliveries]
-    offers = rank_offers(deliveries, origin)[:limit]
-    return [public_offer(offer, with_distance=origin is not None) for offer in offers]
+    return rank_offers(deliveries, origin)[:limit]
 
 
-async def list_own(ctx: DeliveryContext, courier: str, limit: int) -> list[dict[str, Any]]:
+async def list_own(courier: str, limit: int, uow: DeliveryUnitOfWork) -> list[Offer]:
     """The courier's own deliveries (on the way first, then the latest delivered)."""
-    async with ctx.service.database.connect() as conn:
-        deliveries = await storage.of_courier(conn, courier, limit)
-    return [public_offer(Offer(delivery), with_distance=False) for delivery in deliveries]
+    async with uow.statements() as step:
+        deliveries = await step.deliveries.of_courier(courier, limit)
+    return [Offer(delivery) for delivery in deliveries]
 
 
 def _with_pickup(delivery: Delivery, pickups: dict[str, Pickup]) -> Delivery:
@@ -123,81 +132,70 @@ def _with_pickup(delivery: Delivery, pickups: dict[str, Pickup]) -> Delivery:
     return dataclasses.replace(delivery, pickup=pickups[delivery.food_point_id])
 
 
-async def take_order(ctx: DeliveryContext, order_id: uuid.UUID, courier: str) -> dict[str, Any]:
-    """Take the order for `courier`: the order (from orders) now in_delivery with them."""
-    async with ctx.service.database.begin() as conn:
-        outcome, version = await storage.take(conn, order_id, courier)
+async def take_order(command: TakeOrder, uow: DeliveryUnitOfWork, orders: OrderTransitions) -> Order:
+    """Take the order for the courier: the order (from orders) now in_delivery with them."""
+    async with uow:
+        outcome, version = await uow.deliveries.take(command.order_id, command.courier)
+        if outcome is TakeOutcome.WON:
+            await uow.commit()  # before orders hears of it: exactly one courier wins
     if outcome is TakeOutcome.WON:
         assert version is not None
-        return await _confirm_take(ctx, order_id, courier, version)
+        return await _confirm_take(command, version, uow, orders)
     if outcome is TakeOutcome.ALREADY_MINE:
-        return await _repeat_take(ctx, order_id, courier)
+        # The courier holds the order already: answer the order again (orders' take is idempotent).
+        return await orders.take(str(command.order_id), command.courier)
     if outcome is TakeOutcome.ALREADY_COMPLETED:
-        raise ApiError(409, "already_completed", "This order has been delivered already.")
+        raise AlreadyCompleted()
     if outcome is TakeOutcome.ALREADY_TAKEN:
-        raise ApiError(409, "already_taken", "Another courier took this order.")
+        raise AlreadyTaken()
     # Delivery has no row for it: unknown, not ready yet, or its ready event is still on the way.
     try:
-        write_side_status = await ctx.orders.status_of(str(order_id))
-    except ServiceUnavailable as exc:
-        log.warning("orders_unavailable_for_unknown_take", order_id=str(order_id), error=exc.reason)
-        raise _not_found() from exc
-    status, code, message = unknown_order_outcome(write_side_status)
-    raise ApiError(status, code, message)
+        write_side_status = await orders.status_of(str(command.order_id))
+    except OrdersUnavailable as exc:
+        log.warning("orders_unavailable_for_unknown_take", order_id=str(command.order_id), error=exc.reason)
+        raise OrderNotFound() from exc
+    raise unknown_order_refusal(write_side_status)
 
 
 async def _confirm_take(
-    ctx: DeliveryContext, order_id: uuid.UUID, courier: str, version: int
-) -> dict[str, Any]:
+    command: TakeOrder, version: int, uow: DeliveryUnitOfWork, orders: OrderTransitions
+) -> Order:
+    """orders confirms the local take, or it is undone: refused, or orders away (an answer that is
+    not an order is no refusal: orders took it, and its in_delivery event will say so)."""
     try:
-        answer = await ctx.orders.take(str(order_id), courier)
-    except ServiceUnavailable as exc:
-        await _release(ctx, order_id, courier, version, reason=exc.reason)
-        raise _unavailable("orders") from exc
-    if answer.status == 200:
-        return _order_body(answer, "take")
-    await _release(ctx, order_id, courier, version, reason=f"orders answered {answer.status}")
-    raise _refusal(answer, "take")
+        return await orders.take(str(command.order_id), command.courier)
+    except OrdersAnswerMalformed:
+        raise
+    except OrdersUnavailable as exc:
+        await _release(command, version, uow, reason=exc.reason)
+        raise
+    except DeliveryRefused as exc:
+        await _release(command, version, uow, reason=f"orders refused: {exc.code}")
+        raise
 
 
-async def _release(
-    ctx: DeliveryContext, order_id: uuid.UUID, courier: str, version: int, *, reason: str
-) -> None:
-    log.warning("take_undone", order_id=str(order_id), courier=courier, reason=reason)
-    async with ctx.service.database.begin() as conn:
-        await storage.release(conn, order_id, courier, version)
+async def _release(command: TakeOrder, version: int, uow: DeliveryUnitOfWork, *, reason: str) -> None:
+    log.warning("take_undone", order_id=str(command.order_id), courier=command.courier, reason=reason)
+    async with uow:
+        await uow.deliveries.release(command.order_id, command.courier, version)
+        await uow.commit()
 
 
-async def _repeat_take(ctx: DeliveryContext, order_id: uuid.UUID, courier: str) -> dict[str, Any]:
-    """The courier holds the order already: answer the order again (orders' take is idempotent)."""
-    try:
-        answer = await ctx.orders.take(str(order_id), courier)
-    except ServiceUnavailable as exc:
-        raise _unavailable("orders") from exc
-    if answer.status == 200:
-        return _order_body(answer, "take")
-    raise _refusal(answer, "take")
-
-
-async def complete_order(ctx: DeliveryContext, order_id: uuid.UUID, courier: str) -> dict[str, Any]:
-    """Complete the courier's delivery: the order (from orders) now completed."""
-    async with ctx.service.database.connect() as conn:
-        current = await storage.state(conn, order_id)
-    outcome = may_complete(current, courier)
+async def complete_order(command: CompleteOrder, uow: DeliveryUnitOfWork, orders: OrderTransitions) -> Order:
+    """Complete the courier's delivery: the order (from orders) now completed. A repeat by the same
+    courier asks orders again (idempotent there) and changes nothing here."""
+    async with uow.statements() as step:
+        current = await step.deliveries.state(command.order_id)
+    outcome = may_complete(current, command.courier)
     if outcome is CompleteOutcome.NOT_FOUND:
-        raise _not_found()
+        raise OrderNotFound()
     if outcome is CompleteOutcome.NOT_YOURS:
-        raise ApiError(403, "not_your_delivery", "This order is not yours to deliver.")
+        raise NotYourDelivery()
     if outcome is CompleteOutcome.NOT_IN_DELIVERY:
-        raise ApiError(409, "not_in_delivery", "The order is not in delivery.")
-    try:
-        answer = await ctx.orders.complete(str(order_id), courier)
-    except ServiceUnavailable as exc:
-        raise _unavailable("orders") from exc
-    if answer.status != 200:
-        raise _refusal(answer, "complete")
-    body = _order_body(answer, "complete")
+        raise NotInDelivery()
+    order = await orders.complete(str(command.order_id), command.courier)
     if outcome is CompleteOutcome.ALLOWED:
-        async with ctx.service.database.begin() as conn:
-            await storage.mark_completed(conn, order_id, courier)
-    return body
+        async with uow:
+            await uow.deliveries.mark_completed(command.order_id, command.courier)
+            await uow.commit()
+    return order

@@ -298,21 +298,68 @@ def refused_take(current: tuple[str, str | None] | None, courier: str) -> TakeOu
 BEFORE_READY = frozenset({"created", "paid", "assigned"})
 
 
-def unknown_order_outcome(write_side_status: str | None) -> tuple[int, str, str]:
-    """(status, code, message) for a take of an order delivery has no row for, given what orders says.
+class DeliveryRefused(Exception):
+    """A courier's take or complete refused, by delivery or by orders through it: `code` and
+    `message` are the contract's error body; api.py picks the status by the class (409 unless said)."""
+
+    code = "conflict"
+    message = "The order cannot be delivered so."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None):
+        self.message = message or type(self).message
+        self.code = code or type(self).code
+        super().__init__(self.message)
+
+
+class OrderNotFound(DeliveryRefused):
+    code = "order_not_found"
+    message = "No such order."
+
+
+class NotYourDelivery(DeliveryRefused):
+    code = "not_your_delivery"
+    message = "This order is not yours to deliver."
+
+
+class AlreadyTaken(DeliveryRefused):
+    code = "already_taken"
+    message = "Another courier took this order."
+
+
+class AlreadyCompleted(DeliveryRefused):
+    code = "already_completed"
+    message = "This order has been delivered already."
+
+
+class NotReady(DeliveryRefused):
+    code = "not_ready"
+    message = "The order is not ready for delivery yet."
+
+
+class NotInDelivery(DeliveryRefused):
+    code = "not_in_delivery"
+    message = "The order is not in delivery."
+
+
+class NotDeliverable(DeliveryRefused):
+    code = "not_deliverable"
+
+
+def unknown_order_refusal(write_side_status: str | None) -> DeliveryRefused:
+    """Why a take of an order delivery has no row for is refused, given what orders says.
 
     None means orders does not know it either. A `ready` order whose event has not arrived yet is
     refused as not ready: the next attempt, a moment later, finds it offered.
     """
     if write_side_status is None:
-        return 404, "order_not_found", "No such order."
+        return OrderNotFound()
     if write_side_status in BEFORE_READY:
-        return 409, "not_ready", "The order is not ready for delivery yet."
+        return NotReady()
     if write_side_status == DeliveryStatus.READY:
-        return 409, "not_ready", "The order is not offered to couriers yet; try again in a moment."
+        return NotReady("The order is not offered to couriers yet; try again in a moment.")
     if write_side_status in (DeliveryStatus.IN_DELIVERY, DeliveryStatus.COMPLETED):
-        return 409, "already_taken", "Another courier took this order."
-    return 409, "not_deliverable", f"The order is {write_side_status}: there is nothing to deliver."
+        return AlreadyTaken()
+    return NotDeliverable(f"The order is {write_side_status}: there is nothing to deliver.")
 
 
 class CompleteOutcome(StrEnum):

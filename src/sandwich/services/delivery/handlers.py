@@ -7,11 +7,13 @@ event id apply once; the version rule in storage makes a stale or duplicated eve
 
 from __future__ import annotations
 
+from sandwich.platform.db import Database
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
 from sandwich.platform.sql import Connection
-from sandwich.services.delivery import storage
-from sandwich.services.delivery.domain import TRACKED_STATUSES, DeliveryStatus, DeliveryUpdate
-from sandwich.services.delivery.ports import FoodPoints
+from sandwich.services.delivery.commands import apply_order_update
+from sandwich.services.delivery.domain import TRACKED_STATUSES, DeliveryUpdate
+from sandwich.services.delivery.ports import PickupPoints
+from sandwich.services.delivery.unit_of_work import SqlDeliveryUnitOfWork
 
 CONSUMER = "delivery"
 
@@ -29,21 +31,18 @@ def concerns_delivery(envelope: Envelope) -> bool:
 
 
 class OrderEventHandler:
-    """The consumer: `handler(conn, envelope)` runs inside the inbox's transaction."""
+    """The consumer: `handler(conn, envelope)` runs inside the inbox's transaction, which the inbox
+    commits (so the use case's unit joins it). It asks kitchen for a ready order's pickup point
+    there, briefly (ports.KITCHEN_TIMEOUT_SECONDS, cached)."""
 
-    def __init__(self, food_points: FoodPoints):
+    def __init__(self, food_points: PickupPoints, database: Database):
         self.food_points = food_points
-
-    async def apply(self, conn: Connection, update: DeliveryUpdate) -> bool:
-        """Apply one update in the caller's transaction; True when the row changed."""
-        pickup = None
-        if update.status is DeliveryStatus.READY and update.food_point_id:
-            pickup = await self.food_points.pickup(update.food_point_id)
-        return await storage.apply_update(conn, update, pickup)
+        self.database = database
 
     async def __call__(self, conn: Connection, envelope: Envelope) -> None:
         if envelope.type != ORDER_EVENT:
             return
         update = delivery_update(envelope)
         if update is not None:
-            await self.apply(conn, update)
+            uow = SqlDeliveryUnitOfWork.joining(conn, self.database)
+            await apply_order_update(update, uow, self.food_points)

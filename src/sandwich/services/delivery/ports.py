@@ -1,24 +1,70 @@
 """What delivery asks other services over HTTP: kitchen for a food point's location (cached), and
 orders, the write side, to confirm a take or a completion.
+
+The use cases see these through the protocols `PickupPoints` and `OrderTransitions` (the unit tests
+give in-memory ones); HTTP stays here: an answer of orders becomes the order, a domain refusal, or
+`OrdersUnavailable`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import structlog
 
 from sandwich.platform.http import Response, ServiceClient, ServiceUnavailable
-from sandwich.services.delivery.domain import Pickup
+from sandwich.services.delivery.domain import DeliveryRefused, NotYourDelivery, OrderNotFound, Pickup
 
 log = structlog.get_logger("delivery")
 
 # Kitchen is asked once per call, briefly: a missing pickup point is filled in later, so there is no
 # reason to hold an event's transaction or a courier's request on a slow kitchen.
 KITCHEN_TIMEOUT_SECONDS = 1.5
+
+
+class PickupPoints(Protocol):
+    async def pickup(self, food_point_id: str) -> Pickup | None:
+        """Where the food point's orders are collected; None when that cannot be told now."""
+        ...
+
+
+class OrderTransitions(Protocol):
+    """orders, the write side, giving an order to a courier and taking it back delivered."""
+
+    async def take(self, order_id: str, courier: str) -> dict[str, Any]: ...
+
+    async def complete(self, order_id: str, courier: str) -> dict[str, Any]: ...
+
+    async def status_of(self, order_id: str) -> str | None: ...
+
+
+class OrdersUnavailable(Exception):
+    """orders cannot be reached right now (or answered what is not an order): try again."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"orders is unavailable: {reason}")
+        self.reason = reason
+
+
+class OrdersAnswerMalformed(OrdersUnavailable):
+    """orders accepted (200) but its answer is not an order: the transition may well have happened."""
+
+
+def orders_refusal(answer: Response, action: str) -> DeliveryRefused:
+    """orders' refusal in delivery's words: its code and message, a 403 or 404 kept as such (not your
+    delivery, no such order), anything else a conflict."""
+    error = answer.body.get("error") if isinstance(answer.body, dict) else None
+    code = str(error.get("code")) if isinstance(error, dict) and error.get("code") else "conflict"
+    message = (
+        str(error.get("message"))
+        if isinstance(error, dict) and error.get("message")
+        else f"orders refused to {action} the order."
+    )
+    kind = {403: NotYourDelivery, 404: OrderNotFound}.get(answer.status, DeliveryRefused)
+    return kind(message, code=code)
 
 
 class FoodPoints:
@@ -80,37 +126,45 @@ class FoodPoints:
 
 
 class Orders:
-    """The write side's internal transitions; both are idempotent for the same courier, so retried."""
+    """The write side's internal transitions over HTTP; both are idempotent for the same courier, so
+    retried. Each raises OrdersUnavailable when orders cannot be reached, and its refusal as a
+    DeliveryRefused."""
 
     def __init__(self, http: ServiceClient):
         self.http = http
 
-    async def take(self, order_id: str, courier: str) -> Response:
-        """Raises ServiceUnavailable when orders cannot be reached."""
-        return await self.http.request(
-            "orders",
-            "POST",
-            f"/internal/v1/orders/{order_id}/take",
-            json={"courier": courier},
-            idempotent=True,
-        )
+    async def take(self, order_id: str, courier: str) -> dict[str, Any]:
+        """The order, now in delivery with `courier`."""
+        return await self._transition(order_id, courier, "take")
 
-    async def complete(self, order_id: str, courier: str) -> Response:
-        """Raises ServiceUnavailable when orders cannot be reached."""
-        return await self.http.request(
-            "orders",
-            "POST",
-            f"/internal/v1/orders/{order_id}/complete",
-            json={"courier": courier},
-            idempotent=True,
-        )
+    async def complete(self, order_id: str, courier: str) -> dict[str, Any]:
+        """The order, now completed."""
+        return await self._transition(order_id, courier, "complete")
+
+    async def _transition(self, order_id: str, courier: str, action: str) -> dict[str, Any]:
+        try:
+            answer = await self.http.request(
+                "orders",
+                "POST",
+                f"/internal/v1/orders/{order_id}/{action}",
+                json={"courier": courier},
+                idempotent=True,
+            )
+        except ServiceUnavailable as exc:
+            raise OrdersUnavailable(exc.reason) from exc
+        if answer.status != 200:
+            raise orders_refusal(answer, action)
+        if not isinstance(answer.body, dict):
+            log.error("orders_answer_malformed", action=action, status=answer.status)
+            raise OrdersAnswerMalformed(f"the answer to {action} is not an order")
+        return answer.body
 
     async def status_of(self, order_id: str) -> str | None:
-        """The order's status as orders knows it; None when orders does not know the order.
-
-        Raises ServiceUnavailable when orders cannot be reached.
-        """
-        answer = await self.http.request("orders", "GET", f"/internal/v1/orders/{order_id}")
+        """The order's status as orders knows it; None when orders does not know the order."""
+        try:
+            answer = await self.http.request("orders", "GET", f"/internal/v1/orders/{order_id}")
+        except ServiceUnavailable as exc:
+            raise OrdersUnavailable(exc.reason) from exc
         if answer.status != 200 or not isinstance(answer.body, dict):
             return None
         order: Any = answer.body.get("order")

@@ -118,90 +118,92 @@ def _to_delivery(row: Row) -> Delivery:
     )
 
 
-async def apply_update(conn: Connection, update: DeliveryUpdate, pickup: Pickup | None = None) -> bool:
-    """Apply one order event in the caller's transaction; True when the row changed."""
-    result = await conn.execute(
-        _UPSERT,
-        {
-            "order_id": update.order_id,
-            "status": update.status.value,
-            "food_point_id": update.food_point_id,
-            "pickup_lat": pickup.lat if pickup else None,
-            "pickup_lon": pickup.lon if pickup else None,
-            "pickup_address": pickup.address if pickup else None,
-            "dropoff_address": update.dropoff_address,
-            "dropoff_lat": update.dropoff_lat,
-            "dropoff_lon": update.dropoff_lon,
-            "items": orjson.dumps(update.items).decode(),
-            "total": update.total,
-            "courier": update.courier,
-            "version": update.version,
-            "ready_at": update.ready_at,
-            "taken_at": update.taken_at,
-            "completed_at": update.completed_at,
-        },
-    )
-    return bool(result.rowcount)
+class PostgresDeliveries:
+    """The deliveries table on one connection (the unit of work's): the SQL above, one method each."""
 
+    def __init__(self, conn: Connection):
+        self.conn = conn
 
-async def state(conn: Connection, order_id: uuid.UUID) -> tuple[str, str | None] | None:
-    """(status, courier) of one delivery, or None when delivery has no row for the order."""
-    row = (await conn.execute(_STATE, {"order_id": order_id})).one_or_none()
-    return (row.status, row.courier) if row else None
+    async def apply_update(self, update: DeliveryUpdate, pickup: Pickup | None = None) -> bool:
+        """Apply one order event in the caller's transaction; True when the row changed."""
+        result = await self.conn.execute(
+            _UPSERT,
+            {
+                "order_id": update.order_id,
+                "status": update.status.value,
+                "food_point_id": update.food_point_id,
+                "pickup_lat": pickup.lat if pickup else None,
+                "pickup_lon": pickup.lon if pickup else None,
+                "pickup_address": pickup.address if pickup else None,
+                "dropoff_address": update.dropoff_address,
+                "dropoff_lat": update.dropoff_lat,
+                "dropoff_lon": update.dropoff_lon,
+                "items": orjson.dumps(update.items).decode(),
+                "total": update.total,
+                "courier": update.courier,
+                "version": update.version,
+                "ready_at": update.ready_at,
+                "taken_at": update.taken_at,
+                "completed_at": update.completed_at,
+            },
+        )
+        return bool(result.rowcount)
 
+    async def state(self, order_id: uuid.UUID) -> tuple[str, str | None] | None:
+        """(status, courier) of one delivery, or None when delivery has no row for the order."""
+        row = (await self.conn.execute(_STATE, {"order_id": order_id})).one_or_none()
+        return (row.status, row.courier) if row else None
 
-async def load(conn: Connection, order_id: uuid.UUID) -> Delivery | None:
-    row = (
-        await conn.execute(text(f"SELECT {_COLUMNS} FROM deliveries WHERE order_id = :id"), {"id": order_id})
-    ).one_or_none()
-    return _to_delivery(row) if row else None
+    async def load(self, order_id: uuid.UUID) -> Delivery | None:
+        row = (
+            await self.conn.execute(
+                text(f"SELECT {_COLUMNS} FROM deliveries WHERE order_id = :id"), {"id": order_id}
+            )
+        ).one_or_none()
+        return _to_delivery(row) if row else None
 
+    async def take(self, order_id: uuid.UUID, courier: str) -> tuple[TakeOutcome, int | None]:
+        """Try to take the order for `courier`: (WON, the row's version) for exactly one of any number
+        of concurrent callers; the others learn why not. Commit before telling anyone about a win."""
+        for _ in range(TAKE_ATTEMPTS):
+            taken = await self.conn.execute(_TAKE, {"order_id": order_id, "courier": courier})
+            version = taken.scalar_one_or_none()
+            if version is not None:
+                return TakeOutcome.WON, int(version)
+            outcome = refused_take(await self.state(order_id), courier)
+            if outcome is not TakeOutcome.RETRY:
+                return outcome, None
+        return TakeOutcome.ALREADY_TAKEN, None
 
-async def take(conn: Connection, order_id: uuid.UUID, courier: str) -> tuple[TakeOutcome, int | None]:
-    """Try to take the order for `courier`: (WON, the row's version) for exactly one of any number of
-    concurrent callers; the others learn why not. Commit before telling anyone about a win."""
-    for _ in range(TAKE_ATTEMPTS):
-        version = (await conn.execute(_TAKE, {"order_id": order_id, "courier": courier})).scalar_one_or_none()
-        if version is not None:
-            return TakeOutcome.WON, int(version)
-        outcome = refused_take(await state(conn, order_id), courier)
-        if outcome is not TakeOutcome.RETRY:
-            return outcome, None
-    return TakeOutcome.ALREADY_TAKEN, None
+    async def release(self, order_id: uuid.UUID, courier: str, version: int) -> bool:
+        """Undo `courier`'s take of the order (taken at `version`): it is offered again. True if undone."""
+        result = await self.conn.execute(
+            _RELEASE, {"order_id": order_id, "courier": courier, "version": version}
+        )
+        return bool(result.rowcount)
 
+    async def mark_completed(self, order_id: uuid.UUID, courier: str) -> bool:
+        result = await self.conn.execute(_COMPLETE, {"order_id": order_id, "courier": courier})
+        return bool(result.rowcount)
 
-async def release(conn: Connection, order_id: uuid.UUID, courier: str, version: int) -> bool:
-    """Undo `courier`'s take of the order (taken at `version`): it is offered again. True if undone."""
-    result = await conn.execute(_RELEASE, {"order_id": order_id, "courier": courier, "version": version})
-    return bool(result.rowcount)
+    async def offered(self, limit: int) -> list[Delivery]:
+        """Deliveries ready and not taken, oldest first, at most `limit`."""
+        rows = (await self.conn.execute(_OFFERED, {"limit": limit})).all()
+        return [_to_delivery(row) for row in rows]
 
+    async def of_courier(self, courier: str, limit: int) -> list[Delivery]:
+        """The courier's deliveries: the ones on the way first, then the latest delivered."""
+        rows = (await self.conn.execute(_OF_COURIER, {"courier": courier, "limit": limit})).all()
+        return [_to_delivery(row) for row in rows]
 
-async def mark_completed(conn: Connection, order_id: uuid.UUID, courier: str) -> bool:
-    result = await conn.execute(_COMPLETE, {"order_id": order_id, "courier": courier})
-    return bool(result.rowcount)
+    async def set_pickup(self, food_point_id: str, pickup: Pickup) -> int:
+        """Fill in the pickup point of every delivery from this food point that lacks it."""
+        result = await self.conn.execute(
+            _SET_PICKUP,
+            {"food_point_id": food_point_id, "lat": pickup.lat, "lon": pickup.lon, "address": pickup.address},
+        )
+        return int(result.rowcount)
 
-
-async def offered(conn: Connection, limit: int) -> list[Delivery]:
-    """Deliveries ready and not taken, oldest first, at most `limit`."""
-    rows = (await conn.execute(_OFFERED, {"limit": limit})).all()
-    return [_to_delivery(row) for row in rows]
-
-
-async def of_courier(conn: Connection, courier: str, limit: int) -> list[Delivery]:
-    """The courier's deliveries: the ones on the way first, then the latest delivered."""
-    rows = (await conn.execute(_OF_COURIER, {"courier": courier, "limit": limit})).all()
-    return [_to_delivery(row) for row in rows]
-
-
-async def set_pickup(conn: Connection, food_point_id: str, pickup: Pickup) -> int:
-    """Fill in the pickup point of every delivery from this food point that lacks it."""
-    result = await conn.execute(
-        _SET_PICKUP,
-        {"food_point_id": food_point_id, "lat": pickup.lat, "lon": pickup.lon, "address": pickup.address},
-    )
-    return int(result.rowcount)
-
-
-async def food_points_missing_pickup(conn: Connection, limit: int = 100) -> list[str]:
-    rows = (await conn.execute(_MISSING_PICKUPS, {"limit": limit})).all()
-    return [str(row.food_point_id) for row in rows]
+    async def food_points_missing_pickup(self, limit: int = 100) -> list[str]:
+        rows = (await self.conn.execute(_MISSING_PICKUPS, {"limit": limit})).all()
+        return [str(row.food_point_id) for row in rows]
