@@ -1,28 +1,36 @@
 """Routes of billing: the customer's account (public) and the seeds' operate call (internal).
 
-Every money-moving call runs in one transaction with its idempotency key, so a repeated request
-replays the first answer (a refused payment included) and the work happens once.
+Every money-moving call runs with its idempotency key in one statement or one transaction, so a
+repeated request replays the first answer (a refused payment included) and the work happens once
+(commands.py). Here requests become commands, and outcomes and domain errors the contract's answers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandwich.platform.app import Service, service_of
-from sandwich.platform.errors import ApiError, error_body
-from sandwich.platform.idempotency import check_key, existing_claim, request_hash
+from sandwich.platform.errors import ApiError
+from sandwich.platform.idempotency import check_key
 from sandwich.platform.identity import Identity, current_identity
-from sandwich.platform.observability import FAULT_DELAY
 from sandwich.platform.responses import JsonResponse
-from sandwich.platform.sql import Connection
 from sandwich.platform.validation import Text
-from sandwich.services.billing import storage
-from sandwich.services.billing.domain import MAX_DEPOSIT, MAX_OPERATION, OperationKind
+from sandwich.services.billing import commands
+from sandwich.services.billing.answers import OPERATED, REFUSED, REFUSED_BODY, operation_body
+from sandwich.services.billing.context import BillingContext, context_of
+from sandwich.services.billing.domain import (
+    MAX_DEPOSIT,
+    MAX_OPERATION,
+    Account,
+    KeyReused,
+    MoneyOperation,
+    OperationKind,
+    Outcome,
+    RequestInProgress,
+)
 
 router = APIRouter(tags=["billing"])
 
@@ -61,99 +69,68 @@ class Operate(BaseModel):
     order_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
 
 
-async def injected_delay(service: Service) -> None:
-    """The benchmark's "billing answers 200 ms late" fault (SANDWICH_FAULT_DELAY_MS, 0 normally); the
-    metric lets the benchmark see that the fault was in effect, whichever route or consumer paid."""
-    if service.settings.fault_delay_ms > 0:
-        with FAULT_DELAY.labels(service.name).time():
-            await asyncio.sleep(service.settings.fault_delay_ms / 1000)
+def _outcome_response(outcome: Outcome) -> JsonResponse:
+    """A repeat replays the first answer as stored; a first request answers the operation (201) or
+    the refusal (406 insufficient_funds), the same answers the store keeps with its key."""
+    if outcome.replay is not None:
+        return JsonResponse(outcome.replay.body, status_code=outcome.replay.status)
+    if outcome.operation is None:
+        return JsonResponse(REFUSED_BODY, status_code=REFUSED)
+    return JsonResponse(operation_body(outcome.operation), status_code=OPERATED)
 
 
-async def apply_operation(
-    service: Service,
-    user_id: str,
-    username: str | None,
-    kind: OperationKind,
-    amount: int,
-    order_id: str | None,
-    key: str | None,
-) -> tuple[int, dict[str, Any]]:
-    """Move the balance and append the ledger row, once per idempotency key; (status, body).
-
-    A payment is one statement, atomic on its own: it runs without BEGIN and COMMIT around it (two
-    round trips of the three a payment took). Money coming in opens the account first: two
-    statements, one transaction."""
-    db = service.database
-    async with db.connect() if kind is OperationKind.PAYMENT else db.begin() as conn:
-        return await operate_in(conn, user_id, username, kind, amount, order_id, key)
+async def _operate(command: MoneyOperation, context: BillingContext) -> JsonResponse:
+    uow = context.unit_of_work(atomic=commands.needs_transaction(command.kind))
+    try:
+        outcome = await commands.operate(command, uow)
+    except KeyReused as exc:
+        raise ApiError(
+            409, "idempotency_key_reused", "This Idempotency-Key was already used with another request."
+        ) from exc
+    except RequestInProgress as exc:
+        raise ApiError(
+            409, "request_in_progress", "The first request with this Idempotency-Key is still running."
+        ) from exc
+    return _outcome_response(outcome)
 
 
-async def operate_in(
-    conn: Connection,
-    user_id: str,
-    username: str | None,
-    kind: OperationKind,
-    amount: int,
-    order_id: str | None,
-    key: str | None,
-) -> tuple[int, dict[str, Any]]:
-    """apply_operation on the caller's connection (the async flow's consumer runs it in the
-    transaction of its inbox claim): one statement, plus the stored answer when the key was taken."""
-    body_hash = request_hash({"kind": kind.value, "amount": amount, "order_id": order_id})
-    if kind is not OperationKind.PAYMENT:
-        # Money coming in opens the account if it is not there yet (it is opened on first use).
-        await storage.open_account(conn, user_id, username)
-    refused = error_body("insufficient_funds", "Not enough money on the account.")
-    done = await storage.operate(conn, user_id, kind, amount, order_id, key, body_hash, refused)
-    if done is not None:
-        return done
-    assert key is not None
-    for _ in range(50):
-        stored = await existing_claim(conn, user_id, key, body_hash)
-        if stored.status_code is not None:
-            return stored.status_code, stored.body
-        await asyncio.sleep(0.02)  # a claim from before answers were stored with it: being finished
-    raise ApiError(
-        409, "request_in_progress", "The first request with this Idempotency-Key is still running."
-    )
+def _account_body(account: Account) -> dict[str, Any]:
+    return {"balance": account.balance, "currency": account.currency}
 
 
 @router.get("/api/v1/billing/account", response_model=AccountOut)
 async def get_account(
-    identity: Annotated[Identity, Depends(current_identity)], service: Annotated[Service, Depends(service_of)]
+    identity: Annotated[Identity, Depends(current_identity)],
+    context: Annotated[BillingContext, Depends(context_of)],
 ) -> dict[str, Any]:
     """The caller's account; opened on first use, so it exists as soon as the user does."""
-    async with service.database.begin() as conn:
-        found = await storage.account(conn, identity.user_id)
-        if found is None:
-            await storage.open_account(conn, identity.user_id, identity.username)
-            found = await storage.account(conn, identity.user_id)
-    assert found is not None
-    return {"balance": found[0], "currency": found[1]}
+    account = await commands.account_of(identity.user_id, identity.username, context.unit_of_work())
+    return _account_body(account)
 
 
 @router.post("/api/v1/billing/account/deposit", status_code=201, response_model=OperationOut)
 async def deposit(
     body: Deposit,
     identity: Annotated[Identity, Depends(current_identity)],
-    service: Annotated[Service, Depends(service_of)],
+    context: Annotated[BillingContext, Depends(context_of)],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JsonResponse:
     key = check_key(idempotency_key)
-    status, answer = await apply_operation(
-        service, identity.user_id, identity.username, OperationKind.DEPOSIT, body.amount, None, key
+    command = MoneyOperation(
+        identity.user_id, identity.username, OperationKind.DEPOSIT, body.amount, None, key
     )
-    return JsonResponse(answer, status_code=status)
+    return await _operate(command, context)
 
 
 @router.get("/api/v1/billing/account/operations", response_model=OperationsOut)
 async def list_operations(
     identity: Annotated[Identity, Depends(current_identity)],
-    service: Annotated[Service, Depends(service_of)],
+    context: Annotated[BillingContext, Depends(context_of)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    async with service.database.connect() as conn:
-        return {"items": await storage.operations(conn, identity.user_id, limit)}
+    uow = context.unit_of_work(atomic=False)  # one statement
+    operations = await commands.operations_of(identity.user_id, limit, uow)
+    return {"items": [operation_body(operation) for operation in operations]}
 
 
 @router.post(
@@ -161,21 +138,21 @@ async def list_operations(
 )
 async def operate(
     body: Operate,
-    service: Annotated[Service, Depends(service_of)],
+    context: Annotated[BillingContext, Depends(context_of)],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JsonResponse:
     """Payment or refund for an order (ADR 001); 406 insufficient_funds when the balance is too low."""
     key = check_key(idempotency_key)
     if key is None:
         raise ApiError(400, "idempotency_key_required", "Money operations need an Idempotency-Key.")
-    await injected_delay(service)
-    status, answer = await apply_operation(
-        service, body.user_id, body.username, OperationKind(body.kind), body.amount, body.order_id, key
+    await context.injected_delay()
+    command = MoneyOperation(
+        body.user_id, body.username, OperationKind(body.kind), body.amount, body.order_id, key
     )
-    return JsonResponse(answer, status_code=status)
+    return await _operate(command, context)
 
 
-class OrderRefund(BaseModel):
+class OrderRefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
 
@@ -188,36 +165,16 @@ class OrderRefundOut(BaseModel):
 
 @router.post("/internal/v1/orders/{order_id}/refund", response_model=OrderRefundOut, include_in_schema=False)
 async def refund_order(
-    order_id: str, body: OrderRefund, service: Annotated[Service, Depends(service_of)]
+    order_id: str, body: OrderRefundIn, context: Annotated[BillingContext, Depends(context_of)]
 ) -> dict[str, Any]:
-    """Give back whatever was paid for an order and not refunded yet.
-
-    Idempotent by its nature rather than by a key: a second call finds nothing left to refund, and a
-    payment that lands after a cancellation is refunded by the next call. The account row lock makes
-    two concurrent calls refund once.
-    """
+    """Give back whatever was paid for an order and not refunded yet (commands.refund_order)."""
     try:
         uuid.UUID(order_id)
     except ValueError as exc:
         raise ApiError(422, "invalid_order_id", "Not an order id.") from exc
-    async with service.database.begin() as conn:
-        if not await storage.lock_account(conn, body.user_id):
-            return {"order_id": order_id, "refunded": 0, "operation": None}
-        owed = await storage.net_paid_for_order(conn, body.user_id, order_id)
-        if owed <= 0:
-            return {"order_id": order_id, "refunded": 0, "operation": None}
-        new_balance = await storage.move_balance(conn, body.user_id, owed)
-        assert new_balance is not None
-        operation = await storage.record_operation(
-            conn,
-            body.user_id,
-            OperationKind.REFUND,
-            owed,
-            new_balance,
-            order_id,
-            f"order-{order_id}-refund-{new_balance}",
-        )
-    return {"order_id": order_id, "refunded": owed, "operation": operation}
+    refund = await commands.refund_order(order_id, body.user_id, context.unit_of_work())
+    operation = operation_body(refund.operation) if refund.operation else None
+    return {"order_id": refund.order_id, "refunded": refund.refunded, "operation": operation}
 
 
 class NewAccount(BaseModel):
@@ -227,10 +184,9 @@ class NewAccount(BaseModel):
 
 
 @router.post("/internal/v1/accounts", response_model=AccountOut, include_in_schema=False)
-async def open_account(body: NewAccount, service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
+async def open_account(
+    body: NewAccount, context: Annotated[BillingContext, Depends(context_of)]
+) -> dict[str, Any]:
     """Open a new user's account (the `sync` flow's registration calls this; repeating it is harmless)."""
-    async with service.database.begin() as conn:
-        await storage.open_account(conn, body.user_id, body.username)
-        found = await storage.account(conn, body.user_id)
-    assert found is not None
-    return {"balance": found[0], "currency": found[1]}
+    account = await commands.opened_account(body.user_id, body.username, context.unit_of_work())
+    return _account_body(account)

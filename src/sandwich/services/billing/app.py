@@ -1,4 +1,5 @@
-"""Wiring of billing: its ledger database, the UserCreated consumer (broker flows), its routes."""
+"""Wiring of billing: its ledger database, the UserCreated consumer (broker flows), its routes, and
+in the async flow the OrderPending consumer that charges orders (ADR 002)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from sandwich.platform.app import Service
 from sandwich.platform.events import TOPIC_ORDERS_PENDING, TOPIC_USER_EVENTS
 from sandwich.platform.settings import Flow, get_settings
 from sandwich.services.billing.api import router
-from sandwich.services.billing.handlers import PaymentsConsumer, open_account_for_new_user
+from sandwich.services.billing.context import BillingContext
+from sandwich.services.billing.faults import InjectedDelay
+from sandwich.services.billing.handlers import AccountsConsumer, PaymentsConsumer
+from sandwich.services.billing.unit_of_work import sql_units_of_work
 
 
 def service_flow() -> Flow:
@@ -25,8 +29,15 @@ def create_app() -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         publishes=service_flow() is Flow.ASYNC,
     )
-    service.consume(TOPIC_USER_EVENTS, "billing", open_account_for_new_user)
+    context = BillingContext(
+        unit_of_work=sql_units_of_work(service.database, service.announce_committed),
+        envelopes=service.envelope,
+        injected_delay=InjectedDelay(service.name, service.settings.fault_delay_ms),
+    )
+    service.context = context
+    service.consume(TOPIC_USER_EVENTS, "billing", AccountsConsumer(service.database).on_user_event)
     if service.settings.flow is Flow.ASYNC:
         # ADR 002: payments travel as events, orders.pending in, billing.payments out.
-        service.consume(TOPIC_ORDERS_PENDING, "billing-payments", PaymentsConsumer(service).on_order_pending)
+        payments = PaymentsConsumer(context, service.database)
+        service.consume(TOPIC_ORDERS_PENDING, "billing-payments", payments.on_order_pending)
     return service.create_app(router)

@@ -1,21 +1,33 @@
-"""Accounts and the ledger of the billing database.
+"""Accounts and the ledger of the billing database: the Postgres repositories of its unit of work.
 
 A balance change and its ledger row are one statement pair in one transaction; the conditional
-UPDATE (`balance + delta >= 0`) is what keeps concurrent payments from overdrawing an account.
+UPDATE (`balance + delta >= 0`) is what keeps concurrent payments from overdrawing an account. A
+money operation with a key is ONE statement that also claims the key and stores the answer a repeat
+replays (answers.py), so a payment needs no transaction around it.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from sqlalchemy import text
 
+from sandwich.platform.errors import ApiError
 from sandwich.platform.events import rfc3339
+from sandwich.platform.idempotency import existing_claim
 from sandwich.platform.sql import Connection, Row
-from sandwich.services.billing.domain import CURRENCY, OperationKind, signed_amount
+from sandwich.services.billing.answers import REFUSED_BODY, operation_body, outcome_of
+from sandwich.services.billing.domain import (
+    CURRENCY,
+    Account,
+    KeyReused,
+    Operation,
+    OperationKind,
+    Outcome,
+    signed_amount,
+)
 
 _OPEN = text(
     "INSERT INTO accounts (user_id, username, currency) VALUES (:user_id, :username, :currency) "
@@ -53,6 +65,7 @@ _MOVED_AND_RECORDED = (
     "d.at FROM moved AS m, decided AS d) "
     "SELECT status_code, response FROM answer"
 )
+# The answers' statuses (201, 406) are answers.OPERATED and answers.REFUSED.
 _OPERATE_CLAIMED = text(
     _DECIDED
     + "answer AS (INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, status_code, response) "
@@ -67,127 +80,135 @@ _OPERATIONS = text(
     "FROM operations WHERE user_id = :user_id ORDER BY created_at DESC, operation_id LIMIT :limit"
 )
 
-
-async def open_account(conn: Connection, user_id: str, username: str | None) -> bool:
-    result = await conn.execute(
-        _OPEN, {"user_id": uuid.UUID(user_id), "username": username, "currency": CURRENCY}
-    )
-    return bool(result.rowcount)
-
-
-async def operate(
-    conn: Connection,
-    user_id: str,
-    kind: OperationKind,
-    amount: int,
-    order_id: str | None,
-    key: str | None,
-    request_hash: str,
-    refused: dict[str, Any],
-) -> tuple[int, dict[str, Any]] | None:
-    """Apply one operation (201 and the operation, or 406 and `refused`); None when `key` was taken
-    by an earlier request, which then changed nothing here."""
-    operation_id = uuid.uuid4()
-    template = operation_view(str(operation_id), kind.value, amount, 0, order_id, datetime.now(UTC))
-    params = {
-        "user_id": uuid.UUID(user_id),
-        "delta": signed_amount(kind, amount),
-        "done": orjson.dumps(template).decode(),
-        "refused": orjson.dumps(refused).decode(),
-        "operation_id": operation_id,
-        "kind": kind.value,
-        "amount": amount,
-        "order_id": uuid.UUID(order_id) if order_id else None,
-        "key": key,
-    }
-    if key is None:
-        row: Row | None = (await conn.execute(_OPERATE, params)).one()
-    else:
-        params.update(user_id_text=user_id, request_hash=request_hash, operation_ref=str(operation_id))
-        row = (await conn.execute(_OPERATE_CLAIMED, params)).one_or_none()
-    if row is None:
-        return None  # the key's first request did the work
-    return int(row.status_code), orjson.loads(row.response)
+_LOCK = text("SELECT 1 FROM accounts WHERE user_id = :user_id FOR UPDATE")
+_NET_PAID = text(
+    "SELECT COALESCE(SUM(CASE kind WHEN 'payment' THEN amount WHEN 'refund' THEN -amount ELSE 0 END), 0) "
+    "FROM operations WHERE user_id = :user_id AND order_id = :order_id"
+)
 
 
-async def account(conn: Connection, user_id: str) -> tuple[int, str] | None:
-    row = (await conn.execute(_BALANCE, {"user_id": uuid.UUID(user_id)})).one_or_none()
-    return (int(row.balance), row.currency) if row else None
+class PostgresAccounts:
+    """The accounts table: balances, opened on first use."""
 
+    def __init__(self, conn: Connection):
+        self.conn = conn
 
-async def move_balance(conn: Connection, user_id: str, delta: int) -> int | None:
-    """The new balance, or None when the move would overdraw (or the account does not exist)."""
-    row = (await conn.execute(_MOVE, {"user_id": uuid.UUID(user_id), "delta": delta})).one_or_none()
-    return int(row.balance) if row else None
-
-
-async def record_operation(
-    conn: Connection,
-    user_id: str,
-    kind: OperationKind,
-    amount: int,
-    balance_after: int,
-    order_id: str | None,
-    key: str | None,
-) -> dict[str, Any]:
-    operation_id = uuid.uuid4()
-    created_at = (
-        await conn.execute(
-            _RECORD,
-            {
-                "operation_id": operation_id,
-                "user_id": uuid.UUID(user_id),
-                "kind": kind.value,
-                "amount": amount,
-                "balance_after": balance_after,
-                "order_id": uuid.UUID(order_id) if order_id else None,
-                "key": key,
-            },
+    async def open(self, user_id: str, username: str | None) -> bool:
+        """Open the account unless it is there (True when it was opened now)."""
+        result = await self.conn.execute(
+            _OPEN, {"user_id": uuid.UUID(user_id), "username": username, "currency": CURRENCY}
         )
-    ).scalar_one()
-    return operation_view(str(operation_id), kind.value, amount, balance_after, order_id, created_at)
+        return bool(result.rowcount)
+
+    async def get(self, user_id: str) -> Account | None:
+        row = (await self.conn.execute(_BALANCE, {"user_id": uuid.UUID(user_id)})).one_or_none()
+        return Account(int(row.balance), row.currency) if row else None
+
+    async def lock(self, user_id: str) -> bool:
+        """Serialize money moves of one account for the rest of the transaction (False: no account)."""
+        row = await self.conn.execute(_LOCK, {"user_id": uuid.UUID(user_id)})
+        return row.first() is not None
+
+    async def move(self, user_id: str, delta: int) -> int | None:
+        """The new balance, or None when the move would overdraw (or the account does not exist)."""
+        row = (await self.conn.execute(_MOVE, {"user_id": uuid.UUID(user_id), "delta": delta})).one_or_none()
+        return int(row.balance) if row else None
 
 
-def operation_view(
-    operation_id: str, kind: str, amount: int, balance_after: int, order_id: str | None, created_at: Any
-) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "operation_id": operation_id,
-        "kind": kind,
-        "amount": int(amount),
-        "balance_after": int(balance_after),
-        "created_at": rfc3339(created_at),
-    }
-    if order_id:
-        view["order_id"] = order_id
-    return view
+class PostgresLedger:
+    """The append-only operations table, and the money operation that moves a balance with its row."""
 
+    def __init__(self, conn: Connection):
+        self.conn = conn
 
-async def operations(conn: Connection, user_id: str, limit: int) -> list[dict[str, Any]]:
-    rows = (await conn.execute(_OPERATIONS, {"user_id": uuid.UUID(user_id), "limit": limit})).all()
-    return [
-        operation_view(r.operation_id, r.kind, r.amount, r.balance_after, r.order_id, r.created_at)
-        for r in rows
-    ]
+    async def operate(
+        self,
+        user_id: str,
+        kind: OperationKind,
+        amount: int,
+        order_id: str | None,
+        key: str | None,
+        request_hash: str,
+    ) -> Outcome | None:
+        """Apply one operation in one statement (appended, or refused for insufficient funds, the
+        answer stored with `key`); None when `key` was taken by an earlier request, which then
+        changed nothing here."""
+        operation_id = uuid.uuid4()
+        # The answer's body, whose balance and time the statement fills in once it holds the lock.
+        now = rfc3339(datetime.now(UTC))
+        template = operation_body(Operation(str(operation_id), kind, amount, 0, now, order_id))
+        params = {
+            "user_id": uuid.UUID(user_id),
+            "delta": signed_amount(kind, amount),
+            "done": orjson.dumps(template).decode(),
+            "refused": orjson.dumps(REFUSED_BODY).decode(),
+            "operation_id": operation_id,
+            "kind": kind.value,
+            "amount": amount,
+            "order_id": uuid.UUID(order_id) if order_id else None,
+            "key": key,
+        }
+        if key is None:
+            row: Row | None = (await self.conn.execute(_OPERATE, params)).one()
+        else:
+            params.update(user_id_text=user_id, request_hash=request_hash, operation_ref=str(operation_id))
+            row = (await self.conn.execute(_OPERATE_CLAIMED, params)).one_or_none()
+        if row is None:
+            return None  # the key's first request did the work
+        return outcome_of(int(row.status_code), orjson.loads(row.response), replay=False)
 
+    async def first_answer(self, user_id: str, key: str, request_hash: str) -> Outcome | None:
+        """The answer stored with a taken key, to replay (None: its request is still being
+        finished); raises KeyReused when the key came with another request body."""
+        try:
+            stored = await existing_claim(self.conn, user_id, key, request_hash)
+        except ApiError as error:
+            if error.code == "idempotency_key_reused":
+                raise KeyReused(error.message) from error
+            raise
+        if stored.status_code is None:
+            return None
+        return outcome_of(stored.status_code, stored.body, replay=True)
 
-async def lock_account(conn: Connection, user_id: str) -> bool:
-    """Serialize money moves of one account for the rest of the transaction."""
-    row = await conn.execute(
-        text("SELECT 1 FROM accounts WHERE user_id = :user_id FOR UPDATE"), {"user_id": uuid.UUID(user_id)}
-    )
-    return row.first() is not None
+    async def append(
+        self,
+        user_id: str,
+        kind: OperationKind,
+        amount: int,
+        balance_after: int,
+        order_id: str | None,
+        key: str | None,
+    ) -> Operation:
+        """Append a row for a balance already moved in this transaction."""
+        operation_id = uuid.uuid4()
+        params = {
+            "operation_id": operation_id,
+            "user_id": uuid.UUID(user_id),
+            "kind": kind.value,
+            "amount": amount,
+            "balance_after": balance_after,
+            "order_id": uuid.UUID(order_id) if order_id else None,
+            "key": key,
+        }
+        created_at = (await self.conn.execute(_RECORD, params)).scalar_one()
+        return Operation(str(operation_id), kind, amount, balance_after, rfc3339(created_at), order_id)
 
+    async def of_user(self, user_id: str, limit: int) -> list[Operation]:
+        """The user's operations, newest first."""
+        rows = (await self.conn.execute(_OPERATIONS, {"user_id": uuid.UUID(user_id), "limit": limit})).all()
+        return [
+            Operation(
+                r.operation_id,
+                OperationKind(r.kind),
+                int(r.amount),
+                int(r.balance_after),
+                rfc3339(r.created_at),
+                r.order_id,
+            )
+            for r in rows
+        ]
 
-async def net_paid_for_order(conn: Connection, user_id: str, order_id: str) -> int:
-    """Payments minus refunds recorded for one order of one user."""
-    value = (
-        await conn.execute(
-            text(
-                "SELECT COALESCE(SUM(CASE kind WHEN 'payment' THEN amount WHEN 'refund' THEN -amount ELSE 0 END), 0) "
-                "FROM operations WHERE user_id = :user_id AND order_id = :order_id"
-            ),
-            {"user_id": uuid.UUID(user_id), "order_id": uuid.UUID(order_id)},
-        )
-    ).scalar_one()
-    return int(value)
+    async def net_paid_for_order(self, user_id: str, order_id: str) -> int:
+        """Payments minus refunds recorded for one order of one user."""
+        params = {"user_id": uuid.UUID(user_id), "order_id": uuid.UUID(order_id)}
+        return int((await self.conn.execute(_NET_PAID, params)).scalar_one())
