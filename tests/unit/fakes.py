@@ -14,7 +14,10 @@ from sandwich.platform.unit_of_work import RecordedEvents
 
 class FakeUnitOfWork:
     """A service's fake adds its in-memory repositories as attributes named in `repositories`; their
-    state is copied on entry and put back when the block ends without a commit."""
+    public state is copied on entry and put back when the block ends without a commit (attributes
+    starting with `_`, such as a repository's reference to its unit, are not copied). A fake
+    repository that writes events with its change takes them from `events` and reports them
+    `written`, as the Postgres one does."""
 
     repositories: tuple[str, ...] = ()
 
@@ -29,7 +32,7 @@ class FakeUnitOfWork:
     async def __aenter__(self) -> Self:
         self.events = RecordedEvents()
         self._committed = False
-        self._saved = {name: copy.deepcopy(getattr(self, name).__dict__) for name in self.repositories}
+        self._saved = self._snapshot()
         return self
 
     def statements(self) -> Self:
@@ -39,10 +42,11 @@ class FakeUnitOfWork:
     async def commit(self) -> None:
         pending = self.events.take()
         self.events.written(pending)
-        self.announced.extend(pending)
+        self.announced.extend(self.events.in_outbox)
         self.commits += 1
         self._committed = True
-        self._saved = {name: copy.deepcopy(getattr(self, name).__dict__) for name in self.repositories}
+        self._saved = self._snapshot()
+        self.events = RecordedEvents()  # announced once: a later commit of the same block adds only its own
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
@@ -52,6 +56,12 @@ class FakeUnitOfWork:
         for name, state in self._saved.items():
             getattr(self, name).__dict__.update(state)
         self.rollbacks += 1
+
+    def _snapshot(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: copy.deepcopy({k: v for k, v in vars(getattr(self, name)).items() if not k.startswith("_")})
+            for name in self.repositories
+        }
 
     def announced_types(self) -> list[str]:
         return [event.envelope.type for event in self.announced]

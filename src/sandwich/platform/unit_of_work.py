@@ -59,6 +59,11 @@ class RecordedEvents:
     def pending(self) -> list[Event]:
         return list(self._pending)
 
+    @property
+    def in_outbox(self) -> list[Event]:
+        """The events written so far, in order."""
+        return list(self._written)
+
     def keys(self) -> list[str]:
         """The keys of the written events, each once, in the order they were written."""
         return list(dict.fromkeys(event.envelope.key for event in self._written))

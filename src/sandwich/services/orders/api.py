@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandwich.platform.app import Service, service_of
 from sandwich.platform.bus.base import BusUnavailable
 from sandwich.platform.contract import OrderIn, OrderOut
 from sandwich.platform.errors import ApiError
@@ -19,14 +18,19 @@ from sandwich.platform.responses import JsonResponse
 from sandwich.platform.validation import Text
 from sandwich.services.orders import storage
 from sandwich.services.orders.commands import (
+    Change,
     EmptyBasket,
     OrderNotFound,
-    OrdersContext,
+    Placed,
     PlaceOrder,
+    RequestInProgress,
     apply_change,
+    cancel_for_customer,
     cancelling,
+    order_with_history,
     place_order,
 )
+from sandwich.services.orders.context import OrdersContext, context_of
 from sandwich.services.orders.domain import (
     AlreadyTaken,
     Delivery,
@@ -43,11 +47,6 @@ from sandwich.services.orders.domain import (
 from sandwich.services.orders.ports import BasketUnavailable, PricesUnavailable
 
 router = APIRouter(tags=["orders"])
-
-
-async def context_of(service: Annotated[Service, Depends(service_of)]) -> OrdersContext:
-    ctx: OrdersContext = service.state["orders"]
-    return ctx
 
 
 @router.post(
@@ -72,7 +71,7 @@ async def create_order(
         request_hash=request_hash(body.model_dump()),
     )
     try:
-        status, answer = await place_order(ctx, command)
+        placed = await place_order(command, ctx.unit_of_work(), ctx.ports)
     except UnknownMenuItem as exc:
         raise ApiError(422, "unknown_menu_item", f"There is no menu item {exc.menu_item_id}.") from exc
     except EmptyBasket as exc:
@@ -83,9 +82,14 @@ async def create_order(
         raise ApiError(503, "service_unavailable", "The basket cannot be read right now, try again.") from exc
     except PricesUnavailable as exc:
         raise ApiError(503, "service_unavailable", "The menu cannot be read right now, try again.") from exc
+    except RequestInProgress as exc:
+        raise ApiError(409, "request_in_progress", "The first request is still running.") from exc
     except BusUnavailable as exc:
         raise _downstream_unavailable(exc) from exc
-    return JsonResponse(answer, status_code=status)
+    if isinstance(placed, Placed):
+        # ADR 002: accepted now, paid later (202); else created with the payment's outcome (201).
+        return JsonResponse(storage.order_view(placed.order), status_code=202 if placed.accepted else 201)
+    return JsonResponse(placed.answer.body, status_code=placed.answer.status_code or 201)
 
 
 @router.get("/internal/v1/orders/{order_id}", include_in_schema=False)
@@ -93,11 +97,10 @@ async def order_for_read_side(
     order_id: str, ctx: Annotated[OrdersContext, Depends(context_of)]
 ) -> dict[str, Any]:
     """The write side's copy of one order, for order_info when its read model has not caught up."""
-    async with ctx.service.database.connect() as conn:
-        order = await storage.load_order(conn, order_id)
-        if order is None:
-            raise ApiError(404, "order_not_found", "No such order.")
-        history = await storage.history(conn, order_id)
+    try:
+        order, history = await order_with_history(order_id, ctx.unit_of_work())
+    except OrderNotFound as exc:
+        raise ApiError(404, "order_not_found", "No such order.") from exc
     return {"order": storage.order_view(order, with_user=True), "history": history}
 
 
@@ -116,9 +119,14 @@ def _illegal(exc: IllegalTransition) -> ApiError:
     )
 
 
-async def _change(ctx: OrdersContext, order_id: str, change: Callable[[Order], Order]) -> dict[str, Any]:
+async def _change(ctx: OrdersContext, order_id: str, change: Change) -> dict[str, Any]:
+    return await _answer(apply_change(order_id, change, ctx.unit_of_work(), ctx.ports))
+
+
+async def _answer(changing: Awaitable[Order]) -> dict[str, Any]:
+    """The order after its change, or the contract's error for why it could not change."""
     try:
-        order = await apply_change(ctx, order_id, change)
+        order = await changing
     except OrderNotFound as exc:
         raise ApiError(404, "order_not_found", "No such order.") from exc
     except IllegalTransition as exc:
@@ -141,11 +149,9 @@ async def cancel_my_order(
     ctx: Annotated[OrdersContext, Depends(context_of)],
 ) -> dict[str, Any]:
     """Cancel in created, paid or assigned; what was paid is refunded. 409 once cooking is done."""
-    async with ctx.service.database.connect() as conn:
-        order = await storage.load_order(conn, order_id)
-    if order is None or (order.user_id != identity.user_id and not identity.is_admin):
-        raise ApiError(404, "order_not_found", "No such order.")
-    return await _change(ctx, order_id, cancelling("cancelled by the customer"))
+    return await _answer(
+        cancel_for_customer(order_id, identity.user_id, identity.is_admin, ctx.unit_of_work(), ctx.ports)
+    )
 
 
 class FoodPointIn(BaseModel):

@@ -12,11 +12,21 @@ from prometheus_client import Gauge
 from sandwich.platform.app import Service
 from sandwich.platform.events import TOPIC_BILLING_PAYMENTS, TOPIC_ORDERS_CREATE
 from sandwich.platform.settings import Flow
-from sandwich.services.orders import storage
+from sandwich.platform.sql import Connection
 from sandwich.services.orders.api import router
-from sandwich.services.orders.commands import OrdersContext, retry_pending_payments, retry_pending_refunds
+from sandwich.services.orders.commands import retry_pending_payments, retry_pending_refunds
+from sandwich.services.orders.context import OrdersContext, OrdersPorts
 from sandwich.services.orders.handlers import OrderRequests, PaymentVerdicts
-from sandwich.services.orders.ports import HttpBasket, HttpPayments, HttpRefunds, MenuPrices
+from sandwich.services.orders.ports import (
+    HttpBasket,
+    HttpPayments,
+    HttpRefunds,
+    MenuPrices,
+    OrderAnnouncements,
+    Payments,
+    PaymentsByEvents,
+)
+from sandwich.services.orders.unit_of_work import SqlOrdersUnitOfWork
 
 ORDERS_BY_STATUS = Gauge("orders_by_status", "Orders in each status (counted every few seconds)", ["status"])
 ORDERS_BY_STATUS_SECONDS = 5.0
@@ -30,22 +40,38 @@ def create_app() -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         publishes=True,
     )
-    ctx = OrdersContext(
-        service=service,
+    by_events = service.settings.flow is Flow.ASYNC
+    # ADR 002 (async): billing is asked to pay by the order's OrderPending event and answers by one,
+    # and notifications hear of orders on their own topic; the HTTP flows pay over HTTP now.
+    payments: Payments = PaymentsByEvents() if by_events else HttpPayments(service.http)
+    ports = OrdersPorts(
         prices=MenuPrices(service.http),
-        payments=HttpPayments(service.http),
+        payments=payments,
         refunds=HttpRefunds(service.http),
         basket=HttpBasket(service.http),
+        announcements=OrderAnnouncements(
+            service.envelope, notifications_topic=by_events, pending_to_billing=by_events
+        ),
+        spawn=service.spawn,
+        payment_retry_after_seconds=service.settings.payment_retry_after_seconds,
     )
-    service.state["orders"] = ctx
+
+    def unit_of_work() -> SqlOrdersUnitOfWork:
+        return SqlOrdersUnitOfWork(service.database, service.announce_committed)
+
+    def unit_of_work_in(conn: Connection) -> SqlOrdersUnitOfWork:
+        return SqlOrdersUnitOfWork.joining(conn, service.database)
+
+    ctx = OrdersContext(unit_of_work=unit_of_work, unit_of_work_in=unit_of_work_in, ports=ports)
+    service.context = ctx
 
     async def settle_pending() -> None:
-        await retry_pending_payments(ctx)
+        await retry_pending_payments(ctx.unit_of_work(), ports)
 
     async def refund_pending() -> None:
-        await retry_pending_refunds(ctx)
+        await retry_pending_refunds(ctx.unit_of_work(), ports)
 
-    if service.settings.flow is Flow.ASYNC:
+    if by_events:
         # ADR 002: the gateway's OrderCreateRequested creates the order; billing's verdicts arrive as
         # events; the outbox makes sure OrderPending reaches billing. A request retried while menu or
         # basket are away is rejected after handlers.GIVE_UP_AFTER (30 s), well within 12 attempts.
@@ -61,8 +87,8 @@ def create_app() -> FastAPI:
     service.every("retry-pending-refunds", 2.0, refund_pending)
 
     async def count_orders() -> None:
-        async with service.database.connect() as conn:
-            for status, count in (await storage.count_by_status(conn)).items():
+        async with ctx.unit_of_work().statements() as uow:
+            for status, count in (await uow.orders.count_by_status()).items():
                 ORDERS_BY_STATUS.labels(status).set(count)
 
     service.every("orders-by-status", ORDERS_BY_STATUS_SECONDS, count_orders)

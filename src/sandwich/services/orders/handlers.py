@@ -25,22 +25,12 @@ from sandwich.platform.events import (
     PaymentProcessed,
     utcnow,
 )
-from sandwich.platform.idempotency import load_answer
 from sandwich.platform.inbox import Prepared
 from sandwich.platform.sql import Connection
-from sandwich.services.orders import storage
-from sandwich.services.orders.commands import (
-    EmptyBasket,
-    OrderNotFound,
-    OrdersContext,
-    apply_change_in,
-    change_events,
-    priced_lines,
-    settle,
-)
+from sandwich.services.orders.commands import EmptyBasket, priced_lines, settle_verdict, store_order_request
+from sandwich.services.orders.context import OrdersContext
 from sandwich.services.orders.domain import (
     Delivery,
-    IllegalTransition,
     Order,
     OrderStatus,
     RejectionReason,
@@ -74,24 +64,9 @@ class OrderRequests:
         if order is None:
             return
         request = OrderCreateRequested.model_validate(envelope.payload)
-        if await storage.load_order(conn, request.order_id) is not None:
-            return  # the same request published twice (a client's repeated POST): taken already
-        claim = None
-        if request.idempotency_key is not None and order.status is OrderStatus.CREATED:
-            claim = storage.KeyClaim(request.user_id, request.idempotency_key, request.request_hash)
-        answer = storage.RequestAnswer(202, storage.order_view(order))
-        service = self.ctx.service
-        placed = await storage.insert_order(conn, order, change_events(service, order, None), claim, answer)
-        if placed is not None:
-            return
-        # The key is taken. With this body it names this very order (derived from key and body), so
-        # only another body can have taken it: the contract's idempotency_key_reused, as a verdict.
-        assert request.idempotency_key is not None
-        stored = await load_answer(conn, request.user_id, request.idempotency_key)
-        if stored is not None and stored.resource_id == request.order_id:
-            return
-        refused = rejected(order, RejectionReason.IDEMPOTENCY_KEY_REUSED)
-        await storage.insert_order(conn, refused, change_events(service, refused, None))
+        uow = self.ctx.unit_of_work_in(conn)
+        async with uow:
+            await store_order_request(order, request.request_hash, uow, self.ctx.ports)
 
     def consumer(self) -> Prepared:
         """The consumer of `orders.create`: priced first, stored with the claim."""
@@ -116,7 +91,7 @@ class OrderRequests:
             from_basket=request.items is None,
         )
         try:
-            lines, total = await priced_lines(self.ctx, request.user_id, requested)
+            lines, total = await priced_lines(self.ctx.ports, request.user_id, requested)
         except UnknownMenuItem:
             return rejected(order, RejectionReason.UNKNOWN_MENU_ITEM)
         except EmptyBasket:
@@ -147,15 +122,9 @@ class PaymentVerdicts:
         if envelope.type != PAYMENT_PROCESSED:
             return
         verdict = PaymentProcessed.model_validate(envelope.payload)
-        try:
-            await apply_change_in(
-                conn, self.ctx.service, verdict.order_id, settle(verdict.paid, verdict.operation_id)
-            )
-        except IllegalTransition as refused:
-            if refused.current is OrderStatus.CANCELLED and verdict.paid:
-                await storage.set_refund_pending(conn, verdict.order_id, True)
-        except OrderNotFound:
-            log.error("payment_for_unknown_order", order_id=verdict.order_id)
+        uow = self.ctx.unit_of_work_in(conn)
+        async with uow:
+            await settle_verdict(verdict.order_id, verdict.paid, verdict.operation_id, uow, self.ctx.ports)
 
 
 def _parse(moment: str) -> datetime:

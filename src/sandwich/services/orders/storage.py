@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +15,12 @@ import orjson
 from sqlalchemy import text
 
 from sandwich.platform.events import rfc3339
+from sandwich.platform.idempotency import StoredAnswer, existing_claim, load_answer
 from sandwich.platform.outbox import OUTBOX_ROW_IDS, OUTBOX_ROWS, Committed, Event, committed, outbox_params
 from sandwich.platform.sql import Connection, Row
+from sandwich.platform.unit_of_work import RecordedEvents
 from sandwich.services.orders.domain import Delivery, Order, OrderLine, OrderStatus
+from sandwich.services.orders.unit_of_work import FirstAnswer, KeyClaim
 
 _COLUMNS = (
     "order_id::text AS order_id, user_id::text AS user_id, username, status, items, total, delivery, "
@@ -72,23 +74,6 @@ _UPDATE_ANSWERED = text(
     "resource_id = :resource_id WHERE scope = :scope AND key = :key AND EXISTS (SELECT 1 FROM moved)) "
     + _WRITTEN
 )
-
-
-@dataclass(frozen=True)
-class KeyClaim:
-    """The Idempotency-Key of the request that places an order (scope: the user)."""
-
-    scope: str
-    key: str
-    request_hash: str
-
-
-@dataclass(frozen=True)
-class RequestAnswer:
-    """The answer a request's Idempotency-Key replays: status and body."""
-
-    status: int
-    body: Any
 
 
 def _row_to_order(row: Any) -> Order:
@@ -155,10 +140,14 @@ def _order_params(order: Order) -> dict[str, Any]:
     }
 
 
-def _answer_params(answer: RequestAnswer | None) -> dict[str, Any]:
+def _answer_params(answer: FirstAnswer | None) -> dict[str, Any]:
+    """The stored answer a repeated POST /order replays: 202 when the order was only accepted (its
+    payment to come by events), else 201 with the payment's outcome; the order as API.md shows it."""
+    if answer is None:
+        return {"answer_status": None, "answer": None}
     return {
-        "answer_status": answer.status if answer else None,
-        "answer": orjson.dumps(answer.body) if answer else None,
+        "answer_status": 202 if answer.accepted else 201,
+        "answer": orjson.dumps(order_view(answer.order)),
     }
 
 
@@ -167,7 +156,7 @@ async def insert_order(
     order: Order,
     events: Sequence[Event],
     claim: KeyClaim | None = None,
-    answer: RequestAnswer | None = None,
+    answer: FirstAnswer | None = None,
 ) -> list[Committed] | None:
     """Store a new order with its events (the outbox rows written, for the relay); None (nothing
     written) when `claim`'s key was taken.
@@ -193,7 +182,7 @@ async def save_transition(
     conn: Connection,
     order: Order,
     events: Sequence[Event],
-    answer: RequestAnswer | None = None,
+    answer: FirstAnswer | None = None,
 ) -> list[Committed] | None:
     """Store `order` (one version after the stored one) with its events, and `answer` as the stored
     answer of the request that placed it: the outbox rows written, or None (nothing written) if
@@ -287,3 +276,59 @@ async def count_by_status(conn: Connection) -> dict[str, int]:
     rows = (await conn.execute(text("SELECT status, count(*) AS n FROM orders GROUP BY status"))).all()
     counted = {str(row.status): int(row.n) for row in rows}
     return {status.value: counted.get(status.value, 0) for status in OrderStatus}
+
+
+class PostgresOrders:
+    """The orders repository on one connection: each change is one statement that carries the
+    events recorded so far in the unit of work (taken from `events`, reported back as written)."""
+
+    def __init__(self, conn: Connection, events: RecordedEvents):
+        self.conn = conn
+        self.events = events
+
+    async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        return await load_order(self.conn, order_id, for_update=for_update)
+
+    async def add(
+        self, order: Order, claim: KeyClaim | None = None, answer: FirstAnswer | None = None
+    ) -> bool:
+        events = self.events.take()
+        rows = await insert_order(self.conn, order, events, claim, answer)
+        if rows is None:
+            return False
+        self.events.written(events, rows)
+        return True
+
+    async def save(self, order: Order, answer: FirstAnswer | None = None) -> bool:
+        events = self.events.take()
+        rows = await save_transition(self.conn, order, events, answer)
+        if rows is None:
+            return False
+        self.events.written(events, rows)
+        return True
+
+    async def history(self, order_id: str) -> list[dict[str, Any]]:
+        return await history(self.conn, order_id)
+
+    async def awaiting_payment(self, older_than: datetime, limit: int) -> list[str]:
+        return await orders_awaiting_payment(self.conn, older_than, limit)
+
+    async def awaiting_refund(self, limit: int) -> list[str]:
+        return await orders_awaiting_refund(self.conn, limit)
+
+    async def set_refund_pending(self, order_id: str, pending: bool) -> None:
+        await set_refund_pending(self.conn, order_id, pending)
+
+    async def count_by_status(self) -> dict[str, int]:
+        return await count_by_status(self.conn)
+
+
+class PostgresRequestKeys:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    async def existing(self, scope: str, key: str, request_hash: str) -> StoredAnswer:
+        return await existing_claim(self.conn, scope, key, request_hash)
+
+    async def answer(self, scope: str, key: str) -> StoredAnswer | None:
+        return await load_answer(self.conn, scope, key)
