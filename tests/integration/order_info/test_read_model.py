@@ -35,7 +35,6 @@ from sandwich.platform.embedded.brokers import EmbeddedNats
 from sandwich.platform.events import ORDER_EVENT, TOPIC_ORDER_EVENTS, Envelope, OrderEvent
 from sandwich.platform.inbox import OneStatement, idempotent_consumer
 from sandwich.platform.settings import Flow, Settings
-from sandwich.services.order_info import storage
 from sandwich.services.order_info.domain import OrderUpdate, public_history, public_order
 from sandwich.services.order_info.handlers import CONSUMER, order_event_effect
 from sandwich.services.order_info.live import KEEP_ALIVE, LiveOrders, StatusChange, status_events
@@ -45,6 +44,8 @@ from sandwich.services.order_info.replay import (
     envelopes_of,
     rebuild,
 )
+from sandwich.services.order_info.storage import PostgresOrderViews
+from sandwich.services.order_info.unit_of_work import SqlOrderInfoUnitOfWork
 from tests.integration.scratch import server_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -234,10 +235,12 @@ async def model(db: Database) -> Model:
         ).all()
         answers: dict[str, Any] = {}
         for user in (ALICE, BOB):
-            answers[user] = [public_order(s) for s in await storage.orders_of(conn, uuid.UUID(user), 50)]
+            answers[user] = [
+                public_order(s) for s in await PostgresOrderViews(conn).of_user(uuid.UUID(user), 50)
+            ]
         for order_id in LIFECYCLES:
-            found = await storage.order_view(conn, uuid.UUID(order_id))
-            entries = await storage.order_history(conn, uuid.UUID(order_id))
+            found = await PostgresOrderViews(conn).view(uuid.UUID(order_id))
+            entries = await PostgresOrderViews(conn).history(uuid.UUID(order_id))
             answers[order_id] = found and {**public_order(found[1]), "history": public_history(entries)}
     return Model([tuple(row) for row in views], [tuple(row) for row in history], answers)
 
@@ -413,7 +416,7 @@ async def apply(db: Database, envelope: Envelope, *, commit: bool = True) -> Non
 
     try:
         async with db.begin() as conn:
-            await storage.apply_update(conn, OrderUpdate.from_event(envelope.version, envelope.payload))
+            await PostgresOrderViews(conn).apply(OrderUpdate.from_event(envelope.version, envelope.payload))
             if not commit:
                 raise Rollback
     except Rollback:
@@ -469,7 +472,9 @@ async def test_the_event_stream_sends_the_current_state_then_each_change_and_end
     for version in (1, 2):
         await apply(db, order_envelope(order_id, version))
     try:
-        body = status_events(db, live, uuid.UUID(order_id), heartbeat_seconds=0.2)
+        body = status_events(
+            SqlOrderInfoUnitOfWork(db, None), live, uuid.UUID(order_id), heartbeat_seconds=0.2
+        )
         events, _ = await collect(body, lambda seen: len(seen) == 1)
         assert events == [
             {"event": "status", "id": 2, "order_id": order_id, "status": "paid", "version": 2, "at": at(0, 2)}
@@ -491,10 +496,14 @@ async def test_the_event_stream_sends_the_current_state_then_each_change_and_end
         assert live.subscribers() == 0, "the finished stream freed its subscription"
 
         # Resuming after Last-Event-ID: the history since then, then the end.
-        resumed, _ = await collect(status_events(db, live, uuid.UUID(order_id), 3), lambda _: False)
+        resumed, _ = await collect(
+            status_events(SqlOrderInfoUnitOfWork(db, None), live, uuid.UUID(order_id), 3), lambda _: False
+        )
         assert [e["id"] for e in resumed] == [4, 5, 6]
         # Connecting to a finished order: its final state, then the end.
-        final, _ = await collect(status_events(db, live, uuid.UUID(order_id)), lambda _: False)
+        final, _ = await collect(
+            status_events(SqlOrderInfoUnitOfWork(db, None), live, uuid.UUID(order_id)), lambda _: False
+        )
         assert [(e["id"], e["status"]) for e in final] == [(6, "completed")]
     finally:
         await live.close()
@@ -514,7 +523,7 @@ async def test_a_stream_waits_for_an_order_the_read_model_has_not_seen_and_a_cli
     live = LiveOrders(dsn(db))
     order_id = "7f6a3c1e-0000-4000-8000-000000000003"
     try:
-        body = status_events(db, live, uuid.UUID(order_id), heartbeat_seconds=5)
+        body = status_events(SqlOrderInfoUnitOfWork(db, None), live, uuid.UUID(order_id), heartbeat_seconds=5)
         first = asyncio.ensure_future(body.__anext__())
         await asyncio.sleep(0.3)
         assert not first.done() and live.subscribers(order_id) == 1

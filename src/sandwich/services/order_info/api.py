@@ -8,32 +8,30 @@ the platform's `POST /internal/v1/events/order.events` (platform/app.py, `events
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-import structlog
 from fastapi import APIRouter, Depends, Header, Query
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
 
-from sandwich.platform.app import Service, service_of
 from sandwich.platform.contract import OrderOut
 from sandwich.platform.errors import ApiError
-from sandwich.platform.events import OrderSnapshot
-from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.responses import JsonResponse
-from sandwich.services.order_info import storage
-from sandwich.services.order_info.domain import may_read, public_history, public_order
-from sandwich.services.order_info.live import TERMINAL_STATUSES, LiveOrders, status_events
-
-log = structlog.get_logger("order_info")
+from sandwich.services.order_info.commands import (
+    ReadOrder,
+    customer_orders,
+    order_stream_ended,
+    order_with_history,
+)
+from sandwich.services.order_info.context import OrderInfoContext, context_of
+from sandwich.services.order_info.domain import OrderNotFound, Reader
+from sandwich.services.order_info.live import status_events
 
 router = APIRouter(tags=["orders"])
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-LIVE_STATE = "live_orders"
-"""Where app.py keeps the process's `LiveOrders` in `Service.state`."""
 
 
 class HistoryEntryOut(BaseModel):
@@ -53,47 +51,40 @@ def _not_found() -> ApiError:
     return ApiError(404, "order_not_found", "No such order.")
 
 
+def _reader(identity: Identity) -> Reader:
+    return Reader(identity.user_id, identity.is_admin)
+
+
+def _read_order(raw_order_id: str, identity: Identity) -> ReadOrder:
+    try:
+        return ReadOrder(uuid.UUID(raw_order_id), _reader(identity))
+    except ValueError as exc:
+        raise _not_found() from exc
+
+
 @router.get("/api/v1/orders", response_model=OrdersOut)
 async def my_orders(
     identity: Annotated[Identity, Depends(current_identity)],
-    service: Annotated[Service, Depends(service_of)],
+    ctx: Annotated[OrderInfoContext, Depends(context_of)],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> JsonResponse:
     """The caller's orders, newest first, as far as the read model has seen them."""
-    try:
-        user_id = uuid.UUID(identity.user_id)
-    except ValueError:
-        return JsonResponse({"items": []})
-    async with service.database.connect() as conn:
-        snapshots = await storage.orders_of(conn, user_id, limit)
-    return JsonResponse({"items": [public_order(snapshot) for snapshot in snapshots]})
+    return JsonResponse({"items": await customer_orders(_reader(identity), limit, ctx.uow())})
 
 
 @router.get("/api/v1/orders/{order_id}", response_model=OrderWithHistoryOut)
 async def one_order(
     order_id: str,
     identity: Annotated[Identity, Depends(current_identity)],
-    service: Annotated[Service, Depends(service_of)],
+    ctx: Annotated[OrderInfoContext, Depends(context_of)],
 ) -> JsonResponse:
     """One order with its history; someone else's order answers exactly like a missing one."""
+    query = _read_order(order_id, identity)
     try:
-        order_uuid = uuid.UUID(order_id)
-    except ValueError as exc:
+        found = await order_with_history(query, ctx.uow(), ctx.orders)
+    except OrderNotFound as exc:
         raise _not_found() from exc
-    async with service.database.connect() as conn:
-        found = await storage.order_view(conn, order_uuid)
-        history = await storage.order_history(conn, order_uuid) if found else []
-    if found is None:
-        # Read-your-writes: an order placed a moment ago may not have reached the read model yet.
-        fallback = await _from_write_side(service, identity, order_uuid)
-        if fallback is None:
-            raise _not_found()
-        return JsonResponse(fallback)
-    owner, snapshot = found
-    if not may_read(owner, identity.user_id, identity.is_admin):
-        raise _not_found()
-    history_out = public_history(history, with_traces=identity.is_admin)
-    return JsonResponse({**public_order(snapshot), "history": history_out})
+    return JsonResponse({**found.order, "history": found.history})
 
 
 @router.get(
@@ -113,54 +104,22 @@ async def one_order(
 async def order_events(
     order_id: str,
     identity: Annotated[Identity, Depends(current_identity)],
-    service: Annotated[Service, Depends(service_of)],
+    ctx: Annotated[OrderInfoContext, Depends(context_of)],
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Server-Sent Events of the order's status changes; someone else's order answers 404."""
-    try:
-        order_uuid = uuid.UUID(order_id)
-    except ValueError as exc:
-        raise _not_found() from exc
-    async with service.database.connect() as conn:
-        current = await storage.current_status(conn, order_uuid)
-    if current is None:
-        # Not in the read model yet: the write side says whether it exists and is the caller's; the
-        # stream then starts once the read model has it.
-        if await _from_write_side(service, identity, order_uuid) is None:
-            raise _not_found()
-    elif not may_read(current[0], identity.user_id, identity.is_admin):
-        raise _not_found()
+    query = _read_order(order_id, identity)
     after = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else None
-    if current is not None and after is not None:
-        entry = current[1]
-        if entry.status in TERMINAL_STATUSES and after >= entry.version:
-            # The client saw the end already; 204 tells an EventSource to stop reconnecting.
-            return Response(status_code=204)
-    live: LiveOrders = service.state[LIVE_STATE]
+    uow = ctx.uow()
+    try:
+        ended = await order_stream_ended(query, after, uow, ctx.orders)
+    except OrderNotFound as exc:
+        raise _not_found() from exc
+    if ended:
+        # The client saw the end already; 204 tells an EventSource to stop reconnecting.
+        return Response(status_code=204)
     return StreamingResponse(
-        status_events(service.database, live, order_uuid, after),
+        status_events(uow, ctx.live, query.order_id, after),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-async def _from_write_side(
-    service: Service, identity: Identity, order_id: uuid.UUID
-) -> dict[str, Any] | None:
-    """The order as orders knows it, or None when it is unknown, not the caller's, or orders is away."""
-    try:
-        response = await service.http.request("orders", "GET", f"/internal/v1/orders/{order_id}")
-    except (ServiceUnavailable, RuntimeError) as exc:
-        log.warning("orders_fallback_unavailable", order_id=str(order_id), error=str(exc))
-        return None
-    if response.status != 200 or not isinstance(response.body, dict):
-        return None
-    try:
-        order = OrderSnapshot.model_validate(response.body.get("order"))
-        history = [HistoryEntryOut.model_validate(entry) for entry in response.body.get("history") or []]
-    except ValidationError as exc:
-        log.error("orders_fallback_malformed", order_id=str(order_id), error=str(exc))
-        return None
-    if not may_read(order.user_id, identity.user_id, identity.is_admin):
-        return None
-    return {**public_order(order.model_dump()), "history": [entry.model_dump() for entry in history]}

@@ -32,6 +32,10 @@ PUBLIC_FIELDS = (
 )
 
 
+# After one of these an order changes no more: its live stream ends.
+TERMINAL_STATUSES = frozenset({"completed", "cancelled", "payment_failed", "rejected"})
+
+
 class InvalidOrderEvent(ValueError):
     """An event the read model cannot apply (a malformed time or version)."""
 
@@ -152,6 +156,25 @@ def apply_update(record: OrderRecord, update: OrderUpdate) -> OrderRecord:
         history = {**history, update.version: update.history_entry()}
     view = next_view(record.view, update) or record.view
     return replace(record, view=view, history=history)
+
+
+class OrderNotFound(LookupError):
+    """No such order for this reader: unknown, or someone else's (answered alike, so a customer
+    cannot tell whether another's order exists)."""
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who reads: a customer sees their own orders; an admin every order, with trace ids."""
+
+    user_id: str
+    is_admin: bool = False
+
+
+def has_ended(entry: HistoryEntry, seen_version: int) -> bool:
+    """Whether a reader who has seen `seen_version` has seen the end of an order whose view shows
+    `entry`: nothing more will come for them."""
+    return entry.status in TERMINAL_STATUSES and seen_version >= entry.version
 
 
 def may_read(owner_user_id: str, caller_user_id: str, caller_is_admin: bool) -> bool:

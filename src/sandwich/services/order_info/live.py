@@ -25,13 +25,12 @@ import asyncpg
 import orjson
 import structlog
 
-from sandwich.platform.db import Database
 from sandwich.services.order_info import storage
-from sandwich.services.order_info.domain import HistoryEntry, rfc3339
+from sandwich.services.order_info.domain import TERMINAL_STATUSES, HistoryEntry, rfc3339
+from sandwich.services.order_info.unit_of_work import OrderInfoUnitOfWork
 
 log = structlog.get_logger("order_info.live")
 
-TERMINAL_STATUSES = frozenset({"completed", "cancelled", "payment_failed", "rejected"})
 HEARTBEAT_SECONDS = 15.0
 KEEP_ALIVE = b": keep-alive\n\n"
 
@@ -191,7 +190,7 @@ def status_event(order_id: str, entry: HistoryEntry) -> bytes:
 
 
 async def status_events(
-    db: Database,
+    uow: OrderInfoUnitOfWork,
     live: LiveOrders,
     order_id: uuid.UUID,
     last_event_id: int | None = None,
@@ -203,18 +202,20 @@ async def status_events(
 
     Versions only go up within a stream: an older version that reaches the read model late (it fills
     a gap in the history, the view does not move back) is not sent. When the read model has not seen
-    the order yet, the stream starts when it does.
+    the order yet, the stream starts when it does. Each look is a statement of its own on a pooled
+    connection, none held while the stream waits.
     """
     key = str(order_id)
+    step = uow.statements()
     sent = last_event_id  # the highest version the client has; None: it wants the current state
     async with live.subscribe(key) as queue:
         while True:
-            async with db.connect() as conn:
+            async with step:
                 if sent is None:
-                    current = await storage.current_status(conn, order_id)
+                    current = await step.views.current_status(order_id)
                     entries = [current[1]] if current else []
                 else:
-                    entries = await storage.history_after(conn, order_id, sent)
+                    entries = await step.views.history_after(order_id, sent)
             for entry in entries:
                 yield status_event(key, entry)
                 sent = entry.version

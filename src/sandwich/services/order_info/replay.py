@@ -2,7 +2,7 @@
 
 In one transaction: forget the views, the history and the inbox of the OrderEvent consumer, then apply
 every retained envelope exactly as the live consumer does (claim the event id in the inbox, then
-`apply_order_event`), and commit. Because the read model converges on the same state whatever the
+apply it: the use case `apply_order_event`, in this transaction), and commit. Because the read model converges on the same state whatever the
 order and duplication of its events, the result is the model the live consumer built, as long as the
 broker still retains every event it was built from.
 
@@ -28,8 +28,10 @@ from sandwich.platform.bus.base import Message
 from sandwich.platform.events import ORDER_EVENT, Envelope
 from sandwich.platform.inbox import claim_event
 from sandwich.platform.sql import Connection
+from sandwich.services.order_info.commands import apply_order_event
 from sandwich.services.order_info.domain import InvalidOrderEvent
-from sandwich.services.order_info.handlers import CONSUMER, apply_order_event, order_update
+from sandwich.services.order_info.handlers import CONSUMER, order_update
+from sandwich.services.order_info.unit_of_work import JoinedOrderInfoUnitOfWork
 
 log = structlog.get_logger("order_info.replay")
 
@@ -111,8 +113,8 @@ async def rebuild(
         if not await claim_event(conn, CONSUMER, envelope.event_id):
             report.duplicates += 1
             continue
-        await apply_order_event(conn, envelope)
         if envelope.type == ORDER_EVENT:
+            await apply_order_event(order_update(envelope), JoinedOrderInfoUnitOfWork(conn))
             report.applied += 1
         else:
             report.ignored += 1

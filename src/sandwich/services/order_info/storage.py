@@ -49,6 +49,23 @@ def _apply_update_ctes(guard: str) -> str:
 CHANGE = "(SELECT CAST(version AS text) || ':' || status FROM changed) AS change"
 """`<version>:<status>` of the view after the change, NULL when the view did not change."""
 _APPLY_UPDATE = text(f"WITH {_apply_update_ctes('')} SELECT {CHANGE}")
+_CURRENT_STATUS = text(
+    "SELECT v.user_id::text AS user_id, v.version, v.status, COALESCE(h.at, v.updated_at) AS at "
+    "FROM order_views v LEFT JOIN order_history h "
+    "ON h.order_id = v.order_id AND h.version = v.version WHERE v.order_id = :id"
+)
+_HISTORY_AFTER = text(
+    "SELECT version, status, at FROM order_history WHERE order_id = :id AND version > :version "
+    "ORDER BY version"
+)
+_VIEW = text("SELECT user_id::text AS user_id, snapshot FROM order_views WHERE order_id = :id")
+_HISTORY = text(
+    "SELECT version, status, at, trace_id FROM order_history WHERE order_id = :id ORDER BY version"
+)
+_OF_USER = text(
+    "SELECT snapshot FROM order_views WHERE user_id = :user_id "
+    "ORDER BY created_at DESC, order_id DESC LIMIT :limit"
+)
 
 
 def _status_notification(order_id: str, change: str | None) -> list[Notification]:
@@ -80,14 +97,6 @@ def _update_params(update: OrderUpdate) -> dict[str, Any]:
     }
 
 
-async def apply_update(conn: Connection, update: OrderUpdate) -> bool:
-    """Apply one event on the caller's connection (replay); True when the view changed."""
-    change = (await conn.execute(_APPLY_UPDATE, _update_params(update))).scalar_one()
-    for channel, payload in _status_notification(update.order_id, change):
-        conn.notify(channel, payload)
-    return change is not None
-
-
 def update_effect(update: OrderUpdate) -> Effect:
     """Apply one event as the live consumer's Effect: the same writes, only if the inbox claim is new."""
     return Effect(
@@ -98,67 +107,41 @@ def update_effect(update: OrderUpdate) -> Effect:
     )
 
 
-async def current_status(conn: Connection, order_id: uuid.UUID) -> tuple[str, HistoryEntry] | None:
-    """(owner user id, the history entry of the version the view shows), or None when unseen."""
-    row = (
-        await conn.execute(
-            text(
-                "SELECT v.user_id::text AS user_id, v.version, v.status, COALESCE(h.at, v.updated_at) AS at "
-                "FROM order_views v LEFT JOIN order_history h "
-                "ON h.order_id = v.order_id AND h.version = v.version WHERE v.order_id = :id"
-            ),
-            {"id": order_id},
-        )
-    ).one_or_none()
-    return (row.user_id, HistoryEntry(row.version, row.status, row.at)) if row else None
+class PostgresOrderViews:
+    """The order_views and order_history tables on one connection (the unit of work's)."""
 
+    def __init__(self, conn: Connection):
+        self.conn = conn
 
-async def history_after(conn: Connection, order_id: uuid.UUID, version: int) -> list[HistoryEntry]:
-    """The history entries of versions above `version`, oldest first."""
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT version, status, at FROM order_history WHERE order_id = :id AND version > :version "
-                "ORDER BY version"
-            ),
-            {"id": order_id, "version": version},
-        )
-    ).all()
-    return [HistoryEntry(row.version, row.status, row.at) for row in rows]
+    async def apply(self, update: OrderUpdate) -> bool:
+        """Apply one event (the live consumer's one statement is `update_effect`); True when the view
+        changed, and then NOTIFY it once committed."""
+        change = (await self.conn.execute(_APPLY_UPDATE, _update_params(update))).scalar_one()
+        for channel, payload in _status_notification(update.order_id, change):
+            self.conn.notify(channel, payload)
+        return change is not None
 
+    async def current_status(self, order_id: uuid.UUID) -> tuple[str, HistoryEntry] | None:
+        """(owner user id, the history entry of the version the view shows), or None when unseen."""
+        row = (await self.conn.execute(_CURRENT_STATUS, {"id": order_id})).one_or_none()
+        return (row.user_id, HistoryEntry(row.version, row.status, row.at)) if row else None
 
-async def order_view(conn: Connection, order_id: uuid.UUID) -> tuple[str, dict[str, Any]] | None:
-    """(owner user id, snapshot) of one order, or None when the read model has not seen it."""
-    row = (
-        await conn.execute(
-            text("SELECT user_id::text AS user_id, snapshot FROM order_views WHERE order_id = :id"),
-            {"id": order_id},
-        )
-    ).one_or_none()
-    return (row.user_id, _json(row.snapshot)) if row else None
+    async def history_after(self, order_id: uuid.UUID, version: int) -> list[HistoryEntry]:
+        """The history entries of versions above `version`, oldest first."""
+        rows = (await self.conn.execute(_HISTORY_AFTER, {"id": order_id, "version": version})).all()
+        return [HistoryEntry(row.version, row.status, row.at) for row in rows]
 
+    async def view(self, order_id: uuid.UUID) -> tuple[str, dict[str, Any]] | None:
+        """(owner user id, snapshot) of one order, or None when the read model has not seen it."""
+        row = (await self.conn.execute(_VIEW, {"id": order_id})).one_or_none()
+        return (row.user_id, _json(row.snapshot)) if row else None
 
-async def order_history(conn: Connection, order_id: uuid.UUID) -> list[HistoryEntry]:
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT version, status, at, trace_id FROM order_history WHERE order_id = :id ORDER BY version"
-            ),
-            {"id": order_id},
-        )
-    ).all()
-    return [HistoryEntry(row.version, row.status, row.at, row.trace_id or "") for row in rows]
+    async def history(self, order_id: uuid.UUID) -> list[HistoryEntry]:
+        """The order's history entries, oldest first, each with its trace id where known."""
+        rows = (await self.conn.execute(_HISTORY, {"id": order_id})).all()
+        return [HistoryEntry(row.version, row.status, row.at, row.trace_id or "") for row in rows]
 
-
-async def orders_of(conn: Connection, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
-    """Snapshots of a user's orders, newest first."""
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT snapshot FROM order_views WHERE user_id = :user_id "
-                "ORDER BY created_at DESC, order_id DESC LIMIT :limit"
-            ),
-            {"user_id": user_id, "limit": limit},
-        )
-    ).all()
-    return [_json(row.snapshot) for row in rows]
+    async def of_user(self, user_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+        """Snapshots of a user's orders, newest first."""
+        rows = (await self.conn.execute(_OF_USER, {"user_id": user_id, "limit": limit})).all()
+        return [_json(row.snapshot) for row in rows]
