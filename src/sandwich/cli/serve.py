@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sandwich.platform.supervised import SUPERVISOR_PID_ENV
+
 if TYPE_CHECKING:
     from sandwich.platform.settings import Settings
 
 MAILSINK = "mailsink"
-SUPERVISOR_PID_ENV = "SANDWICH_SUPERVISOR_PID"
-"""Set by the supervisor in every child: `serve` exits when that process is no longer its parent."""
 
 LISTEN_BACKLOG = 2048
 """Pending connections the listening socket holds (uvicorn's default, used for both servers)."""

@@ -2,11 +2,11 @@
 restarts what dies. `sandwich up`, `sandwich bench` and the tests all start the platform through
 `Platform`; nothing else starts services."""
 
-from sandwich.supervisor.platform import (
+from sandwich.supervisor.connection_file import CONNECTION_FILE
+from sandwich.supervisor.platform import Platform
+from sandwich.supervisor.processes import (
     BACKGROUND,
-    CONNECTION_FILE,
     DEFAULT_BACKGROUND_NICE,
-    Platform,
     PlatformError,
     PlatformStartError,
 )

@@ -1,12 +1,12 @@
 """The real Apache Kafka broker as a child process: one KRaft node, broker and controller in one JVM.
 
-This runs Apache Kafka itself, as `_ChildBroker` runs NATS (free ports on 127.0.0.1, dies with
-its parent, `stop()/start()/restart()` keep the ports and the data), so the bus adapter and the
-platform can be checked against the broker production uses.
+This runs Apache Kafka itself, on the same base as NATS (`BrokerEngine`: free ports on 127.0.0.1,
+dies with its parent, `stop()/start()/restart()` keep the ports and the data), so the bus adapter
+and the platform can be checked against the broker production uses.
 
 No tarball to install: Kafka's own jars are resolved by Maven from Maven Central on first use
-(`kafka_pom.xml` beside this module names them and sets the version) into a cache shared by every
-data directory and process (`kafka_cache_dir`). The machine needs Java 17+ and Maven.
+(kafka_install.py) into a cache shared by every data directory and process (`kafka_cache_dir`). The
+machine needs Java 17+ and Maven.
 
 Broker choices (`<data_dir>/kafka/server.properties` is rewritten on every start, as ports change):
 - Static quorum (`controller.quorum.voters`) and a cluster id kept in `<data_dir>/kafka/cluster.id`:
@@ -30,39 +30,41 @@ does once it has registered with its controller and is unfenced.
 
 from __future__ import annotations
 
-import base64
-import fcntl
-import hashlib
-import importlib.resources
 import logging
-import os
-import re
-import shutil
 import socket
 import struct
 import subprocess
-import time
-import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sandwich.platform.embedded.brokers import (
-    HOST,
-    EmbeddedBrokerError,
-    _ChildBroker,
-    _port_accepts,
-    _tail,
-    free_port,
+from sandwich.platform.embedded.brokers import HOST, BrokerEngine, EmbeddedBrokerError
+from sandwich.platform.embedded.child_process import port_accepts
+from sandwich.platform.embedded.kafka_install import (
+    MIN_JAVA,
+    checked_java,
+    ensure_kafka_jars,
+    java_binary,
+    kafka_cache_dir,
+    kafka_version,
+    new_cluster_id,
 )
+from sandwich.platform.ports import free_port
 from sandwich.platform.secret_files import write_private
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "MIN_JAVA",
+    "EmbeddedApacheKafka",
+    "EmbeddedBrokerError",
+    "checked_java",
+    "ensure_kafka_jars",
+    "java_binary",
+    "kafka_cache_dir",
+    "kafka_version",
+    "metadata_broker_count",
+    "new_cluster_id",
+]
 
-MIN_JAVA = 17
-POM_RESOURCE = "kafka_pom.xml"
-_POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
-_STAMP = "complete.sha256"
+log = logging.getLogger(__name__)
 
 # One file, appended to. Kafka logs its controlled shutdown from its own shutdown hook, so log4j's
 # hook must not close the file first; every config object dumps its settings at INFO: WARN for those.
@@ -85,124 +87,6 @@ logger.request.level = WARN
 # Kafka's own JVM defaults (kafka-run-class.sh), and no half-dead JVM lingering after an OOM.
 _JVM_FLAGS = ("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
               "-XX:+ExplicitGCInvokesConcurrent", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true")  # fmt: skip
-
-
-def _pom_bytes() -> bytes:
-    return importlib.resources.files(__package__).joinpath(POM_RESOURCE).read_bytes()
-
-
-def kafka_version() -> str:
-    """The Kafka version the shipped pom asks for (its `kafka.version` property)."""
-    node = ET.fromstring(_pom_bytes()).find("m:properties/m:kafka.version", _POM_NS)
-    if node is None or not (node.text or "").strip():
-        raise EmbeddedBrokerError(f"{POM_RESOURCE} sets no kafka.version")
-    return (node.text or "").strip()
-
-
-def kafka_cache_dir() -> Path:
-    """Where the jars go: $SANDWICH_KAFKA_CACHE, else $XDG_CACHE_HOME (or ~/.cache)/sandwich/kafka-V."""
-    explicit = os.environ.get("SANDWICH_KAFKA_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sandwich" / f"kafka-{kafka_version()}"
-
-
-def java_binary() -> str:
-    """`$JAVA_HOME/bin/java` when JAVA_HOME is set (a wrong JAVA_HOME is an error, not a fallback)."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home:
-        candidate = Path(java_home) / "bin" / "java"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-        raise EmbeddedBrokerError(
-            f"JAVA_HOME={java_home} has no bin/java: point JAVA_HOME at a JDK {MIN_JAVA}+ "
-            f"or unset it to use the java on PATH"
-        )
-    found = shutil.which("java")
-    if found is None:
-        raise EmbeddedBrokerError(
-            f"java not found: Apache Kafka needs Java {MIN_JAVA} or newer; install one "
-            f"(e.g. `apt-get install openjdk-{MIN_JAVA}-jre-headless`) or set JAVA_HOME"
-        )
-    return found
-
-
-def checked_java() -> str:
-    """The java to run Kafka with, once `java -version` shows it new enough (Kafka 4's server: 17)."""
-    java = java_binary()
-    try:
-        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise EmbeddedBrokerError(f"could not run {java} -version: {exc}") from exc
-    # "1.8.0_392" is Java 8, "17.0.15" is Java 17.
-    match = re.search(r'version "(?:1\.)?(\d+)', done.stderr + done.stdout)
-    if match is None:
-        raise EmbeddedBrokerError(f"{java} -version printed no version: {(done.stderr or done.stdout)[:300]}")
-    if (major := int(match.group(1))) < MIN_JAVA:
-        raise EmbeddedBrokerError(
-            f"Apache Kafka {kafka_version()} needs Java {MIN_JAVA} or newer, but {java} is Java {major}: "
-            f"install a JDK {MIN_JAVA}+ (e.g. `apt-get install openjdk-{MIN_JAVA}-jre-headless`) "
-            f"and put it first on PATH or set JAVA_HOME to it"
-        )
-    return java
-
-
-def ensure_kafka_jars(cache_dir: Path | None = None, *, timeout: float = 900.0) -> Path:
-    """The directory of Kafka's jars, downloaded through Maven the first time.
-
-    A stamp holding the pom's hash is written last, so a download cut short (or done for another
-    pom) is done again; a file lock makes a second process (pytest next to a running platform) wait
-    for the first one's download instead of starting its own.
-    """
-    cache = (cache_dir or kafka_cache_dir()).resolve()
-    pom = _pom_bytes()
-    digest = hashlib.sha256(pom).hexdigest()
-    lib, stamp = cache / "lib", cache / _STAMP
-
-    def done() -> bool:
-        return stamp.is_file() and stamp.read_text().strip() == digest
-
-    if done():
-        return lib
-    cache.mkdir(parents=True, exist_ok=True)
-    with (cache / ".lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if done():
-            return lib
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise EmbeddedBrokerError(
-                "mvn not found: the embedded Apache Kafka downloads its jars from Maven Central "
-                "with Maven on first use; install it (e.g. `apt-get install maven`)"
-            )
-        stamp.unlink(missing_ok=True)
-        shutil.rmtree(lib, ignore_errors=True)
-        (cache / "pom.xml").write_bytes(pom)
-        command = [mvn, "-q", "-B", "-f", str(cache / "pom.xml"), "dependency:copy-dependencies",
-                   f"-DoutputDirectory={lib}", "-DincludeScope=runtime"]  # fmt: skip
-        log.info("resolving Apache Kafka %s jars into %s", kafka_version(), lib)
-        started = time.monotonic()
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise EmbeddedBrokerError(f"Maven did not fetch Kafka's jars within {timeout:.0f}s") from exc
-        if result.returncode != 0 or not any(lib.glob("kafka_2.13-*.jar")):
-            raise EmbeddedBrokerError(
-                f"Maven could not fetch Apache Kafka's jars (exit {result.returncode}): "
-                f"{(result.stdout + result.stderr)[-3000:]}"
-            )
-        stamp.write_text(digest + "\n")
-        log.info("Kafka jars ready in %.1fs", time.monotonic() - started)
-    return lib
-
-
-def new_cluster_id() -> str:
-    """A KRaft cluster id as Kafka makes them (`Uuid.randomUuid`: URL-safe base64, never a leading -)."""
-    while True:
-        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        if not text.startswith("-"):
-            return text
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -264,10 +148,15 @@ def metadata_broker_count(
     return int(brokers)
 
 
-class EmbeddedApacheKafka(_ChildBroker):
-    """A single-node Apache Kafka (KRaft) under `<data_dir>/kafka`, on ports of its own."""
+class EmbeddedApacheKafka(BrokerEngine):
+    """A single-node Apache Kafka (KRaft) under `<data_dir>/kafka`, on ports of its own.
+
+    `stop()` sends SIGTERM: Kafka's controlled shutdown (flushes, writes its clean-shutdown marker),
+    then SIGKILL after 30 s.
+    """
 
     kind = "apache-kafka"
+    stop_timeout = 30.0
 
     def __init__(
         self,
@@ -303,8 +192,8 @@ class EmbeddedApacheKafka(_ChildBroker):
         self.admin_user = admin_user
         if self.users and admin_user not in self.users:
             raise ValueError("admin_user must be one of users")
-        self._data_dir: Path | None = None
         self._java: str | None = None
+        self._not_ready = "no answer yet"
         self._lib: Path | None = None
 
     # -- addresses and files ----------------------------------------------------------------------
@@ -320,9 +209,7 @@ class EmbeddedApacheKafka(_ChildBroker):
 
     @property
     def kafka_dir(self) -> Path:
-        if self._data_dir is None:
-            raise EmbeddedBrokerError("the embedded apache-kafka has not been started yet")
-        return self._data_dir / "kafka"
+        return self.data_dir / "kafka"
 
     @property
     def log_dir(self) -> Path:
@@ -336,10 +223,7 @@ class EmbeddedApacheKafka(_ChildBroker):
         The first start on a machine downloads the jars (outside `ready_timeout`), the first on a
         data directory formats its storage.
         """
-        if data_dir is not None:
-            self._data_dir = Path(data_dir).resolve()
-        if self._data_dir is None:
-            raise EmbeddedBrokerError("EmbeddedApacheKafka.start() needs a data directory the first time")
+        data_dir = self._take_data_dir(data_dir)
         if self.running:
             return
         self._java = self._java or checked_java()
@@ -350,23 +234,12 @@ class EmbeddedApacheKafka(_ChildBroker):
             self._controller_port = free_port(self.host)
             while self._controller_port == self._port:
                 self._controller_port = free_port(self.host)
-        elif _port_accepts(self.host, self._controller_port):
+        elif port_accepts(self.host, self._controller_port):
             raise EmbeddedBrokerError(f"port {self._controller_port} is already taken: cannot start Kafka")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._write_config()
         self._format_once()
-        self._launch(self._data_dir / "apache-kafka.log")
-
-    def restart(self, down_seconds: float = 0.0) -> None:
-        """Stop, stay down `down_seconds` (blocking), start again on the same ports and data."""
-        self.stop()
-        if down_seconds > 0:
-            time.sleep(down_seconds)
-        self.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM: Kafka's controlled shutdown (flushes, writes its clean-shutdown marker), then SIGKILL."""
-        super().stop(timeout)
+        self._launch(data_dir / "apache-kafka.log")
 
     # -- what the base runs -----------------------------------------------------------------------
     def _command(self) -> list[str]:
@@ -376,30 +249,26 @@ class EmbeddedApacheKafka(_ChildBroker):
                 f"-Dlog4j2.configurationFile={config}", *self.jvm_options, "-cp", f"{self._lib}/*",
                 "kafka.Kafka", str(self.kafka_dir / "server.properties")]  # fmt: skip
 
-    def _wait_ready(self) -> None:
+    def _answers(self) -> bool:
         """The port accepts (the base's check), then a Metadata request lists this broker."""
-        deadline = time.monotonic() + self.ready_timeout
-        super()._wait_ready()
-        last_error = "no answer yet"
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                code, self._proc = self._proc.returncode, None
-                raise EmbeddedBrokerError(
-                    f"Apache Kafka exited with code {code} on start:\n{_tail(self._log_path)}"
-                )
-            try:
-                if metadata_broker_count(self.host, self.port, credentials=self.admin_credentials) > 0:
-                    log.info("apache kafka answers metadata on %s", self.bootstrap_servers)
-                    return
-                last_error = "the broker lists no broker yet"
-            except (OSError, struct.error) as exc:
-                last_error = repr(exc)
-            time.sleep(0.1)
-        self._terminate(timeout=5.0)
-        raise EmbeddedBrokerError(
+        if not port_accepts(self.host, self.port):
+            return False
+        try:
+            if metadata_broker_count(self.host, self.port, credentials=self.admin_credentials) > 0:
+                log.info("apache kafka answers metadata on %s", self.bootstrap_servers)
+                return True
+            self._not_ready = "the broker lists no broker yet"
+        except (OSError, struct.error) as exc:
+            self._not_ready = repr(exc)
+        return False
+
+    def _start_failure(self, code: int, output: str) -> Exception:
+        return EmbeddedBrokerError(f"Apache Kafka exited with code {code} on start:\n{output}")
+
+    def _not_ready_message(self) -> str:
+        return (
             f"Apache Kafka on port {self.port} did not answer a Metadata request within "
-            f"{self.ready_timeout}s ({last_error}):\n{_tail(self._log_path)}"
+            f"{self.ready_timeout}s ({self._not_ready})"
         )
 
     @property
@@ -479,8 +348,7 @@ class EmbeddedApacheKafka(_ChildBroker):
             + "\n".join(lines)
             + "\n",
         )
-        assert self._data_dir is not None
-        log_file = self._data_dir / "apache-kafka.log"
+        log_file = self.data_dir / "apache-kafka.log"
         (self.kafka_dir / "log4j2.properties").write_text(_LOG4J2.format(log_file=log_file))
 
     def _format_once(self) -> None:

@@ -1,5 +1,5 @@
-"""The laptop's trace backend and Prometheus, run as children the way the brokers are (brokers.py):
-on 127.0.0.1, on free ports, stopped with the run that started them.
+"""The laptop's trace backend and Prometheus, run as child-process engines as the brokers are
+(child_process.py): on 127.0.0.1, on free ports, stopped with the run that started them.
 
 - `EmbeddedJaeger` (`sandwich up --traces`): Jaeger v2's all-in-one, which takes OTLP over HTTP and
   keeps traces in memory, with its UI and query API. Jaeger is one Go program, so it is built here
@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from sandwich.platform.embedded.brokers import EmbeddedBrokerError, _ChildBroker
+from sandwich.platform.embedded.child_process import ChildProcessEngine, EmbeddedEngineError
 from sandwich.platform.ports import free_port
 
 JAEGER_MODULE = "github.com/jaegertracing/jaeger/cmd/jaeger"
@@ -28,7 +28,7 @@ JAEGER_VERSION = "v1.75.0"  # Jaeger v2's all-in-one (the module's v1 tags carry
 JAEGER_BUILD_SECONDS = 1800.0
 
 
-class MissingTool(EmbeddedBrokerError):
+class MissingTool(EmbeddedEngineError):
     """A program the option needs is not on this machine: the message says what to install."""
 
 
@@ -74,14 +74,37 @@ def jaeger_binary(say: Callable[[str], None] | None = None) -> Path:
     return target
 
 
-class EmbeddedJaeger(_ChildBroker):
+class _Observer(ChildProcessEngine):
+    """An engine with a folder of its own under the platform's data directory, where it writes the
+    configuration `_config()` makes (JSON, which YAML reads too) and its log, named after it."""
+
+    file_stem = ""
+
+    def __init__(self, data_dir: Path, ready_timeout: float) -> None:
+        super().__init__(ready_timeout=ready_timeout)
+        self.data_dir = data_dir
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._launch(self.data_dir / f"{self.file_stem}.log")
+
+    def _config(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    def _write_config(self, name: str) -> Path:
+        config = self.data_dir / name
+        config.write_text(json.dumps(self._config(), indent=2))
+        return config
+
+
+class EmbeddedJaeger(_Observer):
     """Jaeger all-in-one: OTLP/HTTP in (`otlp_endpoint`), the UI and its query API at `ui_url`."""
 
     kind = "Jaeger"
+    file_stem = "jaeger"
 
     def __init__(self, data_dir: Path, binary: Path, ready_timeout: float = 60.0) -> None:
-        super().__init__(ready_timeout=ready_timeout)
-        self.data_dir = data_dir
+        super().__init__(data_dir, ready_timeout)
         self.binary = binary
         self.otlp_port = free_port()
         self.health_port = free_port()
@@ -95,14 +118,8 @@ class EmbeddedJaeger(_ChildBroker):
     def otlp_endpoint(self) -> str:
         return f"http://{self.host}:{self.otlp_port}"
 
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._launch(self.data_dir / "jaeger.log")
-
     def _command(self) -> list[str]:
-        config = self.data_dir / "jaeger.yaml"
-        config.write_text(json.dumps(self._config(), indent=2))  # JSON is YAML
-        return [str(self.binary), "--config", str(config)]
+        return [str(self.binary), "--config", str(self._write_config("jaeger.yaml"))]
 
     def _config(self) -> dict[str, object]:
         host = self.host
@@ -145,14 +162,14 @@ def rules_file() -> Path | None:
     return found if found.exists() else None
 
 
-class EmbeddedPrometheus(_ChildBroker):
+class EmbeddedPrometheus(_Observer):
     """Prometheus scraping `targets` (service -> host:port) every 5 s, with the alerting rules."""
 
     kind = "Prometheus"
+    file_stem = "prometheus"
 
     def __init__(self, data_dir: Path, targets: dict[str, str], ready_timeout: float = 60.0) -> None:
-        super().__init__(ready_timeout=ready_timeout)
-        self.data_dir = data_dir
+        super().__init__(data_dir, ready_timeout)
         self.targets = targets
         self.rules = rules_file()
         binary = shutil.which("prometheus")
@@ -164,16 +181,10 @@ class EmbeddedPrometheus(_ChildBroker):
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._launch(self.data_dir / "prometheus.log")
-
     def _command(self) -> list[str]:
-        config = self.data_dir / "prometheus.yml"
-        config.write_text(json.dumps(self._config(), indent=2))
         return [
             self.binary,
-            f"--config.file={config}",
+            f"--config.file={self._write_config('prometheus.yml')}",
             f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
             "--storage.tsdb.retention.time=2d",
             f"--web.listen-address={self.host}:{self.port}",
