@@ -8,11 +8,11 @@ from typing import Any, cast
 
 import pytest
 
-from sandwich.platform.db import Database
 from sandwich.platform.embedded.mailsink import MailSink, read_mails
 from sandwich.platform.settings import Settings
+from sandwich.services.notifications.domain import Outgoing
 from sandwich.services.notifications.sender import MailSender
-from sandwich.services.notifications.storage import Outgoing
+from sandwich.services.notifications.unit_of_work import UnitsOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def letter(subject: str) -> Outgoing:
 def sender_for(sink: MailSink) -> MailSender:
     settings = Settings(smtp_host=sink.host, smtp_port=sink.port)
     # _deliver does not touch the database.
-    return MailSender(cast(Database, None), settings, smtp_timeout=5.0)
+    return MailSender(cast(UnitsOfWork, None), settings, smtp_timeout=5.0)
 
 
 async def test_batches_share_one_connection_and_a_dropped_one_is_replaced(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ async def test_a_server_that_is_away_fails_every_letter_of_the_batch(tmp_path: P
     port = sink.port
     sink.stop()
     sender = MailSender(
-        cast(Database, None), Settings(smtp_host="127.0.0.1", smtp_port=port), smtp_timeout=2.0
+        cast(UnitsOfWork, None), Settings(smtp_host="127.0.0.1", smtp_port=port), smtp_timeout=2.0
     )
     letters = [letter("one"), letter("two")]
     errors = await sender._deliver(letters)

@@ -14,9 +14,10 @@ from sqlalchemy import text
 import sandwich.services.notifications as notifications_package
 from sandwich.platform.db import Database
 from sandwich.platform.settings import Settings
-from sandwich.services.notifications import storage
-from sandwich.services.notifications.domain import NotificationStatus
+from sandwich.services.notifications.domain import NewNotification, NotificationStatus
 from sandwich.services.notifications.sender import MailSender
+from sandwich.services.notifications.storage import PostgresLetters
+from sandwich.services.notifications.unit_of_work import sql_units_of_work
 from tests.integration.scratch import scratch_database
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ async def store_letters(db: Database, count: int) -> list[str]:
     ids = []
     async with db.begin() as conn:
         for n in range(count):
-            new = storage.NewNotification(
+            new = NewNotification(
                 notification_id=str(uuid.uuid4()),
                 user_id=str(uuid.uuid4()),
                 order_id=str(uuid.uuid4()),
@@ -45,7 +46,7 @@ async def store_letters(db: Database, count: int) -> list[str]:
                 body="hello",
                 status=NotificationStatus.PENDING,
             )
-            assert await storage.insert(conn, new) is not None
+            assert await PostgresLetters(conn).add(new) is not None
             ids.append(new.notification_id)
     return ids
 
@@ -55,7 +56,7 @@ async def test_two_senders_taking_at_once_never_share_a_letter(db: Database) -> 
 
     async def take() -> list[str]:
         async with db.connect() as conn:
-            return [letter.notification_id for letter in await storage.take_due(conn, 20)]
+            return [letter.notification_id for letter in await PostgresLetters(conn).take_due(20)]
 
     first, second = await asyncio.gather(take(), take())
 
@@ -66,8 +67,8 @@ async def test_two_senders_taking_at_once_never_share_a_letter(db: Database) -> 
 async def test_a_taken_letter_is_due_again_only_after_its_lease(db: Database) -> None:
     (stored,) = await store_letters(db, 1)
     async with db.connect() as conn:
-        assert [x.notification_id for x in await storage.take_due(conn, 10)] == [stored]
-        assert await storage.take_due(conn, 10) == []  # leased: not due for LEASE_SECONDS
+        assert [x.notification_id for x in await PostgresLetters(conn).take_due(10)] == [stored]
+        assert await PostgresLetters(conn).take_due(10) == []  # leased: not due for LEASE_SECONDS
         # The lease runs out (its sender died before recording the letter as sent).
         await conn.execute(
             text(
@@ -75,10 +76,10 @@ async def test_a_taken_letter_is_due_again_only_after_its_lease(db: Database) ->
             ),
             {"id": uuid.UUID(stored)},
         )
-        assert [x.notification_id for x in await storage.take_due(conn, 10)] == [stored]
-        await storage.mark_sent(conn, [stored])
+        assert [x.notification_id for x in await PostgresLetters(conn).take_due(10)] == [stored]
+        await PostgresLetters(conn).mark_sent([stored])
         await conn.execute(text("UPDATE notifications SET next_attempt_at = now() - interval '1 second'"))
-        assert await storage.take_due(conn, 10) == []  # sent: never again
+        assert await PostgresLetters(conn).take_due(10) == []  # sent: never again
 
 
 async def test_a_stopping_sender_hands_its_taken_letters_back_due_at_once(db: Database) -> None:
@@ -87,15 +88,15 @@ async def test_a_stopping_sender_hands_its_taken_letters_back_due_at_once(db: Da
     recorded as sent stays sent."""
     waiting, sent = await store_letters(db, 2)
     async with db.connect() as conn:
-        taken = await storage.take_due(conn, 10)
-        await storage.mark_sent(conn, [sent])
-    sender = MailSender(db, Settings())
+        taken = await PostgresLetters(conn).take_due(10)
+        await PostgresLetters(conn).mark_sent([sent])
+    sender = MailSender(sql_units_of_work(db), Settings())
     for letter in taken:
         sender.hand_over(letter)  # in the stopping sender's memory, not sent
     async with db.connect() as conn:
-        assert await storage.take_due(conn, 10) == []  # leased
+        assert await PostgresLetters(conn).take_due(10) == []  # leased
 
     await sender.release_handed()
 
     async with db.connect() as conn:
-        assert [x.notification_id for x in await storage.take_due(conn, 10)] == [waiting]
+        assert [x.notification_id for x in await PostgresLetters(conn).take_due(10)] == [waiting]

@@ -7,9 +7,8 @@ import email.policy
 
 import pytest
 
-from sandwich.services.notifications.domain import message_id
+from sandwich.services.notifications.domain import Outgoing, message_id
 from sandwich.services.notifications.sender import build_message, envelope_sender
-from sandwich.services.notifications.storage import Outgoing
 
 pytestmark = pytest.mark.unit
 

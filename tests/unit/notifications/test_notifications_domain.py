@@ -7,7 +7,6 @@ import asyncio
 import pytest
 
 from sandwich.platform.http import Response
-from sandwich.services.notifications.contacts import ContactBook, TtlCache
 from sandwich.services.notifications.domain import (
     KINDS,
     MAX_ATTEMPTS,
@@ -20,6 +19,7 @@ from sandwich.services.notifications.domain import (
     retry_delay,
     status_after_failure,
 )
+from sandwich.services.notifications.ports import ContactBook, TtlCache
 
 pytestmark = pytest.mark.unit
 

@@ -5,22 +5,21 @@ that the sync flow calls instead of publishing an event.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError
-from sandwich.platform.events import OrderSnapshot
+from sandwich.platform.events import OrderSnapshot, rfc3339
 from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.validation import Text
-from sandwich.services.notifications import storage
-from sandwich.services.notifications.domain import kind_for_status
-from sandwich.services.notifications.handlers import Notifier
+from sandwich.services.notifications import commands
+from sandwich.services.notifications.context import NotificationsContext, context_of
+from sandwich.services.notifications.domain import Notification, RecordLetter, kind_for_status
 
 router = APIRouter(tags=["notifications"])
 
@@ -71,16 +70,23 @@ def _as_uuid(name: str, value: uuid.UUID | str | None) -> uuid.UUID | None:
         raise ApiError(422, "invalid_field", f"{name} is not a UUID.") from exc
 
 
-async def notifier_of(request: Request) -> Notifier:
-    """FastAPI dependency: the Notifier wired by app.py."""
-    notifier: Notifier = request.app.state.notifier
-    return notifier
+def notification_body(notification: Notification) -> dict[str, Any]:
+    return {
+        "notification_id": notification.notification_id,
+        "order_id": notification.order_id,
+        "kind": notification.kind,
+        "channel": notification.channel,
+        "subject": notification.subject,
+        "body": notification.body,
+        "status": notification.status,
+        "created_at": rfc3339(notification.created_at),
+    }
 
 
 @router.get("/api/v1/notifications", response_model=NotificationsOut)
 async def my_notifications(
     identity: Annotated[Identity, Depends(current_identity)],
-    service: Annotated[Service, Depends(service_of)],
+    context: Annotated[NotificationsContext, Depends(context_of)],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> JsonResponse:
     """The caller's own notifications, newest first (admins too see only their own)."""
@@ -88,26 +94,12 @@ async def my_notifications(
         user_id = uuid.UUID(identity.user_id)
     except ValueError:
         return JsonResponse({"items": []})
-    async with service.database.connect() as conn:
-        items = await storage.of_user(conn, user_id, limit)
-    return JsonResponse({"items": items})
+    letters = await commands.letters_of(str(user_id), limit, context.unit_of_work(atomic=False))
+    return JsonResponse({"items": [notification_body(letter) for letter in letters]})
 
 
-@router.post(
-    "/api/v1/notification",
-    status_code=201,
-    response_model=NotificationOut,
-    responses={200: {"description": "This order already had this kind of notification"}},
-)
-async def notify(
-    body: NotificationRequest,
-    service: Annotated[Service, Depends(service_of)],
-    notifier: Annotated[Notifier, Depends(notifier_of)],
-) -> Response:
-    """Store a letter (201), or answer the one already stored for this order and kind (200).
-
-    204 when the given status deserves no letter. 503 when users cannot be asked for the address.
-    """
+def _command_of(body: NotificationRequest) -> RecordLetter | None:
+    """The letter the request asks for; None when its status deserves none."""
     order = body.order
     user_id = _as_uuid("order.user_id", body.user_id or (order.user_id if order else None))
     if user_id is None:
@@ -118,21 +110,33 @@ async def notify(
     if kind is None:
         if status is None:
             raise ApiError(422, "invalid_field", "kind or status (or order) is required.")
-        return Response(status_code=204)
+        return None
     total = body.total if body.total is not None else (order.total if order else None)
     username = body.username or (order.username if order else None)
+    return RecordLetter(str(user_id), str(order_id) if order_id else None, kind, username, total)
+
+
+@router.post(
+    "/api/v1/notification",
+    status_code=201,
+    response_model=NotificationOut,
+    responses={200: {"description": "This order already had this kind of notification"}},
+)
+async def notify(
+    body: NotificationRequest, context: Annotated[NotificationsContext, Depends(context_of)]
+) -> Response:
+    """Store a letter (201), or answer the one already stored for this order and kind (200).
+
+    204 when the given status deserves no letter. 503 when users cannot be asked for the address.
+    """
+    command = _command_of(body)
+    if command is None:
+        return Response(status_code=204)
     try:
-        async with service.database.begin() as conn:
-            recorded = await notifier.record(
-                conn,
-                user_id=str(user_id),
-                order_id=str(order_id) if order_id else None,
-                kind=kind,
-                username=username,
-                total=total,
-            )
+        recorded = await commands.record_letter(command, context.unit_of_work(), context.contacts)
     except ServiceUnavailable as exc:
         raise ApiError(503, "users_unavailable", "Contact data cannot be fetched right now.") from exc
     if recorded.created:
-        notifier.wake_sender()
-    return JsonResponse(recorded.notification, status_code=201 if recorded.created else 200)
+        context.wake_sender()
+    body_out = notification_body(recorded.notification)
+    return JsonResponse(body_out, status_code=201 if recorded.created else 200)

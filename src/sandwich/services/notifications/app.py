@@ -16,10 +16,12 @@ from sandwich.platform.events import TOPIC_NOTIFICATIONS_ORDERS, TOPIC_ORDER_EVE
 from sandwich.platform.inbox import OneStatement
 from sandwich.platform.settings import Flow
 from sandwich.services.notifications.api import router
-from sandwich.services.notifications.contacts import ContactBook
+from sandwich.services.notifications.context import NotificationsContext
 from sandwich.services.notifications.domain import KIND_BY_STATUS
-from sandwich.services.notifications.handlers import CONSUMER, Notifier, concerns_notifications
+from sandwich.services.notifications.handlers import CONSUMER, OrderEventsConsumer, concerns_notifications
+from sandwich.services.notifications.ports import ContactBook
 from sandwich.services.notifications.sender import LETTER_WAIT_CHECK_SECONDS, MailSender
+from sandwich.services.notifications.unit_of_work import sql_units_of_work
 
 
 def create_app() -> FastAPI:
@@ -30,14 +32,15 @@ def create_app() -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
     )
     contacts = ContactBook(service.http, service.settings.profile_cache_ttl_seconds)
-    sender = MailSender(service.database, service.settings)
-    notifier = Notifier(contacts, hand_over=sender.hand_over, wake_sender=sender.wake)
+    units = sql_units_of_work(service.database)
+    sender = MailSender(units, service.settings)
+    service.context = NotificationsContext(unit_of_work=units, contacts=contacts, wake_sender=sender.wake)
     # ADR 002 (async) gives notifications a topic of their own; the other flows share order.events.
     topic = TOPIC_NOTIFICATIONS_ORDERS if service.settings.flow is Flow.ASYNC else TOPIC_ORDER_EVENTS
     service.consume(
         topic,
         CONSUMER,
-        OneStatement(notifier.on_order_event),
+        OneStatement(OrderEventsConsumer(contacts, sender.hand_over).on_order_event),
         wants=concerns_notifications,
         kinds=KIND_BY_STATUS,
     )
@@ -45,6 +48,4 @@ def create_app() -> FastAPI:
     service.every("mail-sender", 0.0, sender.run_once)
     service.every("letters-waiting", LETTER_WAIT_CHECK_SECONDS, sender.measure_waiting)
     service.on_shutdown(sender.release_handed)
-    app = service.create_app(router)
-    app.state.notifier = notifier
-    return app
+    return service.create_app(router)

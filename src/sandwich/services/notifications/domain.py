@@ -9,6 +9,7 @@ store refuses the second copy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 CHANNEL_EMAIL = "email"
@@ -72,6 +73,76 @@ class Contact:
 class Letter:
     subject: str
     body: str
+
+
+@dataclass(frozen=True)
+class RecordLetter:
+    """A command: this order reached a status that deserves the letter of `kind`."""
+
+    user_id: str
+    order_id: str | None
+    kind: str
+    username: str | None
+    total: int | None
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """A letter to store, addressed and written."""
+
+    notification_id: str
+    user_id: str
+    order_id: str | None
+    kind: str
+    channel: str
+    recipient: str | None
+    subject: str
+    body: str
+    status: NotificationStatus
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A stored letter as its reader sees it."""
+
+    notification_id: str
+    order_id: str | None
+    kind: str
+    channel: str
+    subject: str
+    body: str
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The letter of an (order, kind): `created` False when it was stored before."""
+
+    notification: Notification
+    created: bool
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A pending letter picked for sending."""
+
+    notification_id: str
+    recipient: str
+    subject: str
+    body: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class FailedAttempt:
+    """A letter that did not go out this time: its attempts so far and what it is now."""
+
+    notification_id: str
+    attempts: int
+    status: NotificationStatus
+    error: str
 
 
 def short_order_id(order_id: str) -> str:

@@ -1,16 +1,16 @@
-"""Recording notifications: from OrderEvents on `order.events` (broker flows) and from the sync flow's
-POST /api/v1/notification, by the same rules.
+"""The consumer of order events: a letter for the statuses that deserve one, by the same rules as the
+sync flow's POST /api/v1/notification (commands.py).
 
-A notification is only stored here, as `pending`, in the caller's transaction (for events: together
-with the inbox claim). The sender sends it after the commit, so a rolled-back event never mails.
+The letter is stored, as `pending`, in ONE statement with the inbox claim (an inbox Effect): this is
+the service's hot path, and a unit of work around it would add BEGIN, COMMIT and a look-up, so only
+the letter is written by the use cases' rules (`commands.letter_for_order_event`, `commands.compose`)
+and the insert stays `storage.insert_effect`. A rolled-back event never mails: the sender gets the
+letter once the statement committed.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from sandwich.platform.events import (
     ORDER_EVENT,
@@ -20,16 +20,9 @@ from sandwich.platform.events import (
     carries_order_status,
 )
 from sandwich.platform.inbox import Effect
-from sandwich.platform.sql import Connection
-from sandwich.services.notifications import storage
-from sandwich.services.notifications.contacts import ContactBook
-from sandwich.services.notifications.domain import (
-    CHANNEL_EMAIL,
-    KIND_BY_STATUS,
-    NotificationStatus,
-    compose_letter,
-    kind_for_status,
-)
+from sandwich.services.notifications import commands, storage
+from sandwich.services.notifications.domain import KIND_BY_STATUS, Outgoing
+from sandwich.services.notifications.ports import Contacts
 
 CONSUMER = "notifications"
 
@@ -39,77 +32,13 @@ def concerns_notifications(envelope: Envelope) -> bool:
     return carries_order_status(envelope, KIND_BY_STATUS, types=(ORDER_EVENT, ORDER_UPDATE_MESSAGE))
 
 
-@dataclass(frozen=True)
-class Recorded:
-    notification: dict[str, Any]
-    created: bool
-
-
-class Notifier:
+class OrderEventsConsumer:
     """Turns "this order reached that status" into at most one stored letter per (order, kind)."""
 
-    def __init__(
-        self,
-        contacts: ContactBook,
-        hand_over: Callable[[storage.Outgoing], None] | None = None,
-        wake_sender: Callable[[], None] | None = None,
-    ):
+    def __init__(self, contacts: Contacts, hand_over: Callable[[Outgoing], None]):
         self.contacts = contacts
-        # The mail sender: a letter the consumer stored goes to it once committed (hand_over); one
-        # stored by the seeds' route is looked up after a wake-up.
-        self.hand_over = hand_over or (lambda letter: None)
-        self.wake_sender = wake_sender or (lambda: None)
-
-    async def record(
-        self,
-        conn: Connection,
-        *,
-        user_id: str,
-        order_id: str | None,
-        kind: str,
-        username: str | None,
-        total: int | None,
-    ) -> Recorded:
-        """Store the letter unless this order already has one of this kind.
-
-        Raises ServiceUnavailable when users cannot be asked for the address.
-        """
-        if order_id is not None:
-            existing = await storage.find(conn, order_id, kind)
-            if existing is not None:
-                return Recorded(existing, created=False)
-        new = await self.compose(
-            user_id=user_id, order_id=order_id, kind=kind, username=username, total=total
-        )
-        stored = await storage.insert(conn, new)
-        if stored is not None:
-            return Recorded(stored, created=True)
-        assert order_id is not None  # only the (order_id, kind) key can refuse an insert
-        existing = await storage.find(conn, order_id, kind)
-        assert existing is not None
-        return Recorded(existing, created=False)
-
-    async def compose(
-        self, *, user_id: str, order_id: str | None, kind: str, username: str | None, total: int | None
-    ) -> storage.NewNotification:
-        """The letter, addressed from the user's profile (cached briefly by the contact book)."""
-        contact = await self.contacts.contact(user_id)
-        name = contact.greeting_name if contact else (username or "friend")
-        letter = compose_letter(kind, name=name, order_id=order_id, total=total)
-        recipient = contact.email if contact else None
-        return storage.NewNotification(
-            notification_id=str(uuid.uuid4()),
-            user_id=user_id,
-            order_id=order_id,
-            kind=kind,
-            channel=CHANNEL_EMAIL,
-            recipient=recipient,
-            subject=letter.subject,
-            body=letter.body,
-            # Without an address the letter cannot go out; it is still shown in the app.
-            status=NotificationStatus.PENDING if recipient else NotificationStatus.FAILED,
-            last_error=None if recipient else "the user has no e-mail address on file",
-        )
+        # The mail sender: a letter the consumer stored goes to it once committed, without a look-up.
+        self.hand_over = hand_over
 
     async def on_order_event(self, envelope: Envelope) -> Effect | None:
         """Consumer of `order.events`: a letter for the statuses that deserve one, nothing otherwise.
@@ -120,16 +49,7 @@ class Notifier:
         """
         if envelope.type not in (ORDER_EVENT, ORDER_UPDATE_MESSAGE):
             return None
-        event = OrderEvent.model_validate(envelope.payload)
-        kind = kind_for_status(event.status)
-        if kind is None:
+        command = commands.letter_for_order_event(OrderEvent.model_validate(envelope.payload))
+        if command is None:
             return None
-        order = event.order
-        new = await self.compose(
-            user_id=order.user_id,
-            order_id=order.order_id,
-            kind=kind,
-            username=order.username,
-            total=order.total,
-        )
-        return storage.insert_effect(new, self.hand_over)
+        return storage.insert_effect(await commands.compose(command, self.contacts), self.hand_over)

@@ -20,11 +20,11 @@ import aiosmtplib
 import structlog
 from prometheus_client import Gauge
 
-from sandwich.platform.db import Database
 from sandwich.platform.events import utcnow
 from sandwich.platform.settings import Settings
-from sandwich.services.notifications import storage
-from sandwich.services.notifications.domain import message_id, retry_delay, status_after_failure
+from sandwich.services.notifications import commands
+from sandwich.services.notifications.domain import Outgoing, message_id
+from sandwich.services.notifications.unit_of_work import UnitsOfWork
 
 log = structlog.get_logger("mail_sender")
 
@@ -38,7 +38,7 @@ SMTP_IDLE_SECONDS = 15.0
 """An SMTP connection unused this long is closed (servers drop idle clients after a few minutes)."""
 
 
-def build_message(letter: storage.Outgoing, mail_from: str) -> bytes:
+def build_message(letter: Outgoing, mail_from: str) -> bytes:
     """The letter as an RFC 5322 message: a text/plain UTF-8 body (7bit when it is ASCII, else
     base64), an RFC 2047 subject when it is not ASCII, and the Message-ID that makes resends one copy.
 
@@ -78,16 +78,19 @@ def envelope_sender(mail_from: str) -> str:
 
 
 class MailSender:
+    """The sender loop: each turn sends what was handed over and what is due, through the use cases
+    of commands.py on units of work (`atomic=False` for its one-statement steps)."""
+
     def __init__(
         self,
-        db: Database,
+        unit_of_work: UnitsOfWork,
         settings: Settings,
         *,
         batch_size: int = 20,
         poll_seconds: float = 0.2,
         smtp_timeout: float = 10.0,
     ):
-        self.db = db
+        self.unit_of_work = unit_of_work
         self.settings = settings
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
@@ -96,8 +99,8 @@ class MailSender:
         self._backoff = 0.0
         self._smtp: aiosmtplib.SMTP | None = None
         self._last_used = 0.0
-        self._handed: list[storage.Outgoing] = []
-        self._sending: list[storage.Outgoing] = []  # the batch going out now (cut off by a stop?)
+        self._handed: list[Outgoing] = []
+        self._sending: list[Outgoing] = []  # the batch going out now (cut off by a stop?)
         self._look_up = True
 
     def wake(self) -> None:
@@ -105,7 +108,7 @@ class MailSender:
         self._look_up = True
         self._wake.set()
 
-    def hand_over(self, letter: storage.Outgoing) -> None:
+    def hand_over(self, letter: Outgoing) -> None:
         """A letter stored already taken (storage.insert_effect): send it without looking it up."""
         self._handed.append(letter)
         self._wake.set()
@@ -138,58 +141,48 @@ class MailSender:
         # Message-ID, which receivers (the mail sink too) keep once.
         handed, self._handed, self._sending = [*self._sending, *self._handed], [], []
         if handed:
-            async with self.db.connect() as conn:
-                await storage.release(conn, [letter.notification_id for letter in handed])
+            ids = [letter.notification_id for letter in handed]
+            await commands.release(ids, self.unit_of_work(atomic=False))
             log.info("mail_sender_released", letters=len(handed))
 
     async def measure_waiting(self) -> None:
-        async with self.db.connect() as conn:
-            LETTERS_WAITING.set(await storage.oldest_pending_seconds(conn))
+        LETTERS_WAITING.set(await commands.oldest_waiting_seconds(self.unit_of_work(atomic=False)))
 
     async def send_due(self) -> int:
         """Send one batch of due letters; returns how many were attempted.
 
-        The batch is taken with a lease (storage.take_due), sent, then recorded: two statements and
+        The batch is taken with a lease (commands.take_due), sent, then recorded: two statements and
         no transaction held open while the SMTP server answers. A crash in between sends the taken
         letters again once their lease runs out, with the same Message-ID (see the module's doc).
         """
-        async with self.db.connect() as conn:
-            letters = await storage.take_due(conn, self.batch_size)
+        letters = await commands.take_due(self.batch_size, self.unit_of_work(atomic=False))
         if letters:
             await self.send(letters)
         return len(letters)
 
-    async def send(self, letters: list[storage.Outgoing]) -> None:
+    async def send(self, letters: list[Outgoing]) -> None:
         """Send taken letters and record how it went (sent, or failed with its next attempt)."""
         self._sending = letters  # until recorded: a stop in between hands them back (release_handed)
         errors = await self._deliver(letters)
         await self._record(letters, errors)
         self._sending = []
 
-    async def _record(self, letters: list[storage.Outgoing], errors: dict[str, str]) -> None:
-        sent = [x.notification_id for x in letters if x.notification_id not in errors]
+    async def _record(self, letters: list[Outgoing], errors: dict[str, str]) -> None:
+        """All sent: one statement; some failed: one transaction marking each (commands.py)."""
         if not errors:
-            async with self.db.connect() as conn:
-                await storage.mark_sent(conn, sent)
+            ids = [letter.notification_id for letter in letters]
+            await commands.mark_sent(ids, self.unit_of_work(atomic=False))
             return
-        async with self.db.begin() as conn:
-            await storage.mark_sent(conn, sent)
-            for letter in letters:
-                error = errors.get(letter.notification_id)
-                if error is None:
-                    continue
-                attempts = letter.attempts + 1
-                status = status_after_failure(attempts)
-                await storage.mark_failed(conn, letter.notification_id, error, status, retry_delay(attempts))
-                log.warning(
-                    "mail_send_failed",
-                    notification_id=letter.notification_id,
-                    attempts=attempts,
-                    status=status.value,
-                    error=error,
-                )
+        for failure in await commands.record_attempts(letters, errors, self.unit_of_work()):
+            log.warning(
+                "mail_send_failed",
+                notification_id=failure.notification_id,
+                attempts=failure.attempts,
+                status=failure.status.value,
+                error=failure.error,
+            )
 
-    async def _deliver(self, letters: list[storage.Outgoing]) -> dict[str, str]:
+    async def _deliver(self, letters: list[Outgoing]) -> dict[str, str]:
         """Send the letters over the kept SMTP connection; the error of each one that did not go out.
 
         The connection stays open between batches (closed after `SMTP_IDLE_SECONDS` unused): opening

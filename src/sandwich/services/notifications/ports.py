@@ -1,4 +1,5 @@
-"""Contact data from the users service, cached in-process for a short time.
+"""The outbound adapters of notifications: contact data from the users service, cached in-process
+for a short time (the use cases see the `Contacts` port; the SMTP side is the sender loop's).
 
 Every letter needs the recipient's e-mail address, and a busy customer gets several letters in a few
 minutes; the short TTL keeps users off the hot path without letting a changed address linger long.
@@ -12,7 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import structlog
 
@@ -25,6 +26,14 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 Clock = Callable[[], float]
+
+
+class Contacts(Protocol):
+    """Where a user's letters go."""
+
+    async def contact(self, user_id: str) -> Contact | None:
+        """None when users knows no such user; raises ServiceUnavailable when users is away."""
+        ...
 
 
 class TtlCache(Generic[K, V]):
