@@ -1,8 +1,9 @@
 """Routes of auth: register, login, the JWKS document, and admin role assignment.
 
 Registration follows the interaction style of the wiring: auth always creates the profile in users
-over HTTP (ADR 003: the profile exists when register answers); the billing account is opened by
-billing itself (from UserCreated, or on first use), so register never waits on the broker.
+over HTTP (ADR 003: the profile exists when register answers); the billing account is opened the
+way the context's `billing_accounts` port says (by billing itself from UserCreated, or by auth over
+HTTP in the `sync` flow; billing also opens one on first use), so register never waits on the broker.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from sandwich.platform.errors import ApiError
 from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity, admin_identity
 from sandwich.platform.responses import JsonResponse
-from sandwich.platform.tokens import SigningKey, issue_token
+from sandwich.platform.tokens import issue_token
 from sandwich.platform.validation import Text
 from sandwich.services.auth import storage
+from sandwich.services.auth.context import AuthContext, context_of
 from sandwich.services.auth.domain import (
     USERNAME_PATTERN,
     InvalidRoles,
@@ -78,12 +80,12 @@ class RolesOut(BaseModel):
     food_point_id: str | None
 
 
-def keys_of(service: Service) -> list[SigningKey]:
-    keys: list[SigningKey] = service.state["signing_keys"]
-    return keys
+Context = Annotated[AuthContext, Depends(context_of)]
 
 
-async def register_user(service: Service, body: Registration, roles: list[str]) -> dict[str, str]:
+async def register_user(
+    service: Service, context: AuthContext, body: Registration, roles: list[str]
+) -> dict[str, str]:
     """Store the credential, then create the profile in users; undo the credential if that fails."""
     problem = password_problem(body.password)
     if problem:
@@ -112,26 +114,8 @@ async def register_user(service: Service, body: Registration, roles: list[str]) 
         if answer.status == 409:
             raise ApiError(409, "username_taken", "This username is taken.")
         raise ApiError(503, "service_unavailable", f"users answered {answer.status}.")
-    if not service.settings.uses_broker:
-        await _open_account(service, user_id, body.username)
+    await context.billing_accounts.open(user_id, body.username)
     return {"user_id": user_id, "username": body.username}
-
-
-async def _open_account(service: Service, user_id: str, username: str) -> None:
-    """`sync` flow (ADR 001): auth opens the billing account itself, there is no UserCreated event.
-
-    If billing is away the registration still stands: billing opens an account on first use too.
-    """
-    try:
-        await service.http.request(
-            "billing",
-            "POST",
-            "/internal/v1/accounts",
-            json={"user_id": user_id, "username": username},
-            idempotent=True,
-        )
-    except ServiceUnavailable as exc:
-        log.warning("account_not_opened_at_registration", user_id=user_id, error=str(exc))
 
 
 async def _forget(service: Service, user_id: str) -> None:
@@ -140,12 +124,16 @@ async def _forget(service: Service, user_id: str) -> None:
 
 
 @router.post("/api/v1/auth/register", status_code=201, response_model=Registered)
-async def register(body: Registration, service: Annotated[Service, Depends(service_of)]) -> JsonResponse:
-    return JsonResponse(await register_user(service, body, ["customer"]), status_code=201)
+async def register(
+    body: Registration, service: Annotated[Service, Depends(service_of)], context: Context
+) -> JsonResponse:
+    return JsonResponse(await register_user(service, context, body, ["customer"]), status_code=201)
 
 
 @router.post("/api/v1/auth/login", response_model=TokenOut)
-async def login(body: Login, service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
+async def login(
+    body: Login, service: Annotated[Service, Depends(service_of)], context: Context
+) -> dict[str, Any]:
     async with service.database.connect() as conn:
         credential = await storage.credential_by_username(conn, body.username)
     stored_hash = credential.password_hash if credential else _DUMMY_HASH
@@ -161,13 +149,13 @@ async def login(body: Login, service: Annotated[Service, Depends(service_of)]) -
     if credential.food_point_id:
         claims["food_point_id"] = credential.food_point_id
     ttl = service.settings.token_ttl_seconds
-    token = issue_token(keys_of(service)[0], claims, ttl)
+    token = issue_token(context.signing_keys[0], claims, ttl)
     return {"access_token": token, "token_type": "bearer", "expires_in": ttl}
 
 
 @router.get("/.well-known/jwks.json")
-async def jwks(service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
-    return {"keys": [key.public_jwk() for key in keys_of(service)]}
+async def jwks(context: Context) -> dict[str, Any]:
+    return {"keys": [key.public_jwk() for key in context.signing_keys]}
 
 
 @router.put("/api/v1/admin/users/{username}/roles", response_model=RolesOut)

@@ -13,6 +13,8 @@ from sandwich.platform.errors import ApiError
 from sandwich.platform.sealing import Sealer, token_signing_sealing_key
 from sandwich.services.auth import storage
 from sandwich.services.auth.api import Registration, register_user, router
+from sandwich.services.auth.context import AuthContext
+from sandwich.services.auth.ports import AccountsOpenedFromEvents, AccountsOpenedOverHttp, BillingAccounts
 
 log = structlog.get_logger("auth")
 
@@ -24,12 +26,18 @@ def create_app() -> FastAPI:
         description="Credentials, roles, token signing keys and the JWKS document.",
         migrations=Path(__file__).parent / "migrations",
     )
+    # With a broker, billing opens the account from users' UserCreated; in `sync` auth asks it.
+    billing_accounts: BillingAccounts = (
+        AccountsOpenedFromEvents() if service.settings.uses_broker else AccountsOpenedOverHttp(service.http)
+    )
+    context = AuthContext(billing_accounts)
+    service.context = context
 
     async def load_keys() -> None:
         """The token signing keys, kept sealed in the database with a key that is not there."""
         sealer = Sealer.load(token_signing_sealing_key(service.settings.secrets_dir))
         async with service.database.begin() as conn:
-            service.state["signing_keys"] = await storage.ensure_signing_key(conn, sealer)
+            context.signing_keys = await storage.ensure_signing_key(conn, sealer)
 
     async def bootstrap_admin() -> None:
         """Create SANDWICH_ADMIN_USERNAME once; retried in the background until users answers."""
@@ -52,7 +60,7 @@ def create_app() -> FastAPI:
                 email=f"{settings.admin_username}@example.com",
             )
             try:
-                await register_user(service, registration, ["admin", "customer"])
+                await register_user(service, context, registration, ["admin", "customer"])
                 log.info("admin_created", username=settings.admin_username)
                 return
             except ApiError as exc:

@@ -5,34 +5,24 @@ A missing, expired, wrongly signed or `alg: none` token is 401 before any servic
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, Request
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import error_response
-from sandwich.platform.http import ServiceUnavailable
 from sandwich.platform.identity import Identity
 from sandwich.platform.observability import ROUTE_TEMPLATE_KEY
 from sandwich.platform.responses import JsonResponse
-from sandwich.platform.tokens import InvalidToken, TokenVerifier
+from sandwich.platform.tokens import InvalidToken
 from sandwich.services.gateway import domain
-from sandwich.services.gateway.domain import (
-    Access,
-    LoginGuard,
-    RateLimiter,
-    RouteMatch,
-    TokenVersions,
-    match_route,
-)
-from sandwich.services.gateway.intake import ORDER_CREATE_PATH, OrderIntake
+from sandwich.services.gateway.context import GatewayContext, context_of
+from sandwich.services.gateway.domain import Access, RouteMatch, match_route
+from sandwich.services.gateway.intake import ORDER_CREATE_PATH
+from sandwich.services.gateway.keys import RevocationUnknown, TokenRevoked
 from sandwich.services.gateway.openapi import public_openapi
 from sandwich.services.gateway.pages import orders_page
 from sandwich.services.gateway.proxy import forward, read_body
@@ -40,115 +30,11 @@ from sandwich.services.gateway.system import system_overview
 
 log = structlog.get_logger("gateway")
 router = APIRouter()
+Context = Annotated[GatewayContext, Depends(context_of)]
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 LOGIN_PATH = "/api/v1/auth/login"
 REGISTER_PATH = "/api/v1/auth/register"
-TOKEN_VERSION_TTL_SECONDS = 2.0
-"""How long the gateway believes auth's token version of a user: a token made stale by a role
-change is refused at most this long (plus one call to auth) after the change."""
-TOKEN_VERSION_GRACE_SECONDS = 60.0
-"""While auth cannot be asked, a version heard this recently is still believed."""
-TOKEN_VERSION_TIMEOUT_SECONDS = 1.0
-
-
-class TokenRevoked(InvalidToken):
-    """A well-signed token that no longer stands: its user's roles changed, or the user is gone."""
-
-
-class RevocationUnknown(Exception):
-    """auth could not be asked whether a token still stands, and nothing recent is known."""
-
-
-class Keys:
-    """The token verifier, refreshed from auth's JWKS at start and when an unknown key id shows up."""
-
-    def __init__(self, service: Service):
-        self.service = service
-        self.verifier = TokenVerifier()
-        self.loaded = False
-        self.versions = TokenVersions(TOKEN_VERSION_TTL_SECONDS)
-        self._asking: dict[str, asyncio.Future[int | None]] = {}
-
-    async def refresh(self) -> bool:
-        if time.monotonic() - self.verifier.last_refresh < 1.0 and self.loaded:
-            return False
-        try:
-            answer = await self.service.http.request("auth", "GET", "/.well-known/jwks.json", idempotent=True)
-        except ServiceUnavailable:
-            return False
-        if answer.ok:
-            self.verifier.load_jwks(answer.body)
-            self.loaded = True
-        return answer.ok
-
-    async def current_version(self, user_id: str) -> int | None:
-        """auth's token version of the user (None: no such user), cached per user for a moment;
-        concurrent requests of one user share one call. Raises ServiceUnavailable."""
-        fresh, version = self.versions.fresh(user_id)
-        if fresh:
-            return version
-        pending = self._asking.get(user_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._ask_version(user_id))
-            self._asking[user_id] = pending
-            pending.add_done_callback(lambda _: self._asking.pop(user_id, None))
-        return await asyncio.shield(pending)
-
-    async def _ask_version(self, user_id: str) -> int | None:
-        answer = await self.service.http.request(
-            "auth",
-            "GET",
-            f"/internal/v1/users/{quote(user_id, safe='')}/token-version",
-            idempotent=True,
-            timeout=TOKEN_VERSION_TIMEOUT_SECONDS,
-        )
-        if answer.status == 404:
-            version = None
-        elif answer.ok and isinstance(answer.body, dict) and isinstance(answer.body.get("version"), int):
-            version = answer.body["version"]
-        else:
-            raise ServiceUnavailable("auth", f"token version answered {answer.status}")
-        self.versions.remember(user_id, version)
-        return version
-
-    async def check_version(self, user_id: str, token_version: int, require_fresh: bool) -> None:
-        """Raise TokenRevoked when the token's version is not the user's current one (or the user is
-        unknown); RevocationUnknown when auth cannot say and `require_fresh` (writes, admin routes)."""
-        try:
-            current = await self.current_version(user_id)
-        except ServiceUnavailable as exc:
-            known, current = self.versions.last_known(user_id, TOKEN_VERSION_GRACE_SECONDS)
-            if not known:
-                if require_fresh:
-                    raise RevocationUnknown(str(exc)) from exc
-                return  # a read on the signature alone while auth is away
-        if current is None:
-            raise TokenRevoked("the token's user does not exist")
-        if token_version != current:
-            raise TokenRevoked("the token was revoked (the user's roles changed): log in again")
-
-    async def identity(self, authorization: str | None, require_fresh: bool = True) -> Identity:
-        if not authorization:
-            raise InvalidToken("missing bearer token")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise InvalidToken("expected: Authorization: Bearer <token>")
-        token = token.strip()
-        claims = self.verifier.remembered(token)
-        if claims is None:
-            if not self.verifier.knows(self.verifier.key_id(token)):
-                await self.refresh()
-            claims = self.verifier.verify(token)
-        roles = claims.get("roles", [])
-        username = claims.get("username")
-        version = claims.get("ver", 0)
-        if not isinstance(roles, list) or not isinstance(username, str) or not isinstance(version, int):
-            raise InvalidToken("token lacks identity claims")
-        await self.check_version(str(claims["sub"]), version, require_fresh)
-        return Identity(str(claims["sub"]), username, frozenset(map(str, roles)), claims.get("food_point_id"))
-
-
 # Paths the gateway answers itself (not in the route table), with their methods.
 OWN_ROUTES: dict[str, frozenset[str]] = {
     "/openapi.json": frozenset({"GET"}),
@@ -203,38 +89,36 @@ def login_username(body: bytes) -> str | None:
 
 
 @router.get("/openapi.json", include_in_schema=False)
-async def openapi(service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
-    return await public_openapi(service)
+async def openapi(context: Context) -> dict[str, Any]:
+    return await public_openapi(context)
 
 
 @router.get("/api/v1/pages/orders")
-async def orders_page_route(request: Request, service: Annotated[Service, Depends(service_of)]) -> Response:
+async def orders_page_route(request: Request, context: Context) -> Response:
     """The orders page of ADR 000 in one call: user, orders, basket and menu fetched in parallel; a
     part whose service is down is null and named in `unavailable`, the page still answers 200."""
-    keys: Keys = service.state["keys"]
     try:
-        identity = await keys.identity(request.headers.get("authorization"), require_fresh=False)
+        identity = await context.keys.identity(request.headers.get("authorization"), require_fresh=False)
     except InvalidToken as exc:
         return token_error(exc)
-    return JsonResponse(await orders_page(service, identity))
+    return JsonResponse(await orders_page(context.http, identity))
 
 
 @router.get("/api/v1/admin/system")
-async def system_route(request: Request, service: Annotated[Service, Depends(service_of)]) -> Response:
+async def system_route(request: Request, context: Context) -> Response:
     """The platform at a glance for the operations console (admin): every service's liveness and
     readiness, the flow and broker, orders per status, outbox backlog, event lag and error rates."""
-    keys: Keys = service.state["keys"]
     try:
-        identity = await keys.identity(request.headers.get("authorization"))
+        identity = await context.keys.identity(request.headers.get("authorization"))
     except InvalidToken as exc:
         return token_error(exc)
     if not identity.is_admin:
         return error_response(403, "forbidden", "Only an admin may look at the whole system.")
-    return JsonResponse(await system_overview(service))
+    return JsonResponse(await system_overview(context.http, context.deployment))
 
 
 @router.api_route("/{path:path}", methods=METHODS, include_in_schema=False)
-async def gateway(request: Request, service: Annotated[Service, Depends(service_of)]) -> Response:
+async def gateway(request: Request, context: Context) -> Response:
     found, route = match_route(request.method, request.url.path)
     if request.url.path in OWN_ROUTES:
         found, route = RouteMatch.WRONG_METHOD, None
@@ -250,12 +134,11 @@ async def gateway(request: Request, service: Annotated[Service, Depends(service_
     request.scope[ROUTE_TEMPLATE_KEY] = route.template  # the request's span is named by it
     identity: Identity | None = None
     if route.access is not Access.PUBLIC:
-        keys: Keys = service.state["keys"]
         # A read may go on the token's signature alone while auth is briefly away; a write or an
         # admin route needs to know the token still stands (503 otherwise).
         require_fresh = request.method not in ("GET", "HEAD") or route.access is Access.ADMIN
         try:
-            identity = await keys.identity(request.headers.get("authorization"), require_fresh)
+            identity = await context.keys.identity(request.headers.get("authorization"), require_fresh)
         except InvalidToken as exc:
             return token_error(exc)
         except RevocationUnknown:
@@ -264,13 +147,11 @@ async def gateway(request: Request, service: Annotated[Service, Depends(service_
             return error_response(403, "forbidden", "This needs the admin role.")
     client = client_key(request)
     if route.template == REGISTER_PATH:
-        register_limiter: RateLimiter = service.state["register_limiter"]
-        allowed, wait = register_limiter.allow(client)
+        allowed, wait = context.register_limiter.allow(client)
         if not allowed:
             return too_many(wait, "Too many registrations from this address, slow down.")
     if route.template == LOGIN_PATH:
-        limiter: RateLimiter = service.state["login_limiter"]
-        allowed, wait = limiter.allow(client)
+        allowed, wait = context.login_limiter.allow(client)
         if not allowed:
             return too_many(wait, "Too many login attempts, slow down.")
     try:
@@ -280,19 +161,19 @@ async def gateway(request: Request, service: Annotated[Service, Depends(service_
         return error_response(408, "request_timeout", "The request came too slowly.")
     if body is None:
         return error_response(413, "payload_too_large", "The request body is too large.")
-    intake: OrderIntake | None = service.state.get("order_intake")
+    intake = context.order_intake
     if intake is not None and identity is not None and route.template == ORDER_CREATE_PATH:
         return await intake.accept(identity, body, request.headers.get("idempotency-key"))
     username = login_username(body) if route.template == LOGIN_PATH else None
     if username is None:
-        return await forward(service.http, route.service, request, body, identity)
-    guard: LoginGuard = service.state["login_guard"]
+        return await forward(context.http, route.service, request, body, identity)
+    guard = context.login_guard
     wait = guard.wait(username, client)
     if wait > 0:
         return too_many(wait, "Too many failed logins for this account, try again later.")
     # Counted as a failure until auth says otherwise, so concurrent guesses cannot slip past the limit.
     attempt = guard.failed(username, client)
-    answer = await forward(service.http, route.service, request, body, identity)
+    answer = await forward(context.http, route.service, request, body, identity)
     if answer.status_code == 200:
         guard.succeeded(username, client, attempt)
     elif answer.status_code != 401:

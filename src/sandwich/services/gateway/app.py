@@ -8,10 +8,23 @@ import asyncio
 from fastapi import FastAPI
 
 from sandwich.platform.app import Service
-from sandwich.platform.settings import Flow, get_settings
-from sandwich.services.gateway.api import Keys, router
+from sandwich.platform.settings import Flow, Settings, get_settings
+from sandwich.services.gateway.api import router
+from sandwich.services.gateway.context import GatewayContext
 from sandwich.services.gateway.domain import LoginGuard, RateLimiter
 from sandwich.services.gateway.intake import BROKER_ACK_SECONDS, OrderIntake
+from sandwich.services.gateway.keys import Keys
+from sandwich.services.gateway.system import Deployment
+
+
+def deployment_of(settings: Settings) -> Deployment:
+    """The flow and broker as the System page names them: "none" when no broker carries events."""
+    broker = "kafka" if settings.kafka_bootstrap_servers else "nats" if settings.nats_url else "none"
+    return Deployment(
+        interaction_style=settings.flow.value,
+        broker=broker if settings.uses_broker else "none",
+        service_url=settings.service_url,
+    )
 
 
 def create_app() -> FastAPI:
@@ -23,17 +36,21 @@ def create_app() -> FastAPI:
         publishes=takes_orders,
         publish_timeout_seconds=BROKER_ACK_SECONDS,
     )
-    keys = Keys(service)
-    service.state["keys"] = keys
     settings = service.settings
-    service.state["login_limiter"] = RateLimiter(settings.login_rate_per_minute)
-    service.state["register_limiter"] = RateLimiter(settings.register_rate_per_minute)
-    service.state["login_guard"] = LoginGuard(
-        settings.login_failures_per_client,
-        settings.login_failures_per_account,
-        settings.login_failure_window_seconds,
+    keys = Keys(service.http)
+    service.context = GatewayContext(
+        http=service.http,
+        keys=keys,
+        login_limiter=RateLimiter(settings.login_rate_per_minute),
+        register_limiter=RateLimiter(settings.register_rate_per_minute),
+        login_guard=LoginGuard(
+            settings.login_failures_per_client,
+            settings.login_failures_per_account,
+            settings.login_failure_window_seconds,
+        ),
+        deployment=deployment_of(settings),
+        order_intake=OrderIntake(service) if takes_orders else None,
     )
-    service.state["order_intake"] = OrderIntake(service) if takes_orders else None
 
     async def load_keys_until_ready() -> None:
         while not await keys.refresh():

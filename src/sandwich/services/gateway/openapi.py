@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from sandwich.platform.app import Service
 from sandwich.platform.http import ServiceUnavailable
+from sandwich.services.gateway.context import GatewayContext
 from sandwich.services.gateway.domain import ROUTES, Access
 
 # The routes the gateway answers itself (the orders page composes four services' answers).
@@ -163,16 +163,17 @@ def _prefixed(document: dict[str, Any], service: str) -> dict[str, Any]:
     return result
 
 
-async def public_openapi(service: Service) -> dict[str, Any]:
-    cached: dict[str, Any] | None = service.state.get("openapi")
-    if cached is not None:
-        return cached
+async def public_openapi(context: GatewayContext) -> dict[str, Any]:
+    """The public document; kept in the context once every service has answered (until then it is
+    assembled again on each request, so a service that was away shows up once it is back)."""
+    if context.openapi is not None:
+        return context.openapi
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     complete = True
     for name in sorted({route.service for route in ROUTES}):
         try:
-            answer = await service.http.request(name, "GET", "/openapi.json", idempotent=True)
+            answer = await context.http.request(name, "GET", "/openapi.json", idempotent=True)
         except ServiceUnavailable:
             complete = False
             continue
@@ -211,5 +212,5 @@ async def public_openapi(service: Service) -> dict[str, Any]:
         },
     }
     if complete:
-        service.state["openapi"] = result
+        context.openapi = result
     return result

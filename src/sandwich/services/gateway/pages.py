@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 import structlog
 
-from sandwich.platform.app import Service
 from sandwich.platform.errors import ApiError
 from sandwich.platform.identity import Identity
 
@@ -103,6 +102,6 @@ async def assemble_page(
     return page
 
 
-async def orders_page(service: Service, identity: Identity | None) -> dict[str, Any]:
+async def orders_page(http: PageClient, identity: Identity | None) -> dict[str, Any]:
     """GET /api/v1/pages/orders: {user, orders, basket, menu, unavailable}; always 200 for a caller."""
-    return await assemble_page(service.http, identity)
+    return await assemble_page(http, identity)

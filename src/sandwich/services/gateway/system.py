@@ -11,16 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandwich.platform.app import Service
+from sandwich.platform.http import ServiceClient
 from sandwich.platform.settings import SERVICES
 
 ASK_TIMEOUT = aiohttp.ClientTimeout(total=2.0, connect=1.0)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How this platform runs, as the overview names it: the interaction style (the flow: "hybrid",
+    "sync" or "async"), the broker in use ("nats", "kafka", or "none" when no broker carries events),
+    and where each service answers. app.py reads them from the settings; this module only shows them."""
+
+    interaction_style: str
+    broker: str
+    service_url: Callable[[str], str]
 
 
 @dataclass
@@ -104,18 +116,16 @@ async def _one(session: aiohttp.ClientSession, name: str, base_url: str) -> tupl
     return row, figures
 
 
-async def system_overview(service: Service) -> dict[str, Any]:
-    settings = service.settings
-    session = service.http.session
-    named = [(name, settings.service_url(name)) for name in SERVICES]
+async def system_overview(http: ServiceClient, deployment: Deployment) -> dict[str, Any]:
+    session = http.session
+    named = [(name, deployment.service_url(name)) for name in SERVICES]
     answers = await asyncio.gather(*(_one(session, name, url) for name, url in named))
     orders: dict[str, int] = {}
     for _, figures in answers:
         orders.update(figures.orders_by_status)
-    broker = "kafka" if settings.kafka_bootstrap_servers else "nats" if settings.nats_url else "none"
     return {
-        "flow": settings.flow.value,
-        "broker": broker if settings.uses_broker else "none",
+        "flow": deployment.interaction_style,
+        "broker": deployment.broker,
         "services": [row for row, _ in answers],
         "orders_by_status": orders,
     }

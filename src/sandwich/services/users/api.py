@@ -14,6 +14,7 @@ from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.validation import Text
 from sandwich.services.users import storage
+from sandwich.services.users.context import UsersContext, context_of
 from sandwich.services.users.domain import Profile, may_read_profile
 
 router = APIRouter(tags=["users"])
@@ -44,7 +45,11 @@ class ProfileUpdate(BaseModel):
 
 
 @router.post("/api/v1/user", status_code=201, response_model=ProfileOut)
-async def create_profile(body: NewProfile, service: Annotated[Service, Depends(service_of)]) -> JsonResponse:
+async def create_profile(
+    body: NewProfile,
+    service: Annotated[Service, Depends(service_of)],
+    context: Annotated[UsersContext, Depends(context_of)],
+) -> JsonResponse:
     """Create the profile of a newly registered user; repeating the call for the same user id is harmless."""
     profile = Profile(body.user_id, body.username, str(body.email), body.phone, body.full_name)
     async with service.database.begin() as conn:
@@ -59,7 +64,7 @@ async def create_profile(body: NewProfile, service: Annotated[Service, Depends(s
             if stored is None:
                 raise ApiError(409, "username_taken", "This username is taken.")
             return JsonResponse(stored.public(), status_code=200)
-        if service.settings.uses_broker:
+        if context.announces_new_users:
             event = UserCreated(user_id=profile.user_id, username=profile.username, email=profile.email)
             envelope = service.envelope(USER_CREATED, profile.user_id, event.model_dump())
             await service.record_event(conn, TOPIC_USER_EVENTS, envelope)

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from sandwich.platform.app import Service
 from sandwich.services.users.api import router
+from sandwich.services.users.context import UsersContext
 
 
 def create_app() -> FastAPI:
@@ -18,4 +19,6 @@ def create_app() -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         publishes=True,
     )
+    # UserCreated goes out only where a broker carries it (billing and notifications hear it there).
+    service.context = UsersContext(announces_new_users=service.settings.uses_broker)
     return service.create_app(router)

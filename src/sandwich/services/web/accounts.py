@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from sandwich.services.web import i18n, sessions
-from sandwich.services.web.context import LANGUAGE_COOKIE, Page, page_of, sealer_of, set_session_cookie
 from sandwich.services.web.gateway_client import Answer
+from sandwich.services.web.page import LANGUAGE_COOKIE, Page, page_of, set_session_cookie
 from sandwich.services.web.sessions import home_of
 
 router = APIRouter(include_in_schema=False)
@@ -64,7 +64,7 @@ async def signup(page: PageDep) -> Response:
 
 @router.post("/signout")
 async def signout(page: PageDep) -> Response:
-    async with page.service.database.begin() as conn:
+    async with page.database.begin() as conn:
         await sessions.close_session(conn, page.request.cookies.get(sessions.COOKIE))
     response = page.redirect("/signin")
     response.delete_cookie(sessions.COOKIE, path="/")
@@ -92,10 +92,10 @@ async def _open(page: Page, login: Answer) -> Response:
     token = str(login.body["access_token"])
     claims = jwt.decode(token, options={"verify_signature": False})
     lifetime = max(60, int(login.body.get("expires_in") or 3600))
-    async with page.service.database.begin() as conn:
+    async with page.database.begin() as conn:
         session_id = await sessions.open_session(
             conn,
-            sealer_of(page.service),
+            page.context.session_sealer,
             token=token,
             user_id=str(claims["sub"]),
             username=str(claims.get("username", "")),

@@ -17,8 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sandwich.platform.app import Service
 from sandwich.platform.sealing import Sealer, web_sessions_sealing_key
 from sandwich.services.web import accounts, customer, operations, sessions, staff
-from sandwich.services.web.context import CsrfRefused, page_of
+from sandwich.services.web.context import WebContext
 from sandwich.services.web.gateway_client import GatewayClient, GatewayDown
+from sandwich.services.web.page import CsrfRefused, page_of
 
 HERE = Path(__file__).parent
 SESSION_SWEEP_SECONDS = 600.0
@@ -31,10 +32,14 @@ def create_app() -> FastAPI:
         description="The people's apps: customer, cook and courier, on the gateway's public API.",
         migrations=HERE / "migrations",
     )
-    service.state["gateway"] = GatewayClient(lambda: service.settings.service_url("gateway"))
+    context = WebContext(
+        gateway=GatewayClient(lambda: service.settings.service_url("gateway")),
+        traces_url=service.settings.traces_url,
+    )
+    service.context = context
 
     async def load_sealer() -> None:
-        service.state["sealer"] = Sealer.load(web_sessions_sealing_key(service.settings.secrets_dir))
+        context.sealer = Sealer.load(web_sessions_sealing_key(service.settings.secrets_dir))
 
     async def forget_expired_sessions() -> None:
         async with service.database.begin() as conn:

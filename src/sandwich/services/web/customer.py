@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response, StreamingResponse
 
-from sandwich.services.web.context import SECURITY_HEADERS, Page, integer, number, page_of, safe_id
 from sandwich.services.web.gateway_client import Answer, GatewayDown
 from sandwich.services.web.i18n import roubles_to_kopecks
+from sandwich.services.web.page import SECURITY_HEADERS, Page, integer, number, page_of, safe_id
 
 router = APIRouter(include_in_schema=False)
 PageDep = Annotated[Page, Depends(page_of)]

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from sandwich.services.web.context import Page, integer, number, page_of, safe_id
 from sandwich.services.web.gateway_client import Answer
 from sandwich.services.web.i18n import roubles_to_kopecks
+from sandwich.services.web.page import Page, integer, number, page_of, safe_id
 
 router = APIRouter(include_in_schema=False)
 PageDep = Annotated[Page, Depends(page_of)]
@@ -236,7 +236,7 @@ async def order_lookup(page: PageDep) -> Response:
     answer = await page.api("GET", f"/api/v1/orders/{safe_id(order_id)}")
     if not answer.ok:
         return page.render("ops_orders.html", status=answer.status, order=None, error=answer, typed=order_id)
-    traces = page.service.settings.traces_url.rstrip("/")
+    traces = page.context.traces_url.rstrip("/")
     return page.render("ops_orders.html", order=answer.body, typed=order_id, traces=traces)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from sandwich.services.web.context import Page, page_of, safe_id
+from sandwich.services.web.page import Page, page_of, safe_id
 
 router = APIRouter(include_in_schema=False)
 PageDep = Annotated[Page, Depends(page_of)]
