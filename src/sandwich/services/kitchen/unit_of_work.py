@@ -118,10 +118,19 @@ class SupplyRepository(Protocol):
 
 
 class KitchenUnitOfWork(UnitOfWork, Protocol):
-    food_points: FoodPointRepository
-    pending: PendingOrderRepository
-    assignments: AssignmentRepository
-    supply: SupplyRepository
+    """Repositories are read-only here, so a fake's own repository classes fit."""
+
+    @property
+    def food_points(self) -> FoodPointRepository: ...
+
+    @property
+    def pending(self) -> PendingOrderRepository: ...
+
+    @property
+    def assignments(self) -> AssignmentRepository: ...
+
+    @property
+    def supply(self) -> SupplyRepository: ...
 
     def statements(self) -> KitchenUnitOfWork: ...
 
