@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import text
 
 import sandwich.services.billing as billing_package
+import sandwich.services.billing.commands as commands
 from sandwich.platform.db import Database
 from sandwich.platform.events import OrderPending
-from sandwich.services.billing import commands
 from sandwich.services.billing.answers import REFUSED, REFUSED_BODY
 from sandwich.services.billing.domain import KeyReused, MoneyOperation, OperationKind
 from sandwich.services.billing.unit_of_work import SqlBillingUnitOfWork, sql_units_of_work

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
+import sandwich.services.billing.commands as commands
 from sandwich.platform.events import PAYMENT_PROCESSED, TOPIC_BILLING_PAYMENTS, OrderPending
 from sandwich.platform.idempotency import request_hash
-from sandwich.services.billing import commands
 from sandwich.services.billing.answers import REFUSED, REFUSED_BODY
 from sandwich.services.billing.domain import (
     MAX_DEPOSIT,

@@ -57,8 +57,12 @@ class Ledger(Protocol):
 
 
 class BillingUnitOfWork(UnitOfWork, Protocol):
-    accounts: Accounts
-    ledger: Ledger
+    # Read-only here, so that a unit's own repository classes (Postgres or in-memory) satisfy it.
+    @property
+    def accounts(self) -> Accounts: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
 
 
 class UnitsOfWork(Protocol):

@@ -41,7 +41,9 @@ class Letters(Protocol):
 
 
 class NotificationsUnitOfWork(UnitOfWork, Protocol):
-    letters: Letters
+    # Read-only here, so that a unit's own repository class (Postgres or in-memory) satisfies it.
+    @property
+    def letters(self) -> Letters: ...
 
 
 class UnitsOfWork(Protocol):
