@@ -586,9 +586,9 @@ class Ramp:
     just watched had no failed order and completed at least `min_gain` more orders per second than
     the best step before it; then it holds the best level.
 
-    A step first lets its level warm up (until it has decided as many orders as it has virtual
-    customers, `step_seconds` at most: a new loop's first order counts only once it is decided),
-    then counts the orders decided in the next `step_seconds`."""
+    A step first lets its level warm up (until each of its virtual customers has had an order
+    decided, `step_seconds` at most: a new loop's first order counts only once it is decided), then
+    counts the orders decided in the next `step_seconds`."""
 
     levels: Sequence[int]
     step_seconds: float
@@ -632,6 +632,7 @@ async def run_ramped_closed_loop(
     customers = placer.customers
     partition = max(ramp.levels)
     seq_counter = iter(range(1 << 62))
+    decided_by_loop = [0] * partition  # orders each loop has had decided: the warm-ups wait on them
     allowed = [ramp.levels[0]]
     deadline = [math.inf if len(ramp.levels) > 1 else hold_seconds]
 
@@ -650,6 +651,7 @@ async def run_ramped_closed_loop(
             if follow:
                 await placer.follow(record, customer, clock)
             records.append(record)  # decided: the ramp counts its steps by what is in `records`
+            decided_by_loop[v] += 1
             if record.status == 0 and record.error in ("connect_error", "connection_closed"):
                 await asyncio.sleep(0.05)  # the gateway is away: do not spin
 
@@ -662,7 +664,7 @@ async def run_ramped_closed_loop(
     reporter = asyncio.create_task(_report_progress(clock, counts, on_progress))
     try:
         grow_to(ramp.levels[0])
-        held, steps = await _climb(ramp, records, clock, grow_to)
+        held, steps = await _climb(ramp, records, decided_by_loop, clock, grow_to)
         allowed[0] = held
         hold_began = clock.now()
         deadline[0] = hold_began + hold_seconds
@@ -676,7 +678,11 @@ async def run_ramped_closed_loop(
 
 
 async def _climb(
-    ramp: Ramp, records: list[Record], clock: PhaseClock, grow_to: Callable[[int], None]
+    ramp: Ramp,
+    records: list[Record],
+    decided_by_loop: Sequence[int],
+    clock: PhaseClock,
+    grow_to: Callable[[int], None],
 ) -> tuple[int, list[dict[str, Any]]]:
     """Watch each level of the ramp for a step; the level to hold, and what each step did."""
     if len(ramp.levels) == 1:
@@ -686,7 +692,7 @@ async def _climb(
     for index, level in enumerate(ramp.levels):
         if index > 0:
             grow_to(level)
-        warmed = await _warm_up(records, clock, level, ramp.step_seconds)
+        warmed = await _warm_up(decided_by_loop, clock, level, ramp.step_seconds)
         began = clock.now()
         await asyncio.sleep(ramp.step_seconds)
         ended = clock.now()
@@ -707,13 +713,16 @@ async def _climb(
     return (best[0] if best is not None else ramp.levels[0]), steps
 
 
-async def _warm_up(records: list[Record], clock: PhaseClock, level: int, longest: float) -> float:
-    """Wait until `level` orders were decided since now (each loop round once, about), `longest`
-    seconds at most: a step counted from the moment its loops start sees its first orders' latency
-    as a gap (with 64 loops at 1.4 s per order, a 2.5 s step read 3 orders/s). Seconds waited."""
+async def _warm_up(decided_by_loop: Sequence[int], clock: PhaseClock, level: int, longest: float) -> float:
+    """Wait until each of the level's `level` loops has had an order decided, `longest` seconds at
+    most: a step counted from the moment its loops start sees its first orders' latency as a gap
+    (with 64 loops at 1.4 s per order, a 2.5 s step read 3 orders/s). Seconds waited.
+
+    Per loop, not a count of orders: the loops of the level before go on deciding orders while the
+    new ones wait for their first, and with a quota of `level` orders from any loop they could fill
+    it alone (a fast old loop decides several) before the new loops' first orders were decided."""
     began = clock.now()
-    already = len(records)  # a loop adds its order once decided
-    while clock.now() - began < longest and len(records) - already < level:
+    while clock.now() - began < longest and not all(decided_by_loop[v] for v in range(level)):
         await asyncio.sleep(0.05)
     return clock.now() - began
 

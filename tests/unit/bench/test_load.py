@@ -288,3 +288,37 @@ def test_a_holds_rates_count_what_happened_within_it_its_latencies_what_was_sent
     assert result["create"]["errors"] == {"http_503": 1}
     assert result["paid"]["count"] == 1
     assert result["create"]["latency"]["max"] == pytest.approx(0.1)  # o2's alone
+
+
+class ColdStarts(Kitchen):
+    """Each customer's first order takes `first` seconds (a new connection, a cold path), every later
+    one `service_time`: the loops of a new ramp level are slow to decide their first order while the
+    loops of the level before go on deciding theirs quickly."""
+
+    def __init__(self, first: float, service_time: float) -> None:
+        super().__init__(slots=100, service_time=service_time)
+        self.first = first
+        self.started: set[int] = set()
+
+    async def place(self, seq: int, customer: Customer, t_sched: float, clock: PhaseClock) -> Record:
+        if customer.index in self.started:
+            return await super().place(seq, customer, t_sched, clock)
+        self.started.add(customer.index)
+        await asyncio.sleep(self.first)
+        return Record(seq, customer.index, f"k{seq}", t_sched, t_sched, clock.now() - t_sched, 201, None)
+
+
+async def test_a_new_levels_warm_up_waits_for_its_own_loops_not_the_old_ones() -> None:
+    """Climbing from 2 loops to 4, the 2 old loops decide an order every 20 ms while the 2 new ones
+    need 0.4 s for their first: the level's warm-up lasts until every one of its loops has had an
+    order decided (the report: "counted once each of its VCs has had an order decided"), so the
+    step sees 4 loops at work. Counting any 4 orders toward it, the old loops' ended the warm-up
+    after some 40 ms and the step read the new loops' first 0.4 s as missing orders.
+
+    Only the warm-ups are asserted: a loaded machine's stalls (this one saw 0.3-0.5 s with a load
+    average of 30) only lengthen them, while they move the steps' rates either way."""
+    placer: Any = ColdStarts(first=0.4, service_time=0.02)
+    run = await run_ramped_closed_loop(placer, Ramp((2, 4), 0.6), 0.1)
+    first, second = run.steps
+    assert first["warm_up_s"] >= 0.35
+    assert second["warm_up_s"] >= 0.35  # the new loops' first orders, not the old loops' next ones
