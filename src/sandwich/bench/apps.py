@@ -28,7 +28,9 @@ from typing import Any
 import aiohttp
 from rich.console import Console
 
-from sandwich.bench.load import DELIVERY, PASSWORD, Customer, client_for, login, setup_customers
+from sandwich.bench.client import client_for
+from sandwich.bench.customers import PASSWORD, Customer, login, setup_customers
+from sandwich.bench.load import DELIVERY
 from sandwich.bench.observe import ResourceSampler
 from sandwich.bench.report import percentiles
 from sandwich.bench.runner import DEPOSIT, Target, start_platform, stop_platform

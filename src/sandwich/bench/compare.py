@@ -25,7 +25,7 @@ from sandwich.bench import brokers as brokers_mod
 from sandwich.bench import faults as faults_mod
 from sandwich.bench.faults import Fault
 from sandwich.bench.figures import TARGET_RATE
-from sandwich.bench.load import Ramp
+from sandwich.bench.ramp import Ramp
 from sandwich.bench.runner import (
     GENERATOR_NOTE,
     SCALE_SCENARIO,

@@ -1,4 +1,6 @@
-"""The load generator: customers registered and funded first, then orders at a rate or in a loop.
+"""The load generator: orders placed at a rate or in a loop, each one a `Record`.
+
+Customers are registered and funded first (`customers.py`), over one pooled client (`client.py`).
 
 Two ways to load the platform:
 
@@ -7,9 +9,9 @@ Two ways to load the platform:
   left: a stalled platform (or a stalled load generator) shows up as latency instead of silently
   lowering the rate ("coordinated omission"). Orders that would exceed `max_in_flight` are not sent
   and are recorded as `client_backlog` errors, so the generator itself never runs out of memory.
-- closed loop (`run_closed_loop`): N virtual customers, each placing its next order as soon as the
+- closed loop (`ramp.run_closed_loop`): N virtual customers, each placing its next order as soon as the
   previous one answered: the throughput the platform sustains at that concurrency;
-  `run_ramped_closed_loop` finds the N at which it sustains the most.
+  `ramp.run_ramped_closed_loop` finds the N at which it sustains the most.
 
 Every order carries its own Idempotency-Key; every create call becomes one `Record`.
 """
@@ -19,26 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiohttp
-import orjson
+
+from sandwich.bench.client import Http, HttpError
+from sandwich.bench.customers import Customer
 
 CREATED = (201, 202)
 """A create call succeeded: 201 with the payment outcome (hybrid, sync), 202 `created` (async)."""
 
-FINAL_STATUSES = frozenset(
-    {"paid", "payment_failed", "cancelled", "assigned", "ready", "in_delivery", "completed"}
-)
-"""Statuses past `created`: the payment step of the order is over."""
-
 DELIVERY = {"address": "Tverskaya 1, Moscow (bench)", "lat": 55.757, "lon": 37.615}
-PASSWORD = "bench-password-1"
 
 
 # -- records ---------------------------------------------------------------------------------------
@@ -110,252 +107,6 @@ def open_loop_schedule(rate: float, duration: float) -> list[float]:
 
 
 # -- talking to the gateway ------------------------------------------------------------------------
-
-
-@dataclass
-class Customer:
-    index: int
-    username: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-class SetupError(RuntimeError):
-    """Customers or the menu item could not be prepared: the benchmark cannot run."""
-
-
-HttpError = (aiohttp.ClientError, TimeoutError)
-"""What a request can fail with (besides an HTTP status)."""
-
-
-@dataclass
-class Answer:
-    status_code: int
-    headers: Mapping[str, str]
-    content: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.content)
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", "replace")
-
-
-class Http:
-    """The benchmark's HTTP client: one aiohttp session with as many connections as requests in
-    flight. (Http was measured here at 8-11 ms of client CPU per request with 64 in
-    flight, aiohttp at 0.12 ms: with httpx the load generator, on the same two cores as the platform,
-    was the platform's biggest competitor.)"""
-
-    def __init__(self, base_url: str, concurrency: int, timeout: float = 30.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.size = max(8, concurrency)
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=10.0)
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # Keep-alive shorter than the services' (75 s): never reuse a connection being closed.
-            connector = aiohttp.TCPConnector(limit=self.size, keepalive_timeout=30.0)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
-        return self._session
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-    ) -> Answer:
-        url = self._url(path)
-        sent_headers = dict(headers or {})
-        data = None
-        if json is not None:
-            data = orjson.dumps(json)
-            sent_headers["Content-Type"] = "application/json"
-        async with self.session.request(
-            method,
-            url,
-            data=data,
-            headers=sent_headers,
-            params={k: str(v) for k, v in (params or {}).items()} or None,
-            timeout=aiohttp.ClientTimeout(total=timeout) if timeout is not None else None,
-        ) as answer:
-            return Answer(answer.status, answer.headers, await answer.read())
-
-    def _url(self, path: str) -> str:
-        return path if path.startswith("http") else f"{self.base_url}{path}"
-
-    async def get(self, path: str, **kwargs: Any) -> Answer:
-        return await self.request("GET", path, **kwargs)
-
-    async def first_status_past(
-        self, path: str, past: str, *, headers: Mapping[str, str], timeout: float
-    ) -> str | None:
-        """Follow a Server-Sent Events stream of statuses (`data: {"status": ...}` lines) until one
-        is not `past`; None when the stream was refused or ended before one came."""
-        sent_headers = {**headers, "Accept": "text/event-stream"}
-        async with self.session.get(
-            self._url(path), headers=sent_headers, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as answer:
-            if answer.status != 200:
-                return None
-            async for line in answer.content:
-                if line.startswith(b"data:"):
-                    status = orjson.loads(line[5:]).get("status")
-                    if status is not None and status != past:
-                        return str(status)
-        return None
-
-    async def post(self, path: str, **kwargs: Any) -> Answer:
-        return await self.request("POST", path, **kwargs)
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-def client_for(base_url: str, concurrency: int, timeout: float = 30.0) -> Http:
-    """One pooled client for the whole load: as many connections as requests in flight."""
-    return Http(base_url, concurrency, timeout)
-
-
-async def _post_json(client: Http, path: str, body: Any, **kwargs: Any) -> Answer:
-    return await client.post(path, json=body, **kwargs)
-
-
-async def login(client: Http, username: str, password: str, *, timeout: float = 60.0) -> str:
-    """Log in, waiting out the gateway's login throttle (429 + Retry-After) if it is on."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = await _post_json(client, "/api/v1/auth/login", {"username": username, "password": password})
-        if answer.status_code == 200:
-            return str(answer.json()["access_token"])
-        if answer.status_code in (401, 429, 502, 503) and time.monotonic() < deadline:
-            wait = float(answer.headers.get("Retry-After", "0.3") or 0.3)
-            await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
-            continue
-        raise SetupError(f"login of {username} failed: {answer.status_code} {answer.text[:200]}")
-
-
-async def _register(client: Http, username: str, *, timeout: float = 600.0) -> Answer:
-    """Register, waiting out the gateway's register throttle (429 + Retry-After, per client address,
-    SANDWICH_REGISTER_RATE a minute) if it is on: a platform the bench did not start has it on."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = await _post_json(
-            client,
-            "/api/v1/auth/register",
-            {"username": username, "password": PASSWORD, "email": f"{username}@bench.example.com"},
-        )
-        if answer.status_code != 429 or time.monotonic() >= deadline:
-            return answer
-        wait = float(answer.headers.get("Retry-After", "1") or 1)
-        await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
-
-
-async def register_customer(
-    client: Http, index: int, prefix: str, deposit: int, *, retries: int = 5
-) -> Customer:
-    """Register, log in and fund one customer (deposit with an Idempotency-Key, so a retry is safe)."""
-    username = f"{prefix}{index:05d}"
-    for attempt in range(retries):
-        try:
-            answer = await _register(client, username)
-            if answer.status_code not in (201, 409):  # 409: an earlier attempt got through
-                raise SetupError(f"register {username}: {answer.status_code} {answer.text[:200]}")
-            token = await login(client, username, PASSWORD)
-            customer = Customer(index, username, token)
-            if deposit:
-                await _deposit(client, customer, deposit, key=f"{username}-funding")
-            return customer
-        except (*HttpError, SetupError):
-            if attempt == retries - 1:
-                raise
-            await asyncio.sleep(0.5 * 2**attempt)
-    raise SetupError(f"could not set up {username}")  # pragma: no cover
-
-
-async def _deposit(client: Http, customer: Customer, amount: int, key: str) -> None:
-    # In the async flow the account is opened from the UserCreated event: allow it a moment.
-    deadline = time.monotonic() + 15.0
-    while True:
-        answer = await _post_json(
-            client,
-            "/api/v1/billing/account/deposit",
-            {"amount": amount},
-            headers={**customer.headers, "Idempotency-Key": key},
-        )
-        if answer.status_code == 201:
-            return
-        if time.monotonic() > deadline or answer.status_code not in (404, 409, 502, 503):
-            raise SetupError(f"deposit of {customer.username}: {answer.status_code} {answer.text[:200]}")
-        await asyncio.sleep(0.2)
-
-
-async def setup_customers(
-    client: Http,
-    count: int,
-    *,
-    deposit: int,
-    parallel: int = 16,
-    prefix: str | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> list[Customer]:
-    """`count` new customers, registered, logged in and funded, `parallel` at a time."""
-    prefix = prefix or f"bench{secrets.token_hex(3)}x"
-    semaphore = asyncio.Semaphore(parallel)
-    done = 0
-
-    async def one(index: int) -> Customer:
-        nonlocal done
-        async with semaphore:
-            customer = await register_customer(client, index, prefix, deposit)
-        done += 1
-        if on_progress is not None:
-            on_progress(done, count)
-        return customer
-
-    return list(await asyncio.gather(*(one(i) for i in range(count))))
-
-
-async def create_menu_item(client: Http, admin_token: str, price: int) -> str:
-    """A menu item of the benchmark's own, made of ingredients no food point stocks: its orders stay
-    `paid` (the kitchen cannot assign them), so the benchmark measures ordering and paying only."""
-    tag = secrets.token_hex(4)
-    answer = await _post_json(
-        client,
-        "/api/v1/admin/menu",
-        {
-            "name": f"Bench sandwich {tag}",
-            "price": price,
-            "ingredients": [
-                {"name": f"bench-bread-{tag}", "quantity": 2},
-                {"name": f"bench-ham-{tag}", "quantity": 1},
-            ],
-        },
-        headers={"Authorization": f"Bearer {admin_token}"},
-    )
-    if answer.status_code != 201:
-        raise SetupError(f"creating the bench menu item: {answer.status_code} {answer.text[:200]}")
-    return str(answer.json()["id"])
-
-
-async def first_menu_item(client: Http, token: str) -> tuple[str, int]:
-    answer = await client.get("/api/v1/menu", headers={"Authorization": f"Bearer {token}"})
-    if answer.status_code != 200 or not answer.json().get("items"):
-        raise SetupError("the menu is empty and no admin was given to create a bench item")
-    item = answer.json()["items"][0]
-    return str(item["id"]), int(item["price"])
 
 
 # -- placing orders --------------------------------------------------------------------------------
@@ -499,7 +250,7 @@ class LiveCounts:
 ProgressCallback = Callable[[float, LiveCounts], None]
 
 
-async def _report_progress(clock: PhaseClock, counts: LiveCounts, callback: ProgressCallback | None) -> None:
+async def report_progress(clock: PhaseClock, counts: LiveCounts, callback: ProgressCallback | None) -> None:
     if callback is None:
         return
     while True:
@@ -528,7 +279,7 @@ async def run_open_loop(
         records.append(record)
         counts.finish(record)
 
-    reporter = asyncio.create_task(_report_progress(clock, counts, on_progress))
+    reporter = asyncio.create_task(report_progress(clock, counts, on_progress))
     try:
         for seq, t_sched in enumerate(open_loop_schedule(rate, duration)):
             delay = t_sched - clock.now()
@@ -554,185 +305,3 @@ async def run_open_loop(
             task.cancel()
     records.sort(key=lambda r: r.seq)
     return records
-
-
-async def run_closed_loop(
-    placer: OrderPlacer,
-    virtual_customers: int,
-    duration: float,
-    *,
-    follow: bool = True,
-    on_progress: ProgressCallback | None = None,
-    clock: PhaseClock | None = None,
-) -> list[Record]:
-    """`virtual_customers` loops, each placing its next order when the previous one is decided: at
-    once when the create call answered `paid` or `payment_failed` (hybrid, sync); after following the
-    order until it is (async's 202 `created`), when `follow`. Without following, a closed loop on
-    the async flow would measure how fast orders are accepted, not paid.
-
-    Virtual customer v orders as customers v, v + N, v + 2N, ... in turn (when there are more
-    customers than loops), which keeps each customer's order count within what the read side lists.
-    """
-    run = await run_ramped_closed_loop(
-        placer, Ramp((virtual_customers,), 0.0), duration, follow=follow, on_progress=on_progress, clock=clock
-    )
-    return run.records
-
-
-@dataclass(frozen=True)
-class Ramp:
-    """How a closed loop finds the concurrency the platform does best at: it starts with
-    `levels[0]` virtual customers and moves to the next level after each step, as long as the step
-    just watched had no failed order and completed at least `min_gain` more orders per second than
-    the best step before it; then it holds the best level.
-
-    A step first lets its level warm up (until each of its virtual customers has had an order
-    decided, `step_seconds` at most: a new loop's first order counts only once it is decided), then
-    counts the orders decided in the next `step_seconds`."""
-
-    levels: Sequence[int]
-    step_seconds: float
-    min_gain: float = 0.05
-
-    @property
-    def longest_climb(self) -> float:
-        """Seconds before the hold at most (every level warmed up and watched)."""
-        return len(self.levels) * 2 * self.step_seconds if len(self.levels) > 1 else 0.0
-
-
-@dataclass
-class RampedRun:
-    records: list[Record]
-    virtual_customers: int  # the level held
-    hold_began: float  # phase seconds: the hold at that level, whose orders are the measurement
-    steps: list[dict[str, Any]] = field(default_factory=list)  # each level watched on the way
-
-
-async def run_ramped_closed_loop(
-    placer: OrderPlacer,
-    ramp: Ramp,
-    hold_seconds: float,
-    *,
-    follow: bool = True,
-    on_progress: ProgressCallback | None = None,
-    clock: PhaseClock | None = None,
-) -> RampedRun:
-    """A closed loop (see `run_closed_loop`) whose number of virtual customers is found on the way
-    (`ramp`), then held for `hold_seconds`.
-
-    Why: a closed loop's throughput is its concurrency divided by the latency, so a fixed number of
-    virtual customers measures the latency as much as the platform. With 32 the platform here was
-    not saturated (55 orders/s at 25 ms of CPU per order); with 96 it did 110/s at 13 ms, its
-    batching at work; with 256 the queue outgrew the gateway's timeouts. Loops above a lower level
-    that is held again finish their current order and stop.
-    """
-    clock = clock or PhaseClock()
-    counts = LiveCounts()
-    records: list[Record] = []
-    customers = placer.customers
-    partition = max(ramp.levels)
-    seq_counter = iter(range(1 << 62))
-    decided_by_loop = [0] * partition  # orders each loop has had decided: the warm-ups wait on them
-    allowed = [ramp.levels[0]]
-    deadline = [math.inf if len(ramp.levels) > 1 else hold_seconds]
-
-    async def loop(v: int) -> None:
-        own = [c for i, c in enumerate(customers) if i % partition == v] or [customers[v % len(customers)]]
-        turn = 0
-        while clock.now() < deadline[0] and v < allowed[0]:
-            seq = next(seq_counter)
-            counts.due += 1
-            counts.sent += 1
-            counts.in_flight += 1
-            customer = own[turn % len(own)]
-            record = await placer.place(seq, customer, clock.now(), clock)
-            turn += 1
-            counts.finish(record)
-            if follow:
-                await placer.follow(record, customer, clock)
-            records.append(record)  # decided: the ramp counts its steps by what is in `records`
-            decided_by_loop[v] += 1
-            if record.status == 0 and record.error in ("connect_error", "connection_closed"):
-                await asyncio.sleep(0.05)  # the gateway is away: do not spin
-
-    loops: list[asyncio.Task[None]] = []
-
-    def grow_to(level: int) -> None:
-        allowed[0] = level
-        loops.extend(asyncio.create_task(loop(v)) for v in range(len(loops), level))
-
-    reporter = asyncio.create_task(_report_progress(clock, counts, on_progress))
-    try:
-        grow_to(ramp.levels[0])
-        held, steps = await _climb(ramp, records, decided_by_loop, clock, grow_to)
-        allowed[0] = held
-        hold_began = clock.now()
-        deadline[0] = hold_began + hold_seconds
-        await asyncio.gather(*loops)
-    finally:
-        reporter.cancel()
-        for task in loops:
-            task.cancel()
-    records.sort(key=lambda r: r.seq)
-    return RampedRun(records, held, hold_began, steps)
-
-
-async def _climb(
-    ramp: Ramp,
-    records: list[Record],
-    decided_by_loop: Sequence[int],
-    clock: PhaseClock,
-    grow_to: Callable[[int], None],
-) -> tuple[int, list[dict[str, Any]]]:
-    """Watch each level of the ramp for a step; the level to hold, and what each step did."""
-    if len(ramp.levels) == 1:
-        return ramp.levels[0], []  # one level: nothing to find
-    best: tuple[int, float] | None = None
-    steps: list[dict[str, Any]] = []
-    for index, level in enumerate(ramp.levels):
-        if index > 0:
-            grow_to(level)
-        warmed = await _warm_up(decided_by_loop, clock, level, ramp.step_seconds)
-        began = clock.now()
-        await asyncio.sleep(ramp.step_seconds)
-        ended = clock.now()
-        decided = [r for r in records if began <= r.decided_at < ended]
-        per_s = sum(1 for r in decided if r.ok) / max(1e-9, ended - began)
-        failed = sum(1 for r in decided if not r.ok)
-        steps.append(
-            {
-                "virtual_customers": level,
-                "orders_per_s": round(per_s, 1),
-                "failed": failed,
-                "warm_up_s": round(warmed, 2),
-            }
-        )
-        if failed or (best is not None and per_s < best[1] * (1 + ramp.min_gain)):
-            break
-        best = (level, per_s)
-    return (best[0] if best is not None else ramp.levels[0]), steps
-
-
-async def _warm_up(decided_by_loop: Sequence[int], clock: PhaseClock, level: int, longest: float) -> float:
-    """Wait until each of the level's `level` loops has had an order decided, `longest` seconds at
-    most: a step counted from the moment its loops start sees its first orders' latency as a gap
-    (with 64 loops at 1.4 s per order, a 2.5 s step read 3 orders/s). Seconds waited.
-
-    Per loop, not a count of orders: the loops of the level before go on deciding orders while the
-    new ones wait for their first, and with a quota of `level` orders from any loop they could fill
-    it alone (a fast old loop decides several) before the new loops' first orders were decided."""
-    began = clock.now()
-    while clock.now() - began < longest and not all(decided_by_loop[v] for v in range(level)):
-        await asyncio.sleep(0.05)
-    return clock.now() - began
-
-
-async def gather_limited(coros: Sequence[Awaitable[Any]], limit: int) -> list[Any]:
-    """Await `coros` with at most `limit` running at a time; results in order."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def guarded(coro: Awaitable[Any]) -> Any:
-        async with semaphore:
-            return await coro
-
-    return list(await asyncio.gather(*(guarded(c) for c in coros)))

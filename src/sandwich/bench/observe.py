@@ -32,7 +32,9 @@ from typing import Any
 
 import psutil
 
-from sandwich.bench.load import Answer, Customer, Http, HttpError, Record
+from sandwich.bench.client import Answer, Http, HttpError
+from sandwich.bench.customers import Customer
+from sandwich.bench.load import Record
 
 PUBLISH_LAG_METRIC = "outbox_publish_lag_seconds"
 CONSUME_LAG_METRIC = "event_consume_lag_seconds"

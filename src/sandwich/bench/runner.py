@@ -26,26 +26,12 @@ from rich.console import Console
 
 from sandwich.bench import brokers as brokers_mod
 from sandwich.bench import faults as faults_mod
+from sandwich.bench.client import Http, client_for
+from sandwich.bench.customers import Customer, create_menu_item, first_menu_item, login, setup_customers
 from sandwich.bench.faults import Fault, recovery_checks, settled
 from sandwich.bench.figures import at_target_rate, cpu_ms_per_order, event_lag_p99, find
 from sandwich.bench.floors import database_floor, http_floor, machine_floor
-from sandwich.bench.load import (
-    Customer,
-    Http,
-    LiveCounts,
-    OrderPlacer,
-    PhaseClock,
-    Ramp,
-    Record,
-    client_for,
-    create_menu_item,
-    first_menu_item,
-    login,
-    run_closed_loop,
-    run_open_loop,
-    run_ramped_closed_loop,
-    setup_customers,
-)
+from sandwich.bench.load import LiveCounts, OrderPlacer, PhaseClock, Record, run_open_loop
 from sandwich.bench.observe import (
     BENCH_GROUP,
     CONSUME_LAG_METRIC,
@@ -61,6 +47,7 @@ from sandwich.bench.observe import (
     scrape_histograms,
 )
 from sandwich.bench.profile import Profiler, profiled_pids
+from sandwich.bench.ramp import Ramp, run_closed_loop, run_ramped_closed_loop
 from sandwich.bench.report import Verdict, downsample, judge, judge_zero, per_second, percentiles, within
 from sandwich.platform.settings import SERVICES, Broker, Flow, Settings
 

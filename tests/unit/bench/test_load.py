@@ -8,17 +8,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sandwich.bench.load import (
-    Customer,
-    PhaseClock,
-    Ramp,
-    Record,
-    classify_error,
-    open_loop_schedule,
-    run_closed_loop,
-    run_open_loop,
-    run_ramped_closed_loop,
-)
+from sandwich.bench.customers import Customer
+from sandwich.bench.load import PhaseClock, Record, classify_error, open_loop_schedule, run_open_loop
+from sandwich.bench.ramp import Ramp, run_closed_loop, run_ramped_closed_loop
 from sandwich.bench.runner import held
 
 pytestmark = pytest.mark.unit
@@ -109,7 +101,7 @@ class FakeGateway:
         return next((s for s in self.streamed if s != past), None)
 
     async def get(self, path: str, **_: Any) -> Any:
-        from sandwich.bench.load import Answer
+        from sandwich.bench.client import Answer
 
         self.polls += 1
         status = "created" if self.polls <= self.created_polls else "paid"
@@ -146,7 +138,7 @@ async def test_the_client_reads_an_event_stream_until_the_status_moves_on() -> N
     a refused stream is None."""
     from aiohttp import web
 
-    from sandwich.bench.load import Http
+    from sandwich.bench.client import Http
 
     async def events(request: web.Request) -> web.StreamResponse:
         if request.match_info["order"] != "o1":
