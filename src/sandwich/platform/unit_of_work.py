@@ -99,7 +99,7 @@ class SqlUnitOfWork:
     case): each entry is a fresh connection and transaction, and events start empty.
     """
 
-    def __init__(self, database: Database, announce: Announce | None, *, atomic: bool = True):
+    def __init__(self, database: Database | None, announce: Announce | None, *, atomic: bool = True):
         self._database = database
         self._announce = announce
         self._atomic = atomic
@@ -109,8 +109,11 @@ class SqlUnitOfWork:
         self.events = RecordedEvents()
 
     @classmethod
-    def joining(cls, conn: Connection, database: Database, *args: object, **kwargs: object) -> Self:
-        """A unit inside the caller's transaction on `conn` (a consumer's inbox claim)."""
+    def joining(
+        cls, conn: Connection, database: Database | None = None, *args: object, **kwargs: object
+    ) -> Self:
+        """A unit inside the caller's transaction on `conn` (a consumer's inbox claim); it opens no
+        connection of its own, so it needs no database."""
         uow = cls(database, None, *args, **kwargs)  # type: ignore[arg-type]
         uow._joined = conn
         return uow
@@ -128,6 +131,8 @@ class SqlUnitOfWork:
         if self._joined is not None:
             self.connection = self._joined
         else:
+            if self._database is None:
+                raise RuntimeError("a unit of work that joined a transaction cannot open one")
             self._scope = self._database.begin() if self._atomic else self._database.connect()
             self.connection = await self._scope.__aenter__()
         self.open_repositories(self.connection)
