@@ -23,25 +23,14 @@ from rich.console import Console
 
 from sandwich.bench import brokers as brokers_mod
 from sandwich.bench import faults as faults_mod
+from sandwich.bench.context import Context, Durations, customers_needed, idle_memory, measure_floors, prepare
 from sandwich.bench.faults import Fault
 from sandwich.bench.figures import TARGET_RATE
+from sandwich.bench.phase import final_check, run_phase
 from sandwich.bench.ramp import Ramp
-from sandwich.bench.runner import (
-    GENERATOR_NOTE,
-    SCALE_SCENARIO,
-    Context,
-    Durations,
-    customers_needed,
-    final_check,
-    floor_ratios,
-    idle_memory,
-    measure_floors,
-    prepare,
-    run_phase,
-    start_platform,
-    stop_platform,
-    targets,
-)
+from sandwich.bench.runner import GENERATOR_NOTE, SCALE_SCENARIO
+from sandwich.bench.target import start_platform, stop_platform
+from sandwich.bench.verdicts import floor_ratios, targets
 from sandwich.platform.settings import Broker, Flow, Settings
 
 RAMP_LEVELS = 2

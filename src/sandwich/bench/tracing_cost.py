@@ -23,15 +23,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sandwich.bench.context import Durations, customers_needed, prepare
 from sandwich.bench.observe import BENCH_GROUP, OTHER_GROUP
-from sandwich.bench.runner import (
-    Durations,
-    customers_needed,
-    prepare,
-    run_phase,
-    start_platform,
-    stop_platform,
-)
+from sandwich.bench.phase import run_phase
+from sandwich.bench.target import start_platform, stop_platform
 from sandwich.platform.settings import Broker
 
 TRACING_OFF: dict[str, str] = {"OTEL_TRACES_EXPORTER": "none"}

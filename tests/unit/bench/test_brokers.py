@@ -21,11 +21,11 @@ from sandwich.bench.brokers import (
 )
 from sandwich.bench.client import Answer
 from sandwich.bench.compare import CompareOptions, broker_plan, legs
+from sandwich.bench.context import Durations
 from sandwich.bench.customers import Customer
 from sandwich.bench.faults import recovery_checks, settled, while_in_place
 from sandwich.bench.load import Record
 from sandwich.bench.observe import collect_outcomes
-from sandwich.bench.runner import Durations
 from sandwich.platform.settings import Broker
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@ import pytest
 from sandwich.bench.customers import Customer
 from sandwich.bench.load import PhaseClock, Record, classify_error, open_loop_schedule, run_open_loop
 from sandwich.bench.ramp import Ramp, run_closed_loop, run_ramped_closed_loop
-from sandwich.bench.runner import held
+from sandwich.bench.summary import held
 
 pytestmark = pytest.mark.unit
 
@@ -261,7 +261,7 @@ def test_a_holds_rates_count_what_happened_within_it_its_latencies_what_was_sent
     (not the hold's payment); async's 202 comes first: one accepted before the hold and paid within
     it is the hold's payment. Latencies and errors are of the orders sent within the hold."""
     from sandwich.bench.observe import OrderView, Outcomes
-    from sandwich.bench.runner import summarize
+    from sandwich.bench.summary import summarize
 
     wall0 = 1000.0
     records = [
