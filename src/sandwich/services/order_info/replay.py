@@ -31,7 +31,7 @@ from sandwich.platform.sql import Connection
 from sandwich.services.order_info.commands import apply_order_event
 from sandwich.services.order_info.domain import InvalidOrderEvent
 from sandwich.services.order_info.handlers import CONSUMER, order_update
-from sandwich.services.order_info.unit_of_work import JoinedOrderInfoUnitOfWork
+from sandwich.services.order_info.unit_of_work import SqlOrderInfoUnitOfWork
 
 log = structlog.get_logger("order_info.replay")
 
@@ -114,7 +114,7 @@ async def rebuild(
             report.duplicates += 1
             continue
         if envelope.type == ORDER_EVENT:
-            await apply_order_event(order_update(envelope), JoinedOrderInfoUnitOfWork(conn))
+            await apply_order_event(order_update(envelope), SqlOrderInfoUnitOfWork.joining(conn))
             report.applied += 1
         else:
             report.ignored += 1

@@ -8,11 +8,10 @@ a dict and applies the domain's rule (tests/unit/order_info/fakes.py).
 from __future__ import annotations
 
 import uuid
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from sandwich.platform.sql import Connection
-from sandwich.platform.unit_of_work import RecordedEvents, SqlUnitOfWork, UnitOfWork
+from sandwich.platform.unit_of_work import SqlUnitOfWork, UnitOfWork
 from sandwich.services.order_info.domain import HistoryEntry, OrderUpdate
 from sandwich.services.order_info.storage import PostgresOrderViews
 
@@ -55,29 +54,3 @@ class SqlOrderInfoUnitOfWork(SqlUnitOfWork):
 
     def open_repositories(self, conn: Connection) -> None:
         self.views = PostgresOrderViews(conn)
-
-
-class JoinedOrderInfoUnitOfWork:
-    """A unit inside a transaction its caller owns and commits, given only the connection (replay's
-    rebuild is handed a connection, not the Database that `SqlUnitOfWork.joining` also wants, though a
-    joined unit never opens a connection of its own). order_info records no events, so there is
-    nothing to write or announce at its commit."""
-
-    def __init__(self, conn: Connection):
-        self.events = RecordedEvents()
-        self.views: OrderViews = PostgresOrderViews(conn)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        return None
-
-    async def commit(self) -> None:
-        if self.events.pending:
-            raise RuntimeError("order_info records no events")
-
-    def statements(self) -> Self:
-        return self
