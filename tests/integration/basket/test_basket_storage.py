@@ -26,11 +26,13 @@ from sandwich.platform.db import Database, plain_url
 from sandwich.platform.events import ORDER_EVENT, TOPIC_ORDER_EVENTS, Envelope, OrderEvent, rfc3339, utcnow
 from sandwich.platform.inbox import idempotent_consumer
 from sandwich.platform.settings import Flow, Settings
-from sandwich.services.basket import storage
 from sandwich.services.basket.api import router
+from sandwich.services.basket.context import BasketContext
 from sandwich.services.basket.domain import MenuEntry, changes
-from sandwich.services.basket.handlers import CONSUMER, handle_order_event
+from sandwich.services.basket.handlers import CONSUMER, PaidOrdersConsumer
 from sandwich.services.basket.ports import MenuUnavailable
+from sandwich.services.basket.storage import PostgresBaskets
+from sandwich.services.basket.unit_of_work import SqlBasketUnitOfWork
 from tests.credentials import SignedTransport, User
 from tests.integration.scratch import server_url
 
@@ -110,18 +112,19 @@ def message(envelope: Envelope) -> Message:
 async def fill(db: Database, user_id: str, lines: dict[str, int]) -> None:
     user = uuid.UUID(user_id)
     async with db.begin() as conn:
-        await storage.lock_basket(conn, user)
-        before = dict(await storage.lines_of(conn, user))
-        await storage.write_changes(conn, user, changes(before, {**before, **lines}))
+        baskets = PostgresBaskets(conn)
+        await baskets.lock(user)
+        before = dict(await baskets.lines_of(user))
+        await baskets.write_changes(user, changes(before, {**before, **lines}))
 
 
 async def basket(db: Database, user_id: str) -> dict[str, int]:
     async with db.connect() as conn:
-        return dict(await storage.lines_of(conn, uuid.UUID(user_id)))
+        return dict(await PostgresBaskets(conn).lines_of(uuid.UUID(user_id)))
 
 
 def consumer(db: Database) -> Any:
-    return idempotent_consumer(db, "basket", CONSUMER, handle_order_event)
+    return idempotent_consumer(db, "basket", CONSUMER, PaidOrdersConsumer(db).on_order_event)
 
 
 def new_id() -> str:
@@ -137,7 +140,7 @@ async def test_lines_keep_the_order_they_were_added_in(database: Database) -> No
     await fill(database, user, {CLUB: 2})
     await fill(database, user, {TUNA: 4})  # changing a quantity keeps the line's place
     async with database.connect() as conn:
-        assert await storage.lines_of(conn, uuid.UUID(user)) == [(TUNA, 4), (CLUB, 2)]
+        assert await PostgresBaskets(conn).lines_of(uuid.UUID(user)) == [(TUNA, 4), (CLUB, 2)]
 
 
 async def test_a_zero_quantity_never_reaches_the_table(database: Database) -> None:
@@ -248,8 +251,11 @@ class FakeMenu:
 async def api(settings: Settings, database: Database) -> AsyncIterator[tuple[httpx.AsyncClient, FakeMenu]]:
     service = Service("basket", title="basket under test", migrations=MIGRATIONS, settings=settings)
     menu = FakeMenu()
-    service.state["menu"] = menu
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event)  # as app.py: mounts the events route
+    service.context = BasketContext(
+        unit_of_work=lambda: SqlBasketUnitOfWork(service.database, service.announce_committed), menu=menu
+    )
+    # as app.py: mounts the events route
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, PaidOrdersConsumer(service.database).on_order_event)
     app = service.create_app(router)
     await service.start()
     try:

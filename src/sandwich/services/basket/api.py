@@ -8,29 +8,19 @@ the platform's `POST /internal/v1/events/order.events` (platform/app.py, `events
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-import structlog
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError
 from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.responses import JsonResponse
-from sandwich.services.basket import storage
-from sandwich.services.basket.domain import (
-    MAX_QUANTITY,
-    BasketFull,
-    MenuEntry,
-    canonical_id,
-    changes,
-    priced_basket,
-    set_quantity,
-)
-from sandwich.services.basket.ports import MenuCatalog, MenuUnavailable
-
-log = structlog.get_logger("basket")
+from sandwich.services.basket import commands
+from sandwich.services.basket.commands import SetQuantity, UnknownMenuItem
+from sandwich.services.basket.context import BasketContext, context_of
+from sandwich.services.basket.domain import MAX_QUANTITY, BasketFull, canonical_id, priced_basket
+from sandwich.services.basket.ports import MenuUnavailable
 
 router = APIRouter(tags=["basket"])
 
@@ -66,9 +56,7 @@ class BasketLinesOut(BaseModel):
     items: list[BasketLineOut]
 
 
-def catalog_of(service: Service) -> MenuCatalog:
-    catalog: MenuCatalog = service.state["menu"]
-    return catalog
+Context = Annotated[BasketContext, Depends(context_of)]
 
 
 def _user_uuid(identity: Identity) -> uuid.UUID | None:
@@ -82,32 +70,15 @@ def _unknown_item() -> ApiError:
     return ApiError(404, "unknown_menu_item", "There is no such item on the menu.")
 
 
-async def _priced(
-    service: Service, lines: list[tuple[str, int]], known: dict[str, MenuEntry] | None = None
-) -> dict[str, Any]:
-    """The basket priced from the menu, asking it only for items not in `known`; without prices if it is away."""
-    menu = dict(known or {})
-    missing = [item for item, _ in lines if item not in menu]
-    if missing:
-        try:
-            menu.update(await catalog_of(service).lookup(missing))
-        except MenuUnavailable as exc:
-            log.warning("menu_unavailable_for_basket", error=str(exc))
-            return priced_basket(lines, None)
-    return priced_basket(lines, menu)
-
-
 @router.get("/api/v1/basket", response_model=BasketOut)
 async def my_basket(
-    identity: Annotated[Identity, Depends(current_identity)], service: Annotated[Service, Depends(service_of)]
+    identity: Annotated[Identity, Depends(current_identity)], context: Context
 ) -> JsonResponse:
     """The caller's basket with names, prices and total from the menu (200 without prices if menu is away)."""
     user_id = _user_uuid(identity)
     if user_id is None:
         return JsonResponse(priced_basket([], {}))
-    async with service.database.connect() as conn:
-        lines = await storage.lines_of(conn, user_id)
-    return JsonResponse(await _priced(service, lines))
+    return JsonResponse(await commands.read_basket(user_id, context.unit_of_work(), context.menu))
 
 
 @router.put("/api/v1/basket/items/{menu_item_id}", response_model=BasketOut)
@@ -115,7 +86,7 @@ async def set_item_quantity(
     menu_item_id: str,
     body: QuantityIn,
     identity: Annotated[Identity, Depends(current_identity)],
-    service: Annotated[Service, Depends(service_of)],
+    context: Context,
 ) -> JsonResponse:
     """Set how many of a menu item the basket holds (0 removes it); answers the whole basket.
 
@@ -128,38 +99,26 @@ async def set_item_quantity(
     user_id = _user_uuid(identity)
     if user_id is None:
         raise ApiError(422, "invalid_user_id", "The caller's user id is not a UUID.")
-    known: dict[str, MenuEntry] | None = None
-    if body.quantity > 0:
-        async with service.database.connect() as conn:
-            current = await storage.lines_of(conn, user_id)
-        try:
-            # One lookup checks the item and prices the rest of the basket for the answer.
-            known = await catalog_of(service).lookup([item_id, *(item for item, _ in current)])
-        except MenuUnavailable as exc:
-            raise ApiError(
-                503, "service_unavailable", "The menu cannot be asked right now, try again shortly."
-            ) from exc
-        if item_id not in known:
-            raise _unknown_item()
-    async with service.database.begin() as conn:
-        await storage.lock_basket(conn, user_id)
-        before = dict(await storage.lines_of(conn, user_id))
-        try:
-            after = set_quantity(before, item_id, body.quantity)
-        except BasketFull as exc:
-            raise ApiError(409, "basket_full", f"The basket is full: {exc}.") from exc
-        await storage.write_changes(conn, user_id, changes(before, after))
-        lines = await storage.lines_of(conn, user_id)
-    return JsonResponse(await _priced(service, lines, known))
+    command = SetQuantity(user_id, item_id, body.quantity)
+    try:
+        basket = await commands.set_item_quantity(command, context.unit_of_work(), context.menu)
+    except UnknownMenuItem as exc:
+        raise _unknown_item() from exc
+    except MenuUnavailable as exc:
+        raise ApiError(
+            503, "service_unavailable", "The menu cannot be asked right now, try again shortly."
+        ) from exc
+    except BasketFull as exc:
+        raise ApiError(409, "basket_full", f"The basket is full: {exc}.") from exc
+    return JsonResponse(basket)
 
 
 @router.get("/internal/v1/baskets/{user_id}", response_model=BasketLinesOut, include_in_schema=False)
-async def basket_lines(user_id: str, service: Annotated[Service, Depends(service_of)]) -> JsonResponse:
+async def basket_lines(user_id: str, context: Context) -> JsonResponse:
     """The lines of a user's basket for orders (an order placed without items orders the basket)."""
     try:
         user_uuid = uuid.UUID(user_id)
     except ValueError as exc:
         raise ApiError(422, "invalid_user_id", "Not a user id.") from exc
-    async with service.database.connect() as conn:
-        lines = await storage.lines_of(conn, user_uuid)
+    lines = await commands.basket_lines(user_uuid, context.unit_of_work())
     return JsonResponse({"items": [{"menu_item_id": item, "quantity": quantity} for item, quantity in lines]})

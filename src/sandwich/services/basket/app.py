@@ -14,8 +14,10 @@ from fastapi import FastAPI
 from sandwich.platform.app import Service
 from sandwich.platform.events import TOPIC_ORDER_EVENTS
 from sandwich.services.basket.api import router
-from sandwich.services.basket.handlers import CONSUMER, concerns_basket, handle_order_event
+from sandwich.services.basket.context import BasketContext
+from sandwich.services.basket.handlers import CONSUMER, PaidOrdersConsumer, concerns_basket
 from sandwich.services.basket.ports import MenuCatalog
+from sandwich.services.basket.unit_of_work import SqlBasketUnitOfWork
 
 
 def create_app() -> FastAPI:
@@ -25,6 +27,13 @@ def create_app() -> FastAPI:
         description="Each customer's basket, priced from the menu.",
         migrations=Path(__file__).parent / "migrations",
     )
-    service.state["menu"] = MenuCatalog(service.http)
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event, wants=concerns_basket, kinds={"paid"})
+    database = service.database
+    service.context = BasketContext(
+        unit_of_work=lambda: SqlBasketUnitOfWork(database, service.announce_committed),
+        menu=MenuCatalog(service.http),
+    )
+    consumer = PaidOrdersConsumer(database)
+    service.consume(
+        TOPIC_ORDER_EVENTS, CONSUMER, consumer.on_order_event, wants=concerns_basket, kinds={"paid"}
+    )
     return service.create_app(router)

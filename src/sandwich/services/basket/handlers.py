@@ -1,27 +1,27 @@
 """Event consumer of basket: an order placed from the basket takes its lines out once it is paid.
 
-The platform's inbox makes this run once per event id. An order's `paid` may still arrive twice under
-different ids (re-published, or pushed over HTTP and consumed too), so the order id is claimed in
-processed_orders in the same transaction: the second `paid` of an order changes nothing.
+The platform's inbox makes this run once per event id, in one transaction with the claim, which the
+unit of work joins. An order's `paid` may still arrive twice under different ids (re-published, or
+pushed over HTTP and consumed too): the use case claims the order id, so the second changes nothing.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Literal
 
 import structlog
 
+from sandwich.platform.db import Database
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
 from sandwich.platform.sql import Connection
-from sandwich.services.basket import storage
-from sandwich.services.basket.domain import canonical_id, changes, empties_basket, subtract_order
+from sandwich.services.basket import commands
+from sandwich.services.basket.commands import Outcome, PaidOrder
+from sandwich.services.basket.domain import canonical_id, empties_basket
+from sandwich.services.basket.unit_of_work import SqlBasketUnitOfWork
 
 log = structlog.get_logger("basket")
 
 CONSUMER = "basket"
-
-Outcome = Literal["applied", "ignored", "already_applied"]
 
 
 def ordered_lines(event: OrderEvent) -> list[tuple[str, int]]:
@@ -34,23 +34,15 @@ def ordered_lines(event: OrderEvent) -> list[tuple[str, int]]:
     return lines
 
 
-async def apply_order_event(conn: Connection, envelope: Envelope) -> Outcome:
-    """Apply one event in the caller's transaction; a malformed OrderEvent raises (it goes to the DLQ)."""
+def paid_order(envelope: Envelope) -> PaidOrder | None:
+    """The paid order placed from the basket this event is about, or None when it is no such event;
+    a malformed OrderEvent raises (it goes to the DLQ)."""
     if envelope.type != ORDER_EVENT:
-        return "ignored"
+        return None
     event = OrderEvent.model_validate(envelope.payload)
     if not empties_basket(event.status, event.order.from_basket):
-        return "ignored"
-    order_id = uuid.UUID(event.order.order_id)
-    user_id = uuid.UUID(event.order.user_id)
-    if not await storage.claim_order(conn, order_id, user_id):
-        return "already_applied"
-    await storage.lock_basket(conn, user_id)
-    before = dict(await storage.lines_of(conn, user_id))
-    after = subtract_order(before, ordered_lines(event))
-    await storage.write_changes(conn, user_id, changes(before, after))
-    log.info("basket_emptied_by_order", order_id=str(order_id), user_id=str(user_id))
-    return "applied"
+        return None
+    return PaidOrder(uuid.UUID(event.order.order_id), uuid.UUID(event.order.user_id), ordered_lines(event))
 
 
 def concerns_basket(envelope: Envelope) -> bool:
@@ -61,6 +53,22 @@ def concerns_basket(envelope: Envelope) -> bool:
     return carries_order_status(envelope, ("paid",))
 
 
-async def handle_order_event(conn: Connection, envelope: Envelope) -> None:
-    """The consumer registered with the platform (its handler type returns nothing)."""
-    await apply_order_event(conn, envelope)
+class PaidOrdersConsumer:
+    """The consumer registered with the platform for order events."""
+
+    def __init__(self, database: Database):
+        self.database = database
+
+    async def apply(self, conn: Connection, envelope: Envelope) -> Outcome:
+        """Apply one event in the caller's transaction on `conn`."""
+        order = paid_order(envelope)
+        if order is None:
+            return "ignored"
+        outcome = await commands.take_out_paid_order(order, SqlBasketUnitOfWork.joining(conn, self.database))
+        if outcome == "applied":
+            log.info("basket_emptied_by_order", order_id=str(order.order_id), user_id=str(order.user_id))
+        return outcome
+
+    async def on_order_event(self, conn: Connection, envelope: Envelope) -> None:
+        """The handler the platform calls (its handler type returns nothing)."""
+        await self.apply(conn, envelope)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Protocol
 
 from sandwich.platform.http import ServiceClient, ServiceUnavailable
 from sandwich.services.basket.domain import MenuEntry, canonical_id
@@ -16,6 +17,12 @@ MENU_BUDGET_SECONDS = 1.5
 
 class MenuUnavailable(Exception):
     pass
+
+
+class Menu(Protocol):
+    async def lookup(self, menu_item_ids: Iterable[str]) -> dict[str, MenuEntry]:
+        """Name and price of each id the menu knows (unknown ids are absent); raises MenuUnavailable."""
+        ...
 
 
 class MenuCatalog:

@@ -29,28 +29,41 @@ _CLAIM_ORDER = text(
 )
 
 
-async def lock_basket(conn: Connection, user_id: uuid.UUID) -> None:
-    """Serialise changes of one user's basket until the caller's transaction ends."""
-    await conn.execute(_LOCK_BASKET, {"key": f"basket:{user_id}"})
+class PostgresBaskets:
+    """The customers' baskets (basket_lines) on the unit of work's connection."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    async def lock(self, user_id: uuid.UUID) -> None:
+        """Serialise changes of one user's basket until the caller's transaction ends."""
+        await self.conn.execute(_LOCK_BASKET, {"key": f"basket:{user_id}"})
+
+    async def lines_of(self, user_id: uuid.UUID) -> list[tuple[str, int]]:
+        """(menu item id, quantity) of the user's basket, in the order the items were first added."""
+        rows = (await self.conn.execute(_LINES, {"user_id": user_id})).all()
+        return [(row.menu_item_id, row.quantity) for row in rows]
+
+    async def write_changes(self, user_id: uuid.UUID, basket_changes: BasketChanges) -> None:
+        for menu_item_id, quantity in basket_changes.upserts.items():
+            await self.conn.execute(
+                _UPSERT_LINE,
+                {"user_id": user_id, "menu_item_id": uuid.UUID(menu_item_id), "quantity": quantity},
+            )
+        for menu_item_id in basket_changes.removals:
+            await self.conn.execute(
+                _DELETE_LINE, {"user_id": user_id, "menu_item_id": uuid.UUID(menu_item_id)}
+            )
 
 
-async def lines_of(conn: Connection, user_id: uuid.UUID) -> list[tuple[str, int]]:
-    """(menu item id, quantity) of the user's basket, in the order the items were first added."""
-    rows = (await conn.execute(_LINES, {"user_id": user_id})).all()
-    return [(row.menu_item_id, row.quantity) for row in rows]
+class PostgresProcessedOrders:
+    """The paid orders already taken out of their baskets (processed_orders)."""
 
+    def __init__(self, conn: Connection):
+        self.conn = conn
 
-async def write_changes(conn: Connection, user_id: uuid.UUID, basket_changes: BasketChanges) -> None:
-    for menu_item_id, quantity in basket_changes.upserts.items():
-        await conn.execute(
-            _UPSERT_LINE,
-            {"user_id": user_id, "menu_item_id": uuid.UUID(menu_item_id), "quantity": quantity},
-        )
-    for menu_item_id in basket_changes.removals:
-        await conn.execute(_DELETE_LINE, {"user_id": user_id, "menu_item_id": uuid.UUID(menu_item_id)})
-
-
-async def claim_order(conn: Connection, order_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-    """True the first time this order's payment is applied to the basket (in the caller's transaction)."""
-    result = await conn.execute(_CLAIM_ORDER, {"order_id": order_id, "user_id": user_id})
-    return bool(result.rowcount)
+    async def claim(self, order_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """True the first time this order's payment is applied to the basket (in the caller's
+        transaction)."""
+        result = await self.conn.execute(_CLAIM_ORDER, {"order_id": order_id, "user_id": user_id})
+        return bool(result.rowcount)
