@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from sandwich.bench import faults as faults_mod
 from sandwich.bench.context import Context, DonePhase
 from sandwich.bench.faults import Fault, recovery_checks, settled
 from sandwich.bench.figures import cpu_ms_per_order
-from sandwich.bench.load import LiveCounts, OrderPlacer, PhaseClock, run_open_loop
+from sandwich.bench.injection import Injection
+from sandwich.bench.load import LiveCounts, OrderPlacer, PhaseClock, ProgressCallback, Record, run_open_loop
 from sandwich.bench.observe import (
     CONSUME_LAG_METRIC,
     HANDLE_METRIC,
@@ -102,123 +104,42 @@ async def run_phase(
     after recovery cover every order of the phase."""
     target, console = ctx.target, ctx.console
     label = f"[{target.flow} {scenario}]"
-    expected = (rate or 0) * duration if mode == "open" else 400 * duration
-    # The sampler's requests stay under 10% of the orders' (at least 5/s): it must not be the load.
-    sampler = EndToEndSampler(
-        ctx.client,
-        limit=ctx.durations.sample_limit,
-        every=max(1, int(expected // max(1, ctx.durations.sample_limit))),
-        max_rps=max(5.0, 0.1 * rate) if mode == "open" and rate else 5.0,
-    )
+    sampler = _end_to_end_sampler(ctx, mode, duration, rate)
     placer = OrderPlacer(ctx.client, ctx.customers, ctx.menu_item_id, on_created=sampler.offer)
     orders_before = ctx.orders_placed
-    fault_info: dict[str, Any] | None = None
-    injected = lifted = False
-    fault_tasks: list[asyncio.Task[None]] = []
-    if fault is not None:
-        window = fault.window(duration)
-        fault_info = {"name": fault.name, "title": fault.title, "window": list(window), "errors": []}
+    injection = Injection(fault, duration, target.platform, console, label)
     quiet_after = await quiesce(ctx)
-    if fault is not None and fault.whole_phase:
-        console.log(f"{label} injecting: {fault.title}")
-        await asyncio.to_thread(fault.inject, target.platform)
-        injected = True
+    await injection.inject_for_the_whole_phase()
     # After a whole-phase injection: it restarts a service, whose counters start again from zero.
     before = await scrape_histograms(ctx.client, target.service_urls, SCRAPED)
-
-    profiler = None
-    if profile_dir is not None:
-        profiler = Profiler(profiled_pids(target.groups()), profile_dir, duration)
-        if not await profiler.start():
-            console.log(f"[yellow]{label} no profile: {'; '.join(profiler.errors)}")
+    profiler = await _start_profiler(ctx, profile_dir, duration, label)
     clock = PhaseClock()
     began_mono = time.monotonic()
     sampler.start()
-
-    async def at(moment: float, action: Callable[[Any], None], what: str) -> None:
-        nonlocal injected, lifted
-        assert fault_info is not None
-        await asyncio.sleep(max(0.0, moment - clock.now()))
-        moments = fault_info.setdefault("moments", {})  # phase seconds: when each action began and ended
-        moments[f"{what}_began"] = round(clock.now(), 3)
-        try:
-            await asyncio.to_thread(action, target.platform)
-        except Exception as exc:
-            fault_info["errors"].append(f"{what}: {exc!r}")
-            console.log(f"[red]{label} {what} failed: {exc!r}")
-            return
-        moments[f"{what}_done"] = round(clock.now(), 3)
-        if what == "inject":
-            injected = True
-        else:
-            lifted = True
-
-    if fault is not None and not fault.whole_phase:
-        start, end = fault.window(duration)
-        fault_tasks.append(asyncio.create_task(at(start, fault.inject, "inject")))
-        fault_tasks.append(asyncio.create_task(at(end, fault.lift, "lift")))
-
+    injection.schedule(clock)
     climb = ramp.longest_climb if ramp is not None and mode == "closed" else 0.0
     progress = _progress(console, label, duration + climb)  # a ramp's climb: at most this long
-    held_from = 0.0  # phase seconds: where the measured part of the load began (after a ramp)
-    ramp_info: dict[str, Any] | None = None
     try:
-        if mode == "open":
-            assert rate is not None
-            records = await run_open_loop(placer, rate, duration, on_progress=progress, clock=clock)
-        elif ramp is not None:
-            ramped = await run_ramped_closed_loop(placer, ramp, duration, on_progress=progress, clock=clock)
-            records, held_from = ramped.records, ramped.hold_began
-            virtual_customers = ramped.virtual_customers
-            ramp_info = {"levels": list(ramp.levels), "steps": ramped.steps}
-        else:
-            assert virtual_customers is not None
-            records = await run_closed_loop(
-                placer, virtual_customers, duration, on_progress=progress, clock=clock
-            )
+        load = await _load(placer, clock, progress, mode, duration, rate, virtual_customers, ramp)
     finally:
-        if fault_tasks:
-            await asyncio.gather(*fault_tasks, return_exceptions=True)
+        await injection.done_with_the_window()
         try:
             after = await scrape_histograms(ctx.client, target.service_urls, SCRAPED)
         finally:
-            if fault is not None and fault.whole_phase and injected:
-                try:
-                    await asyncio.to_thread(fault.lift, target.platform)
-                    lifted = True
-                except Exception as exc:
-                    assert fault_info is not None
-                    fault_info["errors"].append(f"lift: {exc!r}")
+            await injection.lift_after_the_whole_phase()
     if console.is_terminal:
         console.print()
     ended_mono = time.monotonic()
     load_seconds = clock.now()
+    records = load.records
     ctx.orders_placed += sum(1 for r in records if r.ok)
-    resources = ctx.sampler.window(began_mono + held_from, ended_mono)
+    resources = ctx.sampler.window(began_mono + load.held_from, ended_mono)
     await sampler.finish(timeout=3.0)
-
-    # Recovery: wait until no order of the phase is left `created` and every paid order was told.
-    settle_began = time.monotonic()
-    want_letters = target.mail_dir is not None
-    timeout = settle_timeout if settle_timeout is not None else ctx.durations.settle
-    outcomes: Outcomes
-    while True:
-        outcomes = await collect_outcomes(
-            ctx.client, ctx.customers, records, clock.wall0, mail_dir=target.mail_dir
-        )
-        if settled(outcomes, want_letters=want_letters) or time.monotonic() - settle_began > timeout:
-            break
-        await asyncio.sleep(1.0)
-    settle_seconds = time.monotonic() - settle_began
-    checks = recovery_checks(outcomes, settle_seconds)
-    checks["settled"] = settled(outcomes, want_letters=want_letters)
-    if not want_letters:
-        checks["paid_without_letter"] = None
-    measured = held(records, held_from)
+    outcomes, settle_seconds, checks = await _recover(ctx, records, clock.wall0, settle_timeout)
     result = summarize(
-        measured,
+        held(records, load.held_from),
         outcomes,
-        clock.wall0 + held_from,
+        clock.wall0 + load.held_from,
         duration,
         sampler.summary(),
         histogram_delta(after, before, PUBLISH_LAG_METRIC),
@@ -232,12 +153,14 @@ async def run_phase(
             "scenario": scenario,
             "mode": mode,
             "rate": rate,
-            "virtual_customers": virtual_customers,
-            "ramp": ramp_info,
+            "virtual_customers": load.virtual_customers
+            if load.virtual_customers is not None
+            else virtual_customers,
+            "ramp": load.ramp,
             "duration_s": duration,
             "load_seconds": round(load_seconds, 2),
             "orders_in_db_before": orders_before,
-            "fault": fault_info and {**fault_info, "injected": injected, "lifted": lifted},
+            "fault": injection.result(),
             "after_recovery": checks,
             "resources": resources,
             "error_examples": placer.examples,
@@ -247,11 +170,105 @@ async def run_phase(
             "cpu": cpu_per_order(resources, result["create"]["ok"]),
         }
     )
-    if fault_info is not None and injected:
-        result["while_in_place"] = faults_mod.while_in_place(records, fault_info.get("moments") or {})
+    await _what_the_fault_and_profile_add(result, records, injection, profiler, resources, console, label)
+    ctx.done.append(DonePhase(result, records, clock.wall0, time.monotonic()))
+    _log_phase(console, label, result, settle_seconds)
+    return result
+
+
+def _end_to_end_sampler(ctx: Context, mode: str, duration: float, rate: float | None) -> EndToEndSampler:
+    """The sampler's requests stay under 10% of the orders' (at least 5/s): it must not be the load."""
+    expected = (rate or 0) * duration if mode == "open" else 400 * duration
+    return EndToEndSampler(
+        ctx.client,
+        limit=ctx.durations.sample_limit,
+        every=max(1, int(expected // max(1, ctx.durations.sample_limit))),
+        max_rps=max(5.0, 0.1 * rate) if mode == "open" and rate else 5.0,
+    )
+
+
+async def _start_profiler(
+    ctx: Context, profile_dir: Path | None, duration: float, label: str
+) -> Profiler | None:
+    if profile_dir is None:
+        return None
+    profiler = Profiler(profiled_pids(ctx.target.groups()), profile_dir, duration)
+    if not await profiler.start():
+        ctx.console.log(f"[yellow]{label} no profile: {'; '.join(profiler.errors)}")
+    return profiler
+
+
+@dataclass
+class _Load:
+    records: list[Record]
+    held_from: float = 0.0  # phase seconds: where the measured part of the load began (after a ramp)
+    virtual_customers: int | None = None  # the level a ramp held
+    ramp: dict[str, Any] | None = None  # its levels and the steps it watched
+
+
+async def _load(
+    placer: OrderPlacer,
+    clock: PhaseClock,
+    progress: ProgressCallback,
+    mode: str,
+    duration: float,
+    rate: float | None,
+    virtual_customers: int | None,
+    ramp: Ramp | None,
+) -> _Load:
+    """The phase's orders: an open loop at `rate`, a ramped closed loop, or one of `virtual_customers`."""
+    if mode == "open":
+        assert rate is not None
+        return _Load(await run_open_loop(placer, rate, duration, on_progress=progress, clock=clock))
+    if ramp is not None:
+        ramped = await run_ramped_closed_loop(placer, ramp, duration, on_progress=progress, clock=clock)
+        steps = {"levels": list(ramp.levels), "steps": ramped.steps}
+        return _Load(ramped.records, ramped.hold_began, ramped.virtual_customers, steps)
+    assert virtual_customers is not None
+    return _Load(
+        await run_closed_loop(placer, virtual_customers, duration, on_progress=progress, clock=clock)
+    )
+
+
+async def _recover(
+    ctx: Context, records: list[Record], wall0: float, settle_timeout: float | None
+) -> tuple[Outcomes, float, dict[str, Any]]:
+    """Recovery: wait until no order of the phase is left `created` and every paid order was told.
+    The outcomes then, the seconds waited, and the checks after recovery."""
+    settle_began = time.monotonic()
+    want_letters = ctx.target.mail_dir is not None
+    timeout = settle_timeout if settle_timeout is not None else ctx.durations.settle
+    outcomes: Outcomes
+    while True:
+        outcomes = await collect_outcomes(
+            ctx.client, ctx.customers, records, wall0, mail_dir=ctx.target.mail_dir
+        )
+        if settled(outcomes, want_letters=want_letters) or time.monotonic() - settle_began > timeout:
+            break
+        await asyncio.sleep(1.0)
+    settle_seconds = time.monotonic() - settle_began
+    checks = recovery_checks(outcomes, settle_seconds)
+    checks["settled"] = settled(outcomes, want_letters=want_letters)
+    if not want_letters:
+        checks["paid_without_letter"] = None
+    return outcomes, settle_seconds, checks
+
+
+async def _what_the_fault_and_profile_add(
+    result: dict[str, Any],
+    records: list[Record],
+    injection: Injection,
+    profiler: Profiler | None,
+    resources: Mapping[str, Mapping[str, float]],
+    console: Console,
+    label: str,
+) -> None:
+    """The orders while the fault was in place, the profile, and whether billing's delay took effect."""
+    if injection.info is not None and injection.injected:
+        result["while_in_place"] = faults_mod.while_in_place(records, injection.moments)
     if profiler is not None:
         result["profile"] = await profiler.finish(cpu_ms_per_order(resources, result["create"]["ok"]))
-    if fault is not None and fault.name == "billing_slow":
+    if injection.fault is not None and injection.fault.name == "billing_slow":
         delays = result["fault_delay"]
         effect = delays is not None and delays["p50_s"] is not None and delays["p50_s"] >= 0.18
         result["fault"]["in_effect"] = effect
@@ -259,8 +276,10 @@ async def run_phase(
             console.log(
                 f"[yellow]{label} billing delayed no payment: {faults_mod.FAULT_DELAY_ENV} is not in effect"
             )
-    ctx.done.append(DonePhase(result, records, clock.wall0, time.monotonic()))
-    create = result["create"]
+
+
+def _log_phase(console: Console, label: str, result: Mapping[str, Any], settle_seconds: float) -> None:
+    create, checks = result["create"], result["after_recovery"]
     console.log(
         f"{label} {create['ok']}/{create['sent']} created ({create['orders_per_s']:.0f}/s), "
         f"p50 {ms(create['latency']['p50'])} p99 {ms(create['latency']['p99'])} ms, "
@@ -269,7 +288,6 @@ async def run_phase(
         f"duplicate letters {checks['duplicate_notifications'] + checks['duplicate_letters']}"
         + (f"; errors {dict(create['errors'])}" if create["errors"] else "")
     )
-    return result
 
 
 async def final_check(ctx: Context, max_wait: float) -> None:

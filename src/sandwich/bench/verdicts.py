@@ -74,68 +74,96 @@ def targets(
     wall_note: str = "",
 ) -> list[Verdict]:
     """The issue's targets, judged on this run's phases (`wall_note`: said of the run's wall time)."""
-    verdicts: list[Verdict] = []
+    verdicts = _throughput(phases) + _at_target_rate(phases) + _hop(floors, phases) + _idle_memory(idle)
+    if scale is not None:
+        verdicts.append(_scale(*scale))
+    if compare:
+        verdicts += _under_faults(phases) + _notifications_down(phases)
+        if wall_time is not None:
+            verdicts.append(
+                judge(
+                    "--compare completes within 10 minutes",
+                    wall_time / 60,
+                    "<=",
+                    10.0,
+                    unit="min",
+                    note=wall_note,
+                )
+            )
+    return verdicts
+
+
+def _throughput(phases: Sequence[Mapping[str, Any]]) -> list[Verdict]:
     best = find(phases, "hybrid", "max throughput")
-    if best is not None:
-        clean = not best["create"]["errors"]
-        verdicts.append(
-            judge(
-                "hybrid sustains >= 300 orders/s create->paid with no errors",
-                best["paid"]["orders_per_s"],
-                ">=",
-                300,
-                unit="orders/s",
-                note=("" if clean else f"with errors {best['create']['errors']}; ") + ceiling_note(best),
-            )
-        )
-        if not clean:
-            verdicts[-1] = Verdict(
-                verdicts[-1].name, verdicts[-1].target, verdicts[-1].measured, False, verdicts[-1].by
-            )
+    if best is None:
+        return []
+    clean = not best["create"]["errors"]
+    verdict = judge(
+        "hybrid sustains >= 300 orders/s create->paid with no errors",
+        best["paid"]["orders_per_s"],
+        ">=",
+        300,
+        unit="orders/s",
+        note=("" if clean else f"with errors {best['create']['errors']}; ") + ceiling_note(best),
+    )
+    if not clean:
+        verdict = Verdict(verdict.name, verdict.target, verdict.measured, False, verdict.by)
+    return [verdict]
+
+
+def _at_target_rate(phases: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+    """Create latency and event lag in the open-loop phase at the targets' rate."""
     at100 = at_target_rate(phases)
-    if at100 is not None and at100.get("mode") == "open":
-        rate = at100.get("rate")
-        verdicts.append(
-            judge(
-                f"create p99 < 100 ms at {rate:g} orders/s (hybrid)",
-                at100["create"]["latency"]["p99"],
-                "<",
-                0.1,
-                unit="ms",
-                scale=1000,
-            )
-        )
-        by_histogram, by_timestamps = event_lag_p99(at100)
-        value = by_histogram if by_histogram is not None else by_timestamps
-        source = (
-            f"metric {CONSUME_LAG_METRIC}, all consumers, estimated from its buckets; the platform's own "
-            f"timestamps (paid -> notification created) give p99 {ms(by_timestamps)} ms"
-            if by_histogram is not None
-            else "platform timestamps: paid -> notification created"
-        )
-        verdicts.append(
-            judge(
-                f"event lag (commit -> consumer) p99 < 20 ms at {rate:g} orders/s (hybrid)",
-                value,
-                "<",
-                0.02,
-                unit="ms",
-                scale=1000,
-                note=source,
-            )
-        )
+    if at100 is None or at100.get("mode") != "open":
+        return []
+    rate = at100.get("rate")
+    by_histogram, by_timestamps = event_lag_p99(at100)
+    value = by_histogram if by_histogram is not None else by_timestamps
+    source = (
+        f"metric {CONSUME_LAG_METRIC}, all consumers, estimated from its buckets; the platform's own "
+        f"timestamps (paid -> notification created) give p99 {ms(by_timestamps)} ms"
+        if by_histogram is not None
+        else "platform timestamps: paid -> notification created"
+    )
+    return [
+        judge(
+            f"create p99 < 100 ms at {rate:g} orders/s (hybrid)",
+            at100["create"]["latency"]["p99"],
+            "<",
+            0.1,
+            unit="ms",
+            scale=1000,
+        ),
+        judge(
+            f"event lag (commit -> consumer) p99 < 20 ms at {rate:g} orders/s (hybrid)",
+            value,
+            "<",
+            0.02,
+            unit="ms",
+            scale=1000,
+            note=source,
+        ),
+    ]
+
+
+def _hop(floors: Mapping[str, Any], phases: Sequence[Mapping[str, Any]]) -> list[Verdict]:
     ratios = floor_ratios(floors, phases)
-    if "platform_hop_to_direct" in ratios:
-        verdicts.append(
-            judge(
-                "one inter-service hop >= 40% of the direct call's throughput",
-                ratios["platform_hop_to_direct"],
-                ">=",
-                0.4,
-                unit="%",
-                scale=100,
-            )
+    if "platform_hop_to_direct" not in ratios:
+        return []
+    return [
+        judge(
+            "one inter-service hop >= 40% of the direct call's throughput",
+            ratios["platform_hop_to_direct"],
+            ">=",
+            0.4,
+            unit="%",
+            scale=100,
         )
+    ]
+
+
+def _idle_memory(idle: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[Verdict]:
+    verdicts: list[Verdict] = []
     for flow, groups in idle.items():
         # Resident memory of the whole platform is its PSS: the sum of RSS counts every shared page
         # (PostgreSQL's shared buffers, the interpreter's libraries) once per process that maps it,
@@ -152,73 +180,72 @@ def targets(
                 note=f"summed RSS {rss:.2f} GB, which counts shared pages once per process",
             )
         )
-    if scale is not None:
-        first, second = scale
-        verdicts.append(
-            within(
-                "throughput within 10% from 1,000 to 100,000 orders in the databases",
-                first["paid"]["orders_per_s"],
-                second["paid"]["orders_per_s"],
-                0.10,
-                note=f"measured at {first['orders_in_db_before']} and {second['orders_in_db_before']} orders; "
-                "judged only with 90,000 or more in the second (`sandwich bench --scale 100000` fills "
-                "that many; --compare's 10 minutes cannot)",
-                judged=second["orders_in_db_before"] >= 90_000,
-            )
+    return verdicts
+
+
+def _scale(first: Mapping[str, Any], second: Mapping[str, Any]) -> Verdict:
+    return within(
+        "throughput within 10% from 1,000 to 100,000 orders in the databases",
+        first["paid"]["orders_per_s"],
+        second["paid"]["orders_per_s"],
+        0.10,
+        note=f"measured at {first['orders_in_db_before']} and {second['orders_in_db_before']} orders; "
+        "judged only with 90,000 or more in the second (`sandwich bench --scale 100000` fills "
+        "that many; --compare's 10 minutes cannot)",
+        judged=second["orders_in_db_before"] >= 90_000,
+    )
+
+
+def _under_faults(phases: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+    """Nothing unfinished, charged twice or told twice after any fault's recovery."""
+    fault_phases = [p for p in phases if p.get("fault")]
+    verdicts: list[Verdict] = []
+    for key, what in (
+        ("unfinished", "orders unfinished after recovery"),
+        ("duplicate_charges", "duplicate charges"),
+    ):
+        count = sum(int(p["after_recovery"].get(key) or 0) for p in fault_phases)
+        verdicts.append(judge_zero(f"under every fault: {what}", count if fault_phases else None, what))
+    letters = sum(
+        int(p["after_recovery"].get("duplicate_notifications") or 0)
+        + int(p["after_recovery"].get("duplicate_letters") or 0)
+        for p in fault_phases
+    )
+    verdicts.append(
+        judge_zero(
+            "under every fault: duplicate letters", letters if fault_phases else None, "duplicate letters"
         )
-    if compare:
-        fault_phases = [p for p in phases if p.get("fault")]
-        for key, what in (
-            ("unfinished", "orders unfinished after recovery"),
-            ("duplicate_charges", "duplicate charges"),
-        ):
-            count = sum(int(p["after_recovery"].get(key) or 0) for p in fault_phases)
-            verdicts.append(judge_zero(f"under every fault: {what}", count if fault_phases else None, what))
-        letters = sum(
-            int(p["after_recovery"].get("duplicate_notifications") or 0)
-            + int(p["after_recovery"].get("duplicate_letters") or 0)
-            for p in fault_phases
-        )
-        verdicts.append(
-            judge_zero(
-                "under every fault: duplicate letters", letters if fault_phases else None, "duplicate letters"
-            )
-        )
-        for flow in ("hybrid", "async", "sync"):
-            healthy = find(phases, flow, "healthy")
-            down = find(phases, flow, "notifications down")
-            if healthy is None or down is None:
-                continue
-            h, d = healthy["create"]["success_rate"], down["create"]["success_rate"]
-            if flow == "sync":
-                verdicts.append(
-                    Verdict(
-                        "sync: notifications down lowers the success rate",
-                        "lower than healthy",
-                        f"{100 * h:.1f}% -> {100 * d:.1f}%",
-                        d < h,
-                        "as expected" if d < h else "missed: it did not",
-                    )
-                )
-            else:
-                verdicts.append(
-                    Verdict(
-                        f"{flow}: notifications down does not lower the success rate",
-                        "not lower than healthy",
-                        f"{100 * h:.1f}% -> {100 * d:.1f}%",
-                        d >= h,
-                        "met" if d >= h else f"missed: {100 * (h - d):.1f} points lower",
-                    )
-                )
-        if wall_time is not None:
+    )
+    return verdicts
+
+
+def _notifications_down(phases: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+    """Sync answers an order only once notified, so its success rate drops; the others' must not."""
+    verdicts: list[Verdict] = []
+    for flow in ("hybrid", "async", "sync"):
+        healthy = find(phases, flow, "healthy")
+        down = find(phases, flow, "notifications down")
+        if healthy is None or down is None:
+            continue
+        h, d = healthy["create"]["success_rate"], down["create"]["success_rate"]
+        if flow == "sync":
             verdicts.append(
-                judge(
-                    "--compare completes within 10 minutes",
-                    wall_time / 60,
-                    "<=",
-                    10.0,
-                    unit="min",
-                    note=wall_note,
+                Verdict(
+                    "sync: notifications down lowers the success rate",
+                    "lower than healthy",
+                    f"{100 * h:.1f}% -> {100 * d:.1f}%",
+                    d < h,
+                    "as expected" if d < h else "missed: it did not",
+                )
+            )
+        else:
+            verdicts.append(
+                Verdict(
+                    f"{flow}: notifications down does not lower the success rate",
+                    "not lower than healthy",
+                    f"{100 * h:.1f}% -> {100 * d:.1f}%",
+                    d >= h,
+                    "met" if d >= h else f"missed: {100 * (h - d):.1f} points lower",
                 )
             )
     return verdicts
