@@ -296,10 +296,6 @@ class FakeKitchenUnitOfWork(FakeUnitOfWork):
         self.assignments = FakeAssignments(self.tables)
         self.supply = FakeSupply(self.tables)
 
-    def statements(self) -> FakeKitchenUnitOfWork:
-        """In memory each step is all-or-nothing already: the same unit serves."""
-        return self
-
 
 class FakeOrders:
     """orders as the kitchen sees it: answers `status` (200 unless told) and remembers the calls;

@@ -142,13 +142,8 @@ class SqlKitchenUnitOfWork(SqlUnitOfWork):
     supply: SupplyRepository
 
     def __init__(self, database: Database, announce: Announce | None = None, *, atomic: bool = True):
+        # The kitchen writes no outbox events: by default there is nothing to announce.
         super().__init__(database, announce, atomic=atomic)
-        self.database = database
-
-    def statements(self) -> SqlKitchenUnitOfWork:
-        """A fresh unit whose statements each commit on their own (written here: the platform's
-        unit has no such twin yet)."""
-        return SqlKitchenUnitOfWork(self.database, atomic=False)
 
     def open_repositories(self, conn: Connection) -> None:
         self.food_points = PostgresFoodPoints(conn)
