@@ -17,9 +17,7 @@ from sandwich.bench.client import Http, client_for
 from sandwich.bench.customers import Customer, create_menu_item, first_menu_item, login, setup_customers
 from sandwich.bench.floors import database_floor, http_floor, machine_floor
 from sandwich.bench.load import Record
-from sandwich.bench.observe import (
-    ResourceSampler,
-)
+from sandwich.bench.resources import ResourceSampler
 from sandwich.bench.target import Target
 
 ORDER_PRICE = 100  # kopecks: cheap, so one deposit pays for many orders

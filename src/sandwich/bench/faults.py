@@ -24,7 +24,7 @@ from sandwich.platform.settings import Flow
 
 if TYPE_CHECKING:
     from sandwich.bench.load import Record
-    from sandwich.bench.observe import Outcomes
+    from sandwich.bench.outcomes import Outcomes
     from sandwich.supervisor import Platform
 
 FAULT_DELAY_ENV = "SANDWICH_FAULT_DELAY_MS"

@@ -19,16 +19,15 @@ from sandwich.bench.faults import Fault, recovery_checks, settled
 from sandwich.bench.figures import cpu_ms_per_order
 from sandwich.bench.injection import Injection
 from sandwich.bench.load import LiveCounts, OrderPlacer, PhaseClock, ProgressCallback, Record, run_open_loop
-from sandwich.bench.observe import (
+from sandwich.bench.metrics import (
     CONSUME_LAG_METRIC,
     HANDLE_METRIC,
     PUBLISH_LAG_METRIC,
-    EndToEndSampler,
-    Outcomes,
-    collect_outcomes,
     histogram_delta,
     scrape_histograms,
 )
+from sandwich.bench.observe import EndToEndSampler
+from sandwich.bench.outcomes import Outcomes, collect_outcomes
 from sandwich.bench.profile import Profiler, profiled_pids
 from sandwich.bench.ramp import Ramp, run_closed_loop, run_ramped_closed_loop
 from sandwich.bench.report import ms

@@ -12,16 +12,10 @@ from dataclasses import replace
 from typing import Any
 
 from sandwich.bench.load import Record
-from sandwich.bench.observe import (
-    BENCH_GROUP,
-    CONSUME_LAG_METRIC,
-    HANDLE_METRIC,
-    OTHER_GROUP,
-    PUBLISH_LAG_METRIC,
-    Outcomes,
-    histogram_delta,
-)
+from sandwich.bench.metrics import CONSUME_LAG_METRIC, HANDLE_METRIC, PUBLISH_LAG_METRIC, histogram_delta
+from sandwich.bench.outcomes import Outcomes
 from sandwich.bench.report import downsample, per_second, percentiles
+from sandwich.bench.resources import BENCH_GROUP, OTHER_GROUP
 
 
 def platform_total(resources: Mapping[str, Mapping[str, float]], figure: str) -> float:

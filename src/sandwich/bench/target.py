@@ -18,9 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from sandwich.bench import brokers as brokers_mod
-from sandwich.bench.observe import (
-    discover_platform,
-)
+from sandwich.bench.resources import discover_platform
 from sandwich.platform.settings import SERVICES, Broker, Flow, Settings
 
 BENCH_ADMIN = "bench-admin"

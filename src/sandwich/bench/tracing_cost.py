@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sandwich.bench.context import Durations, customers_needed, prepare
-from sandwich.bench.observe import BENCH_GROUP, OTHER_GROUP
 from sandwich.bench.phase import run_phase
+from sandwich.bench.resources import BENCH_GROUP, OTHER_GROUP
 from sandwich.bench.target import start_platform, stop_platform
 from sandwich.platform.settings import Broker
 

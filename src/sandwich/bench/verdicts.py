@@ -10,9 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sandwich.bench.figures import at_target_rate, event_lag_p99, find
-from sandwich.bench.observe import (
-    CONSUME_LAG_METRIC,
-)
+from sandwich.bench.metrics import CONSUME_LAG_METRIC
 from sandwich.bench.report import Verdict, judge, judge_zero, ms, within
 
 

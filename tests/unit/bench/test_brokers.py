@@ -25,7 +25,7 @@ from sandwich.bench.context import Durations
 from sandwich.bench.customers import Customer
 from sandwich.bench.faults import recovery_checks, settled, while_in_place
 from sandwich.bench.load import Record
-from sandwich.bench.observe import collect_outcomes
+from sandwich.bench.outcomes import collect_outcomes
 from sandwich.platform.settings import Broker
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@ import pytest
 from sandwich.bench.compare import PHASE_OVERHEAD_S, TARGET_PHASE_LENGTH, CompareOptions, plan
 from sandwich.bench.context import Durations
 from sandwich.bench.faults import duplicates, extra, recovery_checks, scenarios, settled
-from sandwich.bench.observe import OrderView, Outcomes, letter_key
+from sandwich.bench.outcomes import OrderView, Outcomes, letter_key
 from sandwich.bench.report import event_lag_markdown, floors_markdown, judge, judge_zero, within
 from sandwich.bench.verdicts import floor_ratios, targets
 from sandwich.platform.settings import Flow

@@ -260,7 +260,7 @@ def test_a_holds_rates_count_what_happened_within_it_its_latencies_what_was_sent
     """Hybrid answers once paid: an order answered just after the hold began was paid just before it
     (not the hold's payment); async's 202 comes first: one accepted before the hold and paid within
     it is the hold's payment. Latencies and errors are of the orders sent within the hold."""
-    from sandwich.bench.observe import OrderView, Outcomes
+    from sandwich.bench.outcomes import OrderView, Outcomes
     from sandwich.bench.summary import summarize
 
     wall0 = 1000.0
