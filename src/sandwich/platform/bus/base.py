@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import enum
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -79,10 +79,40 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+_DLQ_SUFFIX = dead_letter_topic("")
+
+
+def is_dead_letter_topic(topic: str) -> bool:
+    return topic.endswith(_DLQ_SUFFIX)
+
+
+def with_dead_letters(topics: Iterable[str]) -> list[str]:
+    """The topics plus their dead-letter topics (a dead-letter topic gets none of its own), in order,
+    each once: what `ensure_topics` creates."""
+    result: list[str] = []
+    for topic in topics:
+        for name in (topic, *(() if is_dead_letter_topic(topic) else (dead_letter_topic(topic),))):
+            if name not in result:
+                result.append(name)
+    return result
+
+
 class Subscription(abc.ABC):
     @abc.abstractmethod
     async def stop(self) -> None:
         """Stop consuming; a message being handled is finished first, nothing is acknowledged after."""
+
+
+@dataclass(frozen=True)
+class Membership:
+    """What a `subscribe` call asked for: a member of `group` on `topic`, and how it retries."""
+
+    topic: str
+    group: str
+    handler: Handler
+    max_attempts: int
+    retry_backoff_seconds: float
+    kinds: Collection[str] | None = None
 
 
 class EventBus(abc.ABC):
@@ -120,7 +150,6 @@ class EventBus(abc.ABC):
                 return PublishResult(index, exc)
         return PublishResult(len(messages))
 
-    @abc.abstractmethod
     async def subscribe(
         self,
         topic: str,
@@ -137,7 +166,16 @@ class EventBus(abc.ABC):
         filtered on the server) then delivers only the messages of those kinds and the ones published
         without a kind; one that cannot (Kafka) delivers everything, so the handler must still skip
         what it does not want. Either way per-key order holds for what is delivered.
+
+        The arguments are checked here once; the adapter's `_join` starts the member.
         """
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        return await self._join(Membership(topic, group, handler, max_attempts, retry_backoff_seconds, kinds))
+
+    @abc.abstractmethod
+    async def _join(self, membership: Membership) -> Subscription:
+        """Start a member of `membership.group` on `membership.topic` (its arguments are checked)."""
 
     @abc.abstractmethod
     async def healthy(self) -> bool:

@@ -8,11 +8,11 @@ makes the publisher's call fail, and in `sync` that call happens inside the clie
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 
 from opentelemetry.context import attach, detach
 
-from sandwich.platform.bus.base import BusUnavailable, EventBus, Handler, Subscription
+from sandwich.platform.bus.base import BusUnavailable, EventBus, Membership, Subscription
 from sandwich.platform.flows import Push
 from sandwich.platform.http import ServiceClient, ServiceUnavailable
 from sandwich.platform.tracing import context_from
@@ -64,16 +64,7 @@ class HttpPushBus(EventBus):
             if not answer.ok:
                 raise BusUnavailable(f"{push.service} refused {topic}: {answer.status}")
 
-    async def subscribe(
-        self,
-        topic: str,
-        group: str,
-        handler: Handler,
-        *,
-        max_attempts: int = 5,
-        retry_backoff_seconds: float = 0.2,
-        kinds: Collection[str] | None = None,
-    ) -> Subscription:
+    async def _join(self, membership: Membership) -> Subscription:
         raise NotImplementedError(
             "in the sync flow events arrive over HTTP: see platform/app.py events_router"
         )
