@@ -32,8 +32,8 @@ from sandwich.bench.client import client_for
 from sandwich.bench.context import DEPOSIT
 from sandwich.bench.customers import PASSWORD, Customer, login, setup_customers
 from sandwich.bench.load import DELIVERY
-from sandwich.bench.report import percentiles
 from sandwich.bench.resources import ResourceSampler
+from sandwich.bench.stats import percentiles
 from sandwich.bench.target import Target, start_platform, stop_platform
 from sandwich.platform.settings import Broker
 

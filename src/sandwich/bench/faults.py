@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sandwich.bench.report import percentiles
+from sandwich.bench.stats import percentiles
 from sandwich.platform.settings import Flow
 
 if TYPE_CHECKING:

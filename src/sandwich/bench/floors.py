@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from sandwich.bench.report import percentiles
+from sandwich.bench.stats import percentiles
 from sandwich.platform.ports import free_port
 
 HOP_CONCURRENCY = 64

@@ -30,7 +30,7 @@ from sandwich.bench.observe import EndToEndSampler
 from sandwich.bench.outcomes import Outcomes, collect_outcomes
 from sandwich.bench.profile import Profiler, profiled_pids
 from sandwich.bench.ramp import Ramp, run_closed_loop, run_ramped_closed_loop
-from sandwich.bench.report import ms
+from sandwich.bench.stats import ms
 from sandwich.bench.summary import (
     SCRAPED,
     billing_operate,

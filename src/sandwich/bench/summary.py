@@ -14,8 +14,8 @@ from typing import Any
 from sandwich.bench.load import Record
 from sandwich.bench.metrics import CONSUME_LAG_METRIC, HANDLE_METRIC, PUBLISH_LAG_METRIC, histogram_delta
 from sandwich.bench.outcomes import Outcomes
-from sandwich.bench.report import downsample, per_second, percentiles
 from sandwich.bench.resources import BENCH_GROUP, OTHER_GROUP
+from sandwich.bench.stats import downsample, per_second, percentiles
 
 
 def platform_total(resources: Mapping[str, Mapping[str, float]], figure: str) -> float:

@@ -1,17 +1,110 @@
 """The issue's targets, judged on a run's phases, floors and idle memory.
 
-Each target is one `Verdict` (report.py's `judge`, `judge_zero`, `within`); `targets` lists them in
+Each target is one `Verdict` (made by `judge`, `judge_zero` or `within`); `targets` lists them in
 the order the report shows them."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sandwich.bench.figures import at_target_rate, event_lag_p99, find
 from sandwich.bench.metrics import CONSUME_LAG_METRIC
-from sandwich.bench.report import Verdict, judge, judge_zero, ms, within
+from sandwich.bench.stats import ms
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    target: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+    by: str  # how far from the target, in words
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "target": self.target,
+            "measured": self.measured,
+            "met": self.met,
+            "by": self.by,
+        }
+
+
+def judge(
+    name: str,
+    value: float | None,
+    op: str,
+    threshold: float,
+    *,
+    unit: str = "",
+    scale: float = 1.0,
+    target: str | None = None,
+    note: str = "",
+) -> Verdict:
+    """Compare `value` with `threshold` (`op` one of >=, >, <=, <), saying by how much it is missed.
+
+    `scale` converts both for display (1000 for seconds shown as ms)."""
+    shown_target = target or f"{op} {threshold * scale:g} {unit}".strip()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return Verdict(name, shown_target, "not measured", None, note or "not measured in this run")
+    met = {
+        ">=": value >= threshold,
+        ">": value > threshold,
+        "<=": value <= threshold,
+        "<": value < threshold,
+    }[op]
+    measured = f"{value * scale:.4g} {unit}".strip()
+    if met:
+        margin = abs(value - threshold) / abs(threshold) * 100 if threshold else 0.0
+        by = f"met with {margin:.0f}% to spare"
+    elif op in (">=", ">"):
+        short = (threshold - value) / threshold * 100 if threshold else float("inf")
+        by = f"missed: {short:.0f}% short ({(threshold - value) * scale:.4g} {unit} below)".replace("  ", " ")
+    else:
+        over = (value - threshold) / threshold * 100 if threshold else float("inf")
+        by = f"missed: {over:.0f}% over ({(value - threshold) * scale:.4g} {unit} above)".replace("  ", " ")
+    if note:
+        by = f"{by}; {note}"
+    return Verdict(name, shown_target, measured, met, by)
+
+
+def judge_zero(name: str, value: int | None, what: str) -> Verdict:
+    if value is None:
+        return Verdict(name, f"0 {what}", "not measured", None, "not measured in this run")
+    return Verdict(
+        name, f"0 {what}", str(value), value == 0, "met" if value == 0 else f"missed: {value} {what}"
+    )
+
+
+def within(
+    name: str,
+    first: float | None,
+    second: float | None,
+    tolerance: float,
+    note: str = "",
+    *,
+    judged: bool = True,
+) -> Verdict:
+    """Throughput stays flat as data grows: met unless `second` is more than `tolerance` below
+    `first` (a platform faster with more data has not slowed down; the change is shown either way);
+    with judged=False the change is shown without a verdict (not the measurement the target asks for)."""
+    target = f"within {tolerance * 100:.0f}%"
+    if not first or second is None:
+        return Verdict(name, target, "not measured", None, note or "not measured in this run")
+    change = (second - first) / first
+    met: bool | None = change >= -tolerance if judged else None
+    by = f"{change * 100:+.1f}%"
+    if met is False:
+        by += f": missed by {abs(change) * 100 - tolerance * 100:.1f} points"
+    elif met and change > tolerance:
+        by += " (faster with more data: no slowdown; the first phase ran on a platform just started)"
+    return Verdict(
+        name, target, f"{first:.0f} -> {second:.0f} orders/s", met, f"{by}; {note}" if note else by
+    )
 
 
 def floor_ratios(floors: Mapping[str, Any], phases: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

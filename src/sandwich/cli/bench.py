@@ -150,7 +150,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out.print(render_table(compared["phases"], title="hybrid on the further brokers"))
     _print_targets(console, result)
     if args.compare:
-        from sandwich.bench.report import PLOTS_NEED, pyplot
+        from sandwich.bench.plots import PLOTS_NEED, pyplot
 
         if pyplot() is None:
             console.print(f"[yellow]{PLOTS_NEED}[/]: the report is written without them")
@@ -333,7 +333,9 @@ async def _compare(args: argparse.Namespace, data_dir: Path, console: Console) -
 
 
 def _write_report(result: dict[str, Any], directory: Path) -> Path:
-    from sandwich.bench.report import plot_latencies, plot_throughput, write_json, write_markdown
+    from sandwich.bench.markdown import write_markdown
+    from sandwich.bench.plots import plot_latencies, plot_throughput
+    from sandwich.bench.report import write_json
 
     directory.mkdir(parents=True, exist_ok=True)
     write_json(result, directory / "report.json")  # first: whatever happens to the plots

@@ -8,9 +8,9 @@ import pytest
 from sandwich.bench.compare import PHASE_OVERHEAD_S, TARGET_PHASE_LENGTH, CompareOptions, plan
 from sandwich.bench.context import Durations
 from sandwich.bench.faults import duplicates, extra, recovery_checks, scenarios, settled
+from sandwich.bench.markdown import event_lag_markdown, floors_markdown
 from sandwich.bench.outcomes import OrderView, Outcomes, letter_key
-from sandwich.bench.report import event_lag_markdown, floors_markdown, judge, judge_zero, within
-from sandwich.bench.verdicts import floor_ratios, targets
+from sandwich.bench.verdicts import floor_ratios, judge, judge_zero, targets, within
 from sandwich.platform.settings import Flow
 
 pytestmark = pytest.mark.unit

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sandwich.bench.markdown import profile_markdown
 from sandwich.bench.profile import part_of, summarize_raw
-from sandwich.bench.report import profile_markdown
 
 pytestmark = pytest.mark.unit
 

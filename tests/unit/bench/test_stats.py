@@ -5,7 +5,7 @@ import math
 import pytest
 
 from sandwich.bench.metrics import Histogram, parse_histograms
-from sandwich.bench.report import downsample, per_second, percentiles, quantile
+from sandwich.bench.stats import downsample, per_second, percentiles, quantile
 
 pytestmark = pytest.mark.unit
 
