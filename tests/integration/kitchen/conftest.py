@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 import sandwich.services.kitchen as kitchen_package
 from sandwich.platform.db import Database
-from sandwich.platform.http import Response, ServiceUnavailable
+from sandwich.platform.http import Response
 from sandwich.services.kitchen.domain import Recipe
+from sandwich.services.kitchen.ports import OrdersAway, agreed
 from tests.integration.scratch import scratch_database
 
 MIGRATIONS = Path(kitchen_package.__file__).parent / "migrations"
@@ -43,25 +45,28 @@ class FakeOrders:
         self.status = 200
         self.down = False
 
-    async def _answer(self, verb: str, order_id: str, arg: str) -> Response:
+    async def _answer(self, verb: str, order_id: str, arg: str) -> Any:
+        """What orders' HTTP answer (`status`) means to the kitchen: the port's own reading of it."""
         if self.down:
-            raise ServiceUnavailable("orders", "down")
+            raise OrdersAway("orders is down")
         self.calls.append((verb, order_id, arg))
         if self.status == 200:
-            return Response(200, {"order_id": order_id, "status": verb})
-        return Response(self.status, {"error": {"code": "illegal_transition", "message": "no"}})
+            return agreed(Response(200, {"order_id": order_id, "status": verb}), verb, order_id)
+        refused = {"error": {"code": "illegal_transition", "message": "no"}}
+        return agreed(Response(self.status, refused), verb, order_id)
 
-    async def assign(self, order_id: str, food_point_id: str) -> Response:
-        return await self._answer("assigned", order_id, food_point_id)
+    async def assign(self, order_id: str, food_point_id: str) -> None:
+        await self._answer("assigned", order_id, food_point_id)
 
-    async def ready(self, order_id: str, food_point_id: str) -> Response:
-        return await self._answer("ready", order_id, food_point_id)
+    async def ready(self, order_id: str, food_point_id: str) -> dict[str, Any]:
+        order: dict[str, Any] = await self._answer("ready", order_id, food_point_id)
+        return order
 
-    async def cancel(self, order_id: str, reason: str) -> Response:
-        return await self._answer("cancelled", order_id, reason)
+    async def cancel(self, order_id: str, reason: str) -> None:
+        await self._answer("cancelled", order_id, reason)
 
-    async def get(self, order_id: str) -> Response:
-        return Response(404, None)
+    async def status_of(self, order_id: str) -> str | None:
+        return None
 
     def of(self, verb: str) -> list[tuple[str, str, str]]:
         return [call for call in self.calls if call[0] == verb]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sandwich.platform.http import Response, ServiceUnavailable
+from sandwich.platform.http import Response
 from sandwich.services.kitchen.domain import (
     HOLDING_STATES,
     Assignment,
@@ -19,6 +19,7 @@ from sandwich.services.kitchen.domain import (
     PendingOrder,
     PointState,
 )
+from sandwich.services.kitchen.ports import OrdersAway, agreed
 from sandwich.services.kitchen.storage import EDITABLE_FIELDS
 from tests.unit.fakes import FakeUnitOfWork
 
@@ -307,27 +308,28 @@ class FakeOrders:
         self.down = False
         self.order_status: str | None = None
 
-    async def _answer(self, verb: str, order_id: str, arg: str) -> Response:
+    async def _answer(self, verb: str, order_id: str, arg: str) -> Any:
+        """What orders' HTTP answer (`status`) means to the kitchen: the port's own reading of it."""
         if self.down:
-            raise ServiceUnavailable("orders", "down")
+            raise OrdersAway("orders is down")
         self.calls.append((verb, order_id, arg))
         if self.status == 200:
-            return Response(200, {"order_id": order_id, "status": verb})
-        return Response(self.status, {"error": {"code": "illegal_transition", "message": "orders says no"}})
+            return agreed(Response(200, {"order_id": order_id, "status": verb}), verb, order_id)
+        refused = {"error": {"code": "illegal_transition", "message": "orders says no"}}
+        return agreed(Response(self.status, refused), verb, order_id)
 
-    async def assign(self, order_id: str, food_point_id: str) -> Response:
-        return await self._answer("assigned", order_id, food_point_id)
+    async def assign(self, order_id: str, food_point_id: str) -> None:
+        await self._answer("assigned", order_id, food_point_id)
 
-    async def ready(self, order_id: str, food_point_id: str) -> Response:
-        return await self._answer("ready", order_id, food_point_id)
+    async def ready(self, order_id: str, food_point_id: str) -> dict[str, Any]:
+        order: dict[str, Any] = await self._answer("ready", order_id, food_point_id)
+        return order
 
-    async def cancel(self, order_id: str, reason: str) -> Response:
-        return await self._answer("cancelled", order_id, reason)
+    async def cancel(self, order_id: str, reason: str) -> None:
+        await self._answer("cancelled", order_id, reason)
 
-    async def get(self, order_id: str) -> Response:
-        if self.order_status is None:
-            return Response(404, None)
-        return Response(200, {"order": {"order_id": order_id, "status": self.order_status}})
+    async def status_of(self, order_id: str) -> str | None:
+        return self.order_status
 
 
 class Wakes:

@@ -21,7 +21,6 @@ from enum import StrEnum
 import structlog
 from prometheus_client import Counter
 
-from sandwich.platform.http import ServiceUnavailable
 from sandwich.services.kitchen.commands import Wake
 from sandwich.services.kitchen.domain import (
     NO_FOOD_POINT_IN_TIME,
@@ -30,7 +29,7 @@ from sandwich.services.kitchen.domain import (
     PointState,
     rank_candidates,
 )
-from sandwich.services.kitchen.ports import OrdersPort
+from sandwich.services.kitchen.ports import OrdersAway, OrdersPort, OrdersRefused, Refusal
 from sandwich.services.kitchen.unit_of_work import KitchenUnitOfWork
 
 log = structlog.get_logger("kitchen.assigner")
@@ -160,32 +159,38 @@ async def confirm_assignment(
     """Tell orders the order is reserved at the food point (POST assign): 200 -> confirmed; 404 or
     409 -> it cannot be assigned any more (e.g. cancelled), the reservation is given back."""
     try:
-        answer = await orders.assign(order_id, food_point_id)
-    except ServiceUnavailable as exc:
-        CONFIRMATIONS.labels("unavailable").inc()
-        log.warning("assign_unconfirmed", order_id=order_id, error=str(exc))
+        await orders.assign(order_id, food_point_id)
+    except OrdersAway as exc:
+        CONFIRMATIONS.labels("unexpected" if exc.unexpected else "unavailable").inc()
+        if not exc.unexpected:
+            log.warning("assign_unconfirmed", order_id=order_id, error=str(exc))
         return await _note_confirm_attempt(order_id, uow)
-    if answer.status == 200:
-        CONFIRMATIONS.labels("confirmed").inc()
-        async with uow:
-            confirmed = await uow.assignments.confirm(order_id, food_point_id)
-            await uow.commit()
-        return Confirmation.CONFIRMED if confirmed else Confirmation.UNCHANGED
-    if answer.status in (404, 409):
+    except OrdersRefused as refused:
+        if refused.refusal is Refusal.NOT_YOUR_FOOD_POINT:  # not an answer assign gives: asked again
+            CONFIRMATIONS.labels("unexpected").inc()
+            log.error("assign_unexpected_answer", order_id=order_id, refusal=refused.refusal.value)
+            return await _note_confirm_attempt(order_id, uow)
         CONFIRMATIONS.labels("refused").inc()
-        log.info("assign_refused", order_id=order_id, status=answer.status, body=answer.body)
-        async with uow:
-            released = await uow.assignments.release(order_id, (AssignmentState.RESERVED.value,))
-            if released is not None:
-                uow.supply.notify_assigner()
-            await uow.commit()
-        if released is None:
-            return Confirmation.UNCHANGED
-        wake()
-        return Confirmation.RELEASED
-    CONFIRMATIONS.labels("unexpected").inc()
-    log.error("assign_unexpected_answer", order_id=order_id, status=answer.status, body=answer.body)
-    return await _note_confirm_attempt(order_id, uow)
+        log.info("assign_refused", order_id=order_id, refusal=refused.refusal.value, code=refused.code)
+        return await _release_refused(order_id, uow, wake)
+    CONFIRMATIONS.labels("confirmed").inc()
+    async with uow:
+        confirmed = await uow.assignments.confirm(order_id, food_point_id)
+        await uow.commit()
+    return Confirmation.CONFIRMED if confirmed else Confirmation.UNCHANGED
+
+
+async def _release_refused(order_id: str, uow: KitchenUnitOfWork, wake: Wake) -> Confirmation:
+    """orders cannot take the assignment any more (e.g. cancelled): the slot and ingredients go back."""
+    async with uow:
+        released = await uow.assignments.release(order_id, (AssignmentState.RESERVED.value,))
+        if released is not None:
+            uow.supply.notify_assigner()
+        await uow.commit()
+    if released is None:
+        return Confirmation.UNCHANGED
+    wake()
+    return Confirmation.RELEASED
 
 
 async def _note_confirm_attempt(order_id: str, uow: KitchenUnitOfWork) -> Confirmation:
@@ -198,20 +203,16 @@ async def _note_confirm_attempt(order_id: str, uow: KitchenUnitOfWork) -> Confir
 async def cancel_timed_out(order_id: str, uow: KitchenUnitOfWork, orders: OrdersPort) -> bool:
     """Ask orders to cancel an order no food point took in time (which refunds); True once orders
     answered 200, 404 or 409 and the waiting order is forgotten, False while it is to be asked again."""
+    outcome = "cancelled"
     try:
-        answer = await orders.cancel(order_id, NO_FOOD_POINT_IN_TIME)
-    except ServiceUnavailable as exc:
-        log.warning("timeout_cancel_unavailable", order_id=order_id, error=str(exc))
-        cancelled = False
-    else:
-        cancelled = answer.status in (200, 404, 409)
-        if not cancelled:
-            log.error(
-                "timeout_cancel_unexpected_answer",
-                order_id=order_id,
-                status=answer.status,
-                body=answer.body,
-            )
+        await orders.cancel(order_id, NO_FOOD_POINT_IN_TIME)
+    except OrdersAway as exc:
+        if not exc.unexpected:
+            log.warning("timeout_cancel_unavailable", order_id=order_id, error=str(exc))
+        outcome = ""
+    except OrdersRefused as refused:  # gone, or past cancelling: nothing left to wait for, unless
+        outcome = "" if refused.refusal is Refusal.NOT_YOUR_FOOD_POINT else refused.refusal.value
+    cancelled = bool(outcome)
     async with uow:
         if cancelled:
             await uow.pending.drop(order_id)
@@ -219,5 +220,5 @@ async def cancel_timed_out(order_id: str, uow: KitchenUnitOfWork, orders: Orders
             await uow.pending.note_attempt(order_id)
         await uow.commit()
     if cancelled:
-        log.info("order_cancelled_for_timeout", order_id=order_id, status=answer.status)
+        log.info("order_cancelled_for_timeout", order_id=order_id, outcome=outcome)
     return cancelled

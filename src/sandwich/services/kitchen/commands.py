@@ -22,7 +22,6 @@ from typing import Any
 import structlog
 
 from sandwich.platform.events import OrderEvent
-from sandwich.platform.http import ServiceUnavailable
 from sandwich.services.kitchen.domain import (
     Assignment,
     AssignmentState,
@@ -31,7 +30,7 @@ from sandwich.services.kitchen.domain import (
     ReadyVerdict,
     ready_verdict,
 )
-from sandwich.services.kitchen.ports import OrdersPort
+from sandwich.services.kitchen.ports import OrdersAway, OrdersPort, OrdersRefused, Refusal
 from sandwich.services.kitchen.unit_of_work import KitchenUnitOfWork
 
 log = structlog.get_logger("kitchen")
@@ -174,22 +173,21 @@ async def mark_ready(
         state = "is already ready" if ready else "is not assigned"
         raise IllegalTransition(f"The order {state}: it cannot become ready.")
     try:
-        answer = await orders.ready(order_key, food_point_id)
-    except ServiceUnavailable as exc:
+        order = await orders.ready(order_key, food_point_id)
+    except OrdersAway as exc:
+        if exc.unexpected:
+            raise OrdersUnavailable("Orders gave an unexpected answer, try again.") from exc
         raise OrdersUnavailable("Orders cannot be reached right now, try again.") from exc
-    if answer.status == 200:
-        await _free_slot(order_key, uow, wake, cancelled=False)
-        return answer.body
-    if answer.status == 403:
-        raise NotYourFoodPoint(order_key)
-    if answer.status == 404:
-        raise OrderNotFound(order_key)
-    if answer.status == 409:
+    except OrdersRefused as refused:
+        if refused.refusal is Refusal.NOT_YOUR_FOOD_POINT:
+            raise NotYourFoodPoint(order_key) from refused
+        if refused.refusal is Refusal.NOT_FOUND:
+            raise OrderNotFound(order_key) from refused
         await _reconcile_refused(order_key, uow, orders, wake)
-        code, message = _peer_error(answer.body, "illegal_transition", "The order cannot become ready.")
-        raise IllegalTransition(message, code)
-    log.error("ready_unexpected_answer", order_id=order_key, status=answer.status, body=answer.body)
-    raise OrdersUnavailable("Orders gave an unexpected answer, try again.")
+        message = refused.message or "The order cannot become ready."
+        raise IllegalTransition(message, refused.code or "illegal_transition") from refused
+    await _free_slot(order_key, uow, wake, cancelled=False)
+    return order
 
 
 async def _free_slot(order_id: str, uow: KitchenUnitOfWork, wake: Wake, *, cancelled: bool | None) -> None:
@@ -209,24 +207,12 @@ async def _free_slot(order_id: str, uow: KitchenUnitOfWork, wake: Wake, *, cance
         wake()
 
 
-def _peer_error(body: Any, code: str, message: str) -> tuple[str, str]:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        error = body["error"]
-        return str(error.get("code") or code), str(error.get("message") or message)
-    return code, message
-
-
 async def _reconcile_refused(order_id: str, uow: KitchenUnitOfWork, orders: OrdersPort, wake: Wake) -> None:
     """orders refused "ready": if the order was cancelled meanwhile (a cancellation this kitchen has not
     heard of, e.g. in the sync flow), give its slot and ingredients back now."""
-    try:
-        answer = await orders.get(order_id)
-    except ServiceUnavailable:
+    status = await orders.status_of(order_id)
+    if status is None:
         return
-    if answer.status != 200 or not isinstance(answer.body, dict):
-        return
-    order = answer.body.get("order")
-    status = order.get("status") if isinstance(order, dict) else None
     if status == "cancelled":
         await _free_slot(order_id, uow, wake, cancelled=True)
     elif status in ("ready", "in_delivery", "completed"):
