@@ -347,7 +347,7 @@ async def gateway_openapi(flow_env: pytest.MonkeyPatch) -> dict[str, Any]:
     documents = {name: build_app(name).openapi() for name in SERVICES if name != "gateway"}
     gateway = build_app("gateway")
     http = ServicesDocuments(documents)
-    gateway.state.service.http = http
+    gateway.state.service.context.http = http  # the gateway's client to the services (GatewayContext)
     transport = httpx.ASGITransport(app=gateway)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         answer = await client.get("/openapi.json")
