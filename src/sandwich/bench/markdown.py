@@ -106,105 +106,30 @@ def _lag_phases(phases: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     ]
 
 
+PHASES_LEGEND = (
+    "Latencies in ms. `created/s`: create calls answered 201/202 per second; `paid/s`: orders of the "
+    "phase paid per second of the phase; `->paid`, `->letter`: from the scheduled send to the "
+    "platform's paid time and to the letter in the mail sink; `lag`: commit of `paid` -> the "
+    "notifications consumer's transaction (platform timestamps). `unfinished`, `dup $`, "
+    "`dup letters`: after recovery (an order still `created` when the phase's recovery time ran out is looked at again at the end of its flow, before the platform stops). "
+    "A max-throughput phase first climbs from one number of virtual customers (VCs) to the next "
+    "while orders/s rise by 5% or more with none failing (each level's orders/s in brackets, counted "
+    "once each of its VCs has had an order decided), then holds the best: its figures are the hold's "
+    "(orders decided within it; latencies of the orders sent within it), its checks cover every "
+    "order of the phase.\n"
+)
+
+
 def write_markdown(result: Mapping[str, Any], directory: Path) -> Path:
     """report.md (and its plots) in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     phases: list[Mapping[str, Any]] = list(result.get("phases", ()))
-    lines: list[str] = []
-    title = "sandwich bench --compare" if result.get("compare") else "sandwich bench"
-    lines.append(f"# {title}: {result.get('machine', {}).get('when', '')}\n")
-    lines.append(f"Machine: {machine_line(result.get('machine', {}))}.\n")
-    lines.append(
-        f"Platform: {result.get('platform_note', '')}. Load generator: {result.get('generator_note', '')}. "
-        f"Wall time of the run: {result.get('wall_time_s', 0):.0f} s.\n"
-    )
-    skipped = result.get("skipped") or {}
-    for flow, reason in skipped.items():
-        lines.append(f"- flow **{flow}** skipped: {reason}\n")
-
-    verdicts = result.get("targets") or []
-    if verdicts:
-        lines.append("## Targets\n")
-        lines.append(
-            markdown_table(
-                [
-                    {
-                        "target": v["name"],
-                        "wanted": v["target"],
-                        "measured": v["measured"],
-                        "verdict": {True: "met", False: "**missed**", None: "not measured"}[v["met"]],
-                        "by how much": v["by"],
-                    }
-                    for v in verdicts
-                ]
-            )
-        )
-
+    lines = _heading(result) + _targets_section(result.get("targets") or [])
     lines.append("## Phases\n")
-    lines.append(
-        "Latencies in ms. `created/s`: create calls answered 201/202 per second; `paid/s`: orders of the "
-        "phase paid per second of the phase; `->paid`, `->letter`: from the scheduled send to the "
-        "platform's paid time and to the letter in the mail sink; `lag`: commit of `paid` -> the "
-        "notifications consumer's transaction (platform timestamps). `unfinished`, `dup $`, "
-        "`dup letters`: after recovery (an order still `created` when the phase's recovery time ran out is looked at again at the end of its flow, before the platform stops). "
-        "A max-throughput phase first climbs from one number of virtual customers (VCs) to the next "
-        "while orders/s rise by 5% or more with none failing (each level's orders/s in brackets, counted "
-        "once each of its VCs has had an order decided), then holds the best: its figures are the hold's "
-        "(orders decided within it; latencies of the orders sent within it), its checks cover every "
-        "order of the phase.\n"
-    )
+    lines.append(PHASES_LEGEND)
     lines.append(markdown_table([phase_row(p) for p in phases]))
-    from sandwich.bench.brokers import broker_down_markdown, brokers_markdown
-
-    for section in (broker_down_markdown(phases), brokers_markdown(result)):
-        if section:
-            lines.append(section)
-
-    floors = result.get("floors") or {}
-    if floors:
-        lines.append("## Floors (same run)\n")
-        lines.append(floors_markdown(floors, phases))
-
-    for phase in _lag_phases(phases):
-        section = event_lag_markdown(phase["event_lag"])
-        if section:
-            lines.append(f"## Where the event lag goes: {phase.get('flow')}, {phase.get('scenario')}\n")
-            lines.append(section)
-
-    for phase in phases:
-        if phase.get("profile"):
-            lines.append(f"## Where the time goes: {phase.get('flow')}, {phase.get('scenario')}\n")
-            lines.append(profile_markdown(phase["profile"]))
-
-    resource_rows = []
-    for phase in phases:
-        for group, usage in sorted((phase.get("resources") or {}).items()):
-            resource_rows.append(
-                {
-                    "flow": str(phase.get("flow")),
-                    "scenario": str(phase.get("scenario")),
-                    "process": group,
-                    "CPU s": f"{usage.get('cpu_seconds', 0):.1f}",
-                    "CPU % of a core": f"{usage.get('cpu_percent', 0):.0f}",
-                    "peak RSS MB": f"{usage.get('peak_rss_mb', 0):.0f}",
-                }
-            )
-    idle = result.get("idle_memory") or {}
-    if idle:
-        lines.append("## Memory at idle\n")
-        for flow, groups in idle.items():
-            total_rss = sum(g["rss_mb"] for name, g in groups.items() if name != "bench")
-            total_pss = sum(g["pss_mb"] for name, g in groups.items() if name != "bench")
-            lines.append(
-                f"- {flow}: RSS {total_rss:.0f} MB, PSS {total_pss:.0f} MB (all platform processes)\n"
-            )
-        lines.append(idle_markdown(idle))
-    if resource_rows:
-        lines.append("## CPU and memory per process and phase\n")
-        lines.append(
-            "<details><summary>table</summary>\n\n" + markdown_table(resource_rows) + "\n</details>\n"
-        )
-
+    lines += _where_it_goes(result, phases)
+    lines += _memory_and_processes(result.get("idle_memory") or {}, phases)
     plots = result.get("plots") or {}
     if plots:
         lines.append("## Plots\n")
@@ -217,6 +142,90 @@ def write_markdown(result: Mapping[str, Any], directory: Path) -> Path:
     path = directory / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _heading(result: Mapping[str, Any]) -> list[str]:
+    title = "sandwich bench --compare" if result.get("compare") else "sandwich bench"
+    lines = [
+        f"# {title}: {result.get('machine', {}).get('when', '')}\n",
+        f"Machine: {machine_line(result.get('machine', {}))}.\n",
+        f"Platform: {result.get('platform_note', '')}. Load generator: {result.get('generator_note', '')}. "
+        f"Wall time of the run: {result.get('wall_time_s', 0):.0f} s.\n",
+    ]
+    skipped = result.get("skipped") or {}
+    for flow, reason in skipped.items():
+        lines.append(f"- flow **{flow}** skipped: {reason}\n")
+    return lines
+
+
+def _targets_section(verdicts: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not verdicts:
+        return []
+    rows = [
+        {
+            "target": v["name"],
+            "wanted": v["target"],
+            "measured": v["measured"],
+            "verdict": {True: "met", False: "**missed**", None: "not measured"}[v["met"]],
+            "by how much": v["by"],
+        }
+        for v in verdicts
+    ]
+    return ["## Targets\n", markdown_table(rows)]
+
+
+def _where_it_goes(result: Mapping[str, Any], phases: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The brokers' sections, the floors, where the event lag and the time go."""
+    from sandwich.bench.brokers import broker_down_markdown, brokers_markdown
+
+    lines = [section for section in (broker_down_markdown(phases), brokers_markdown(result)) if section]
+    floors = result.get("floors") or {}
+    if floors:
+        lines.append("## Floors (same run)\n")
+        lines.append(floors_markdown(floors, phases))
+    for phase in _lag_phases(phases):
+        section = event_lag_markdown(phase["event_lag"])
+        if section:
+            lines.append(f"## Where the event lag goes: {phase.get('flow')}, {phase.get('scenario')}\n")
+            lines.append(section)
+    for phase in phases:
+        if phase.get("profile"):
+            lines.append(f"## Where the time goes: {phase.get('flow')}, {phase.get('scenario')}\n")
+            lines.append(profile_markdown(phase["profile"]))
+    return lines
+
+
+def _memory_and_processes(
+    idle: Mapping[str, Mapping[str, Mapping[str, float]]], phases: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    lines: list[str] = []
+    if idle:
+        lines.append("## Memory at idle\n")
+        for flow, groups in idle.items():
+            total_rss = sum(g["rss_mb"] for name, g in groups.items() if name != "bench")
+            total_pss = sum(g["pss_mb"] for name, g in groups.items() if name != "bench")
+            lines.append(
+                f"- {flow}: RSS {total_rss:.0f} MB, PSS {total_pss:.0f} MB (all platform processes)\n"
+            )
+        lines.append(idle_markdown(idle))
+    resource_rows = [
+        {
+            "flow": str(phase.get("flow")),
+            "scenario": str(phase.get("scenario")),
+            "process": group,
+            "CPU s": f"{usage.get('cpu_seconds', 0):.1f}",
+            "CPU % of a core": f"{usage.get('cpu_percent', 0):.0f}",
+            "peak RSS MB": f"{usage.get('peak_rss_mb', 0):.0f}",
+        }
+        for phase in phases
+        for group, usage in sorted((phase.get("resources") or {}).items())
+    ]
+    if resource_rows:
+        lines.append("## CPU and memory per process and phase\n")
+        lines.append(
+            "<details><summary>table</summary>\n\n" + markdown_table(resource_rows) + "\n</details>\n"
+        )
+    return lines
 
 
 def idle_markdown(idle: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:

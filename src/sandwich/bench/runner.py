@@ -33,7 +33,7 @@ from sandwich.bench.context import (
 from sandwich.bench.customers import Customer, setup_customers
 from sandwich.bench.load import OrderPlacer, PhaseClock
 from sandwich.bench.phase import final_check, run_phase
-from sandwich.bench.target import attach_platform, platform_note, start_platform, stop_platform
+from sandwich.bench.target import Target, attach_platform, platform_note, start_platform, stop_platform
 from sandwich.bench.verdicts import floor_ratios, targets
 from sandwich.platform.settings import Broker
 
@@ -63,30 +63,7 @@ async def run_single(options: SingleOptions, console: Console) -> dict[str, Any]
     base = options.data_dir / "bench"
     base.mkdir(parents=True, exist_ok=True)
     info = machine()
-    if options.url:
-        target = attach_platform(
-            options.url, options.data_dir if options.data_dir.exists() else None, options.admin
-        )
-        if target.flow == "unknown":
-            target.flow = options.flow
-    elif options.scale_to:
-        # A waiting order is cancelled (and refunded) after the assignment timeout; the bench's
-        # orders never find a food point, and that background work must not fall into one
-        # measurement and not the other.
-        target = await asyncio.to_thread(
-            partial(
-                start_platform,
-                options.flow,
-                base,
-                console,
-                broker=options.broker,
-                extra_env={"SANDWICH_ASSIGNMENT_TIMEOUT": "86400"},
-            )
-        )
-    else:
-        target = await asyncio.to_thread(
-            partial(start_platform, options.flow, base, console, broker=options.broker)
-        )
+    target = await _target(options, base, console)
     result: dict[str, Any] = {
         "machine": info,
         "compare": False,
@@ -111,43 +88,82 @@ async def run_single(options: SingleOptions, console: Console) -> dict[str, Any]
         result["idle_memory"] = {target.flow: await idle_memory(ctx)} if ctx.sampler.samples else {}
         if options.floors:
             result["floors"] = await measure_floors(ctx, durations.floors)
-        if options.scale_to:
-            result["scale"] = await run_scale(
-                ctx, options.scale_to, options.customers or 32, options.duration
-            )
-            result["phases"].extend(result["scale"].pop("phases"))
-        elif options.rate:
-            result["phases"].append(
-                await run_phase(
-                    ctx,
-                    scenario="healthy",
-                    mode="open",
-                    duration=options.duration,
-                    rate=options.rate,
-                    settle_timeout=30.0,
-                    profile_dir=base / f"profile-{time.strftime('%H%M%S')}-open" if options.profile else None,
-                )
-            )
-        if options.customers and not options.scale_to:
-            result["phases"].append(
-                await run_phase(
-                    ctx,
-                    scenario="max throughput",
-                    mode="closed",
-                    duration=options.duration,
-                    virtual_customers=options.customers,
-                    settle_timeout=30.0,
-                    profile_dir=base / f"profile-{time.strftime('%H%M%S')}-closed"
-                    if options.profile
-                    else None,
-                )
-            )
+        await _phases(ctx, options, base, result)
         await final_check(ctx, 30.0)
     finally:
         if ctx is not None:
             ctx.sampler.stop()
             await ctx.client.aclose()
         await asyncio.to_thread(stop_platform, target, keep=options.keep_data)
+    _judge(result, options)
+    result["wall_time_s"] = round(time.monotonic() - began, 1)
+    result["platform_note"] = platform_note(target)
+    result["generator_note"] = GENERATOR_NOTE
+    return result
+
+
+async def _target(options: SingleOptions, base: Path, console: Console) -> Target:
+    """The platform at --url, or one started for this run."""
+    if options.url:
+        target = attach_platform(
+            options.url, options.data_dir if options.data_dir.exists() else None, options.admin
+        )
+        if target.flow == "unknown":
+            target.flow = options.flow
+        return target
+    if options.scale_to:
+        # A waiting order is cancelled (and refunded) after the assignment timeout; the bench's
+        # orders never find a food point, and that background work must not fall into one
+        # measurement and not the other.
+        return await asyncio.to_thread(
+            partial(
+                start_platform,
+                options.flow,
+                base,
+                console,
+                broker=options.broker,
+                extra_env={"SANDWICH_ASSIGNMENT_TIMEOUT": "86400"},
+            )
+        )
+    return await asyncio.to_thread(
+        partial(start_platform, options.flow, base, console, broker=options.broker)
+    )
+
+
+async def _phases(ctx: Context, options: SingleOptions, base: Path, result: dict[str, Any]) -> None:
+    """--scale's two phases; else an open loop at --rate and/or a closed loop of --customers."""
+    if options.scale_to:
+        result["scale"] = await run_scale(ctx, options.scale_to, options.customers or 32, options.duration)
+        result["phases"].extend(result["scale"].pop("phases"))
+        return
+    if options.rate:
+        result["phases"].append(
+            await run_phase(
+                ctx,
+                scenario="healthy",
+                mode="open",
+                duration=options.duration,
+                rate=options.rate,
+                settle_timeout=30.0,
+                profile_dir=base / f"profile-{time.strftime('%H%M%S')}-open" if options.profile else None,
+            )
+        )
+    if options.customers:
+        result["phases"].append(
+            await run_phase(
+                ctx,
+                scenario="max throughput",
+                mode="closed",
+                duration=options.duration,
+                virtual_customers=options.customers,
+                settle_timeout=30.0,
+                profile_dir=base / f"profile-{time.strftime('%H%M%S')}-closed" if options.profile else None,
+            )
+        )
+
+
+def _judge(result: dict[str, Any], options: SingleOptions) -> None:
+    """The floors' ratios and the targets, once the platform has stopped."""
     floors = result.get("floors") or {}
     result["floors"] = {**floors, "ratios": floor_ratios(floors, result["phases"])} if floors else {}
     scale_pair = (result["phases"][0], result["phases"][1]) if options.scale_to else None
@@ -162,10 +178,6 @@ async def run_single(options: SingleOptions, console: Console) -> dict[str, Any]
             scale=scale_pair,
         )
     ]
-    result["wall_time_s"] = round(time.monotonic() - began, 1)
-    result["platform_note"] = platform_note(target)
-    result["generator_note"] = GENERATOR_NOTE
-    return result
 
 
 SCALE_SCENARIO = "max throughput, more data"
