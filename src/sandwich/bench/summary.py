@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sandwich.bench.load import Record
@@ -108,32 +108,8 @@ def summarize(
     errors = Counter(r.error for r in sent_within if r.error)
     create_latencies = [r.latency for r in ok]
 
-    create_to_paid: list[float] = []
-    paid_times: list[float] = []
-    to_notification: list[float] = []
-    to_letter: list[float] = []
-    consumer_lag: list[float] = []
-    paid_count = 0
-    by_order = {r.order_id: r for r in every_ok if r.order_id}
-    for order_id, record in by_order.items():
-        view = outcomes.orders.get(order_id)
-        if view is None or view.status != "paid" or view.updated_at is None:
-            continue
-        paid_at = view.updated_at
-        paid_times.append(paid_at - wall0)
-        if record.t_sched < 0.0:
-            continue  # sent before a hold: counted as paid within it, its latencies left out
-        paid_count += 1
-        create_to_paid.append(paid_at - record.wall_sched)
-        notes = outcomes.notifications.get((order_id, "order_paid"))
-        if notes:
-            to_notification.append(min(notes) - record.wall_sched)
-            consumer_lag.append(min(notes) - paid_at)
-        letters = outcomes.letters.get((order_id, "order_paid"))
-        if letters:
-            to_letter.append(min(letters) - record.wall_sched)
-    publish_total, publish_by_service = publish_lag
-    consume_total, consume_by_service = consume_lag
+    paid = _paid(every_ok, outcomes, wall0)
+    create_to_paid, paid_times = paid.create_to_paid, paid.times
     return {
         "create": {
             "sent": len(sent_within),
@@ -147,37 +123,20 @@ def summarize(
             "http_status": dict(Counter(str(r.status) for r in sent_within)),
         },
         "paid": {
-            "count": paid_count,
+            "count": paid.count,
             "orders_per_s": sum(1 for t in paid_times if 0.0 <= t <= duration) / duration,
             "create_to_paid": percentiles(create_to_paid),
         },
         "letter": {
-            "create_to_order_paid_notification": percentiles(to_notification),
-            "create_to_letter": percentiles(to_letter),
+            "create_to_order_paid_notification": percentiles(paid.to_notification),
+            "create_to_letter": percentiles(paid.to_letter),
         },
         "followed": {
             "count": sum(1 for r in ok if r.t_final is not None),
             "create_to_decided": percentiles(r.t_final - r.t_sched for r in ok if r.t_final is not None),
         },
-        "client_visible": {
-            "sampled": sampled.get("sampled", 0),
-            "gave_up": sampled.get("gave_up", 0),
-            "not_followed_to_the_end": sampled.get("not_followed_to_the_end", 0),
-            "requests": sampled.get("requests", 0),
-            "create_to_seen_paid": percentiles(sampled.get("seen_paid_s", ())),
-            "create_to_seen_order_paid_notification": percentiles(
-                sampled.get("seen_order_paid_notification_s", ())
-            ),
-        },
-        "event_lag": {
-            "commit_to_consumer": percentiles(consumer_lag),
-            "commit_to_consumer_source": "order paid at (orders) -> order_paid notification created at (notifications)",
-            "publish": publish_total.as_dict() if publish_total is not None else None,
-            "publish_by_service": {s: h.as_dict() for s, h in publish_by_service.items()},
-            "consume_metric": consume_total.as_dict() if consume_total is not None else None,
-            "consume_metric_by_service": {s: h.as_dict() for s, h in consume_by_service.items()},
-            "handle_metric_by_service": {s: h.as_dict() for s, h in handle_time[1].items()},
-        },
+        "client_visible": _client_visible(sampled),
+        "event_lag": _event_lag(paid, publish_lag, consume_lag, handle_time),
         "timeseries": {
             "ok": per_second((r.t_sched + r.latency for r in ok), duration),
             "errors": per_second((r.t_sched + r.latency for r in sent_within if not r.ok), duration),
@@ -187,4 +146,74 @@ def summarize(
             "create_latencies_s": downsample(create_latencies, 4000),
             "create_to_paid_s": downsample(create_to_paid, 4000),
         },
+    }
+
+
+@dataclass
+class _Paid:
+    """The paid orders' times: `times` of every one paid (phase seconds), the rest of those sent
+    within the phase only (seconds from their scheduled send, or from paid to the notification)."""
+
+    times: list[float] = field(default_factory=list)
+    count: int = 0
+    create_to_paid: list[float] = field(default_factory=list)
+    to_notification: list[float] = field(default_factory=list)
+    to_letter: list[float] = field(default_factory=list)
+    consumer_lag: list[float] = field(default_factory=list)
+
+
+def _paid(every_ok: Sequence[Record], outcomes: Outcomes, wall0: float) -> _Paid:
+    paid = _Paid()
+    by_order = {r.order_id: r for r in every_ok if r.order_id}
+    for order_id, record in by_order.items():
+        view = outcomes.orders.get(order_id)
+        if view is None or view.status != "paid" or view.updated_at is None:
+            continue
+        paid_at = view.updated_at
+        paid.times.append(paid_at - wall0)
+        if record.t_sched < 0.0:
+            continue  # sent before a hold: counted as paid within it, its latencies left out
+        paid.count += 1
+        paid.create_to_paid.append(paid_at - record.wall_sched)
+        notes = outcomes.notifications.get((order_id, "order_paid"))
+        if notes:
+            paid.to_notification.append(min(notes) - record.wall_sched)
+            paid.consumer_lag.append(min(notes) - paid_at)
+        letters = outcomes.letters.get((order_id, "order_paid"))
+        if letters:
+            paid.to_letter.append(min(letters) - record.wall_sched)
+    return paid
+
+
+def _client_visible(sampled: Mapping[str, Any]) -> dict[str, Any]:
+    """What the end-to-end sampler saw, as a client following its orders would."""
+    return {
+        "sampled": sampled.get("sampled", 0),
+        "gave_up": sampled.get("gave_up", 0),
+        "not_followed_to_the_end": sampled.get("not_followed_to_the_end", 0),
+        "requests": sampled.get("requests", 0),
+        "create_to_seen_paid": percentiles(sampled.get("seen_paid_s", ())),
+        "create_to_seen_order_paid_notification": percentiles(
+            sampled.get("seen_order_paid_notification_s", ())
+        ),
+    }
+
+
+def _event_lag(
+    paid: _Paid,
+    publish_lag: tuple[Any, Mapping[str, Any]],
+    consume_lag: tuple[Any, Mapping[str, Any]],
+    handle_time: tuple[Any, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Commit -> consumer from the platform's timestamps, and the services' own histograms."""
+    publish_total, publish_by_service = publish_lag
+    consume_total, consume_by_service = consume_lag
+    return {
+        "commit_to_consumer": percentiles(paid.consumer_lag),
+        "commit_to_consumer_source": "order paid at (orders) -> order_paid notification created at (notifications)",
+        "publish": publish_total.as_dict() if publish_total is not None else None,
+        "publish_by_service": {s: h.as_dict() for s, h in publish_by_service.items()},
+        "consume_metric": consume_total.as_dict() if consume_total is not None else None,
+        "consume_metric_by_service": {s: h.as_dict() for s, h in consume_by_service.items()},
+        "handle_metric_by_service": {s: h.as_dict() for s, h in handle_time[1].items()},
     }
