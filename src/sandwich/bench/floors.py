@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import orjson
@@ -223,17 +224,8 @@ async def _hammer_http(url: str, duration: float, concurrency: int = HOP_CONCURR
                     continue
                 latencies.append(time.perf_counter() - began)
 
-        began = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.monotonic() - began
-    return {
-        "concurrency": concurrency,
-        "duration_s": round(elapsed, 2),
-        "requests": len(latencies),
-        "errors": errors,
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "latency": percentiles(latencies),
-    }
+        elapsed = await _timed(worker() for _ in range(concurrency))
+    return _calls(concurrency, elapsed, latencies, errors)
 
 
 async def _hammer_direct(app: Any, duration: float, concurrency: int = HOP_CONCURRENCY) -> dict[str, Any]:
@@ -271,16 +263,8 @@ async def _hammer_direct(app: Any, duration: float, concurrency: int = HOP_CONCU
             await app(dict(scope_template), receive, send)
             latencies.append(time.perf_counter() - began)
 
-    began = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.monotonic() - began
-    return {
-        "concurrency": concurrency,
-        "duration_s": round(elapsed, 2),
-        "requests": len(latencies),
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "latency": percentiles(latencies),
-    }
+    elapsed = await _timed(worker() for _ in range(concurrency))
+    return _calls(concurrency, elapsed, latencies)
 
 
 async def _second_process(command: str, port: int) -> asyncio.subprocess.Process:
@@ -450,3 +434,26 @@ if __name__ == "__main__":
     else:
         print("usage: python -m sandwich.bench.floors serve|echo PORT", file=sys.stderr)
         sys.exit(2)
+
+
+async def _timed(workers: Iterable[Awaitable[None]]) -> float:
+    """Seconds the workers took, run together."""
+    began = time.monotonic()
+    await asyncio.gather(*workers)
+    return time.monotonic() - began
+
+
+def _calls(
+    concurrency: int, elapsed: float, latencies: list[float], errors: int | None = None
+) -> dict[str, Any]:
+    """The figures of a floor of calls (`errors` where failures are counted)."""
+    figures: dict[str, Any] = {
+        "concurrency": concurrency,
+        "duration_s": round(elapsed, 2),
+        "requests": len(latencies),
+    }
+    if errors is not None:
+        figures["errors"] = errors
+    figures["requests_per_s"] = round(len(latencies) / elapsed, 1)
+    figures["latency"] = percentiles(latencies)
+    return figures

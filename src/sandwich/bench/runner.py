@@ -145,7 +145,7 @@ async def _phases(ctx: Context, options: SingleOptions, base: Path, result: dict
                 duration=options.duration,
                 rate=options.rate,
                 settle_timeout=30.0,
-                profile_dir=base / f"profile-{time.strftime('%H%M%S')}-open" if options.profile else None,
+                profile_dir=_profile_dir(options, base, "open"),
             )
         )
     if options.customers:
@@ -157,9 +157,13 @@ async def _phases(ctx: Context, options: SingleOptions, base: Path, result: dict
                 duration=options.duration,
                 virtual_customers=options.customers,
                 settle_timeout=30.0,
-                profile_dir=base / f"profile-{time.strftime('%H%M%S')}-closed" if options.profile else None,
+                profile_dir=_profile_dir(options, base, "closed"),
             )
         )
+
+
+def _profile_dir(options: SingleOptions, base: Path, loop: str) -> Path | None:
+    return base / f"profile-{time.strftime('%H%M%S')}-{loop}" if options.profile else None
 
 
 def _judge(result: dict[str, Any], options: SingleOptions) -> None:
