@@ -32,7 +32,7 @@ from sandwich.platform.observability import (
     RequestObservabilityMiddleware,
     configure_logging,
 )
-from sandwich.platform.outbox import Committed, OutboxRelay, add_event, pending_count
+from sandwich.platform.outbox import Committed, OutboxRelay, pending_count
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.service_auth import RequireCaller, ServiceKeys
 from sandwich.platform.settings import Settings, get_settings
@@ -105,8 +105,6 @@ class Service:
         # The service's own typed context (`<service>/context.py`): its unit-of-work factory, ports,
         # keys and caches, made once in its app.py and handed to routes by `typed_context`.
         self.context: object | None = None
-        # Per-process state a service keeps between requests (keys, caches): one place, not globals.
-        self.state: dict[str, Any] = {}
         # Extra readiness conditions beyond database and broker (e.g. the gateway's signing keys).
         self.readiness_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
         if publishes and self.db is not None:
@@ -176,10 +174,6 @@ class Service:
             trace=dict(inject_into({})),  # the context of the transaction that records it
             payload=payload,
         )
-
-    async def record_event(self, conn: object, topic: str, envelope: Envelope) -> None:
-        """Add an event to the outbox inside the caller's transaction (see outbox.add_event)."""
-        await add_event(conn, topic, envelope)  # type: ignore[arg-type]
 
     def events_committed(self) -> None:
         """Wake the relay after a commit that recorded events."""

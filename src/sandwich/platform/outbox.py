@@ -1,6 +1,6 @@
 """Transactional outbox: events are written with the state change that caused them, then relayed.
 
-`add_event` runs inside the caller's transaction, so a rolled-back change publishes nothing. The
+`add_events` runs inside the caller's transaction (the unit of work calls it at its commit), so a rolled-back change publishes nothing. The
 relay publishes committed rows in id order (per-key order is kept) and marks them only after the
 broker acknowledged them; while the broker is down rows simply wait, and a failed row is retried
 on every pass (never dropped, unlike eShop's failed entries).
@@ -113,10 +113,6 @@ async def add_events(conn: Connection, events: Sequence[Event]) -> None:
     """Record events in the caller's transaction; the relay publishes them after commit."""
     if events:
         await conn.execute(_INSERT, outbox_params(events))
-
-
-async def add_event(conn: Connection, topic: str, envelope: Envelope, kind: str = "") -> None:
-    await add_events(conn, [Event(topic, envelope, kind)])
 
 
 class OutboxRelay:

@@ -1,15 +1,18 @@
 """users' wiring: whether a new profile is announced as UserCreated is decided in app.py (the typed
-context's `announces_new_users`), by whether a broker carries events."""
+context's `announce_new_user`), by whether a broker carries events."""
 
 from __future__ import annotations
 
 import pytest
 
+from sandwich.platform.events import USER_CREATED
 from sandwich.platform.settings import Flow, get_settings
 from sandwich.services.users.app import create_app
 from sandwich.services.users.context import UsersContext
+from sandwich.services.users.domain import Profile
 
 pytestmark = pytest.mark.unit
+USER_ID = "00000000-0000-0000-0000-0000000000a1"
 
 
 @pytest.mark.parametrize("flow", list(Flow))
@@ -24,4 +27,6 @@ def test_new_users_are_announced_only_where_a_broker_carries_events(
     finally:
         get_settings.cache_clear()
     assert isinstance(context, UsersContext)
-    assert context.announces_new_users is (flow is not Flow.SYNC)
+    events = context.announce_new_user(Profile(USER_ID, "alice", "alice@example.org", None, None))
+    assert [event.envelope.type for event in events] == ([] if flow is Flow.SYNC else [USER_CREATED])
+    assert all(event.envelope.key == USER_ID for event in events)

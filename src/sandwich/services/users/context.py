@@ -1,19 +1,27 @@
-"""users' typed context: what its routes need besides the database, made once in app.py."""
+"""users' typed context: what its routes and use cases are given, made once in app.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandwich.platform.app import typed_context
+from sandwich.platform.outbox import Event
+from sandwich.services.users.domain import Profile
+from sandwich.services.users.unit_of_work import UsersUnitOfWork
+
+NewUserEvents = Callable[[Profile], list[Event]]
+"""The events that announce a new profile (UserCreated), or none."""
 
 
 @dataclass(frozen=True)
 class UsersContext:
-    """`announces_new_users`: whether a new profile is announced as UserCreated (through the outbox,
-    in the profile's transaction). app.py says so when a broker carries events; in the `sync` flow
-    nobody listens for it (auth opens the billing account itself)."""
+    """`announce_new_user`: the events a new profile makes, recorded in its transaction (the outbox).
+    app.py gives UserCreated where a broker carries events; in the `sync` flow nobody listens for it
+    (auth opens the billing account itself), so it gives none."""
 
-    announces_new_users: bool
+    unit_of_work: Callable[[], UsersUnitOfWork]
+    announce_new_user: NewUserEvents
 
 
 context_of = typed_context(UsersContext)

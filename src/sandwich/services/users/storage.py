@@ -67,3 +67,24 @@ async def update_profile(
         )
     ).one_or_none()
     return _profile(row) if row else None
+
+
+class PostgresProfiles:
+    """The profiles repository on one connection (the statements above)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    async def add(self, profile: Profile) -> bool:
+        return await insert_profile(self.conn, profile)
+
+    async def by_username(self, username: str) -> Profile | None:
+        return await profile_by_username(self.conn, username)
+
+    async def by_id(self, user_id: str) -> Profile | None:
+        return await profile_by_id(self.conn, user_id)
+
+    async def update(
+        self, user_id: str, email: str, phone: str | None, full_name: str | None
+    ) -> Profile | None:
+        return await update_profile(self.conn, user_id, email, phone, full_name)
