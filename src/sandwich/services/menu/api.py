@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandwich.platform.app import Service, service_of
 from sandwich.platform.errors import ApiError
 from sandwich.platform.identity import Identity, admin_identity
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.validation import Text
-from sandwich.services.menu import storage
+from sandwich.services.menu import commands
+from sandwich.services.menu.context import MenuContext, context_of
 from sandwich.services.menu.domain import (
     MAX_INGREDIENT_NAME_LENGTH,
     MAX_INGREDIENTS,
@@ -21,11 +21,10 @@ from sandwich.services.menu.domain import (
     MAX_NAME_LENGTH,
     MAX_PRICE,
     InvalidMenuItem,
-    new_menu_item,
-    sorted_menu,
 )
 
 router = APIRouter(tags=["menu"])
+Context = Annotated[MenuContext, Depends(context_of)]
 
 
 class IngredientOut(BaseModel):
@@ -67,43 +66,36 @@ def parse_ids(raw: str) -> list[uuid.UUID]:
             ids[uuid.UUID(part.strip())] = None
         except ValueError:
             continue
-    if len(ids) > MAX_LOOKUP_IDS:
-        raise ApiError(422, "too_many_ids", f"At most {MAX_LOOKUP_IDS} ids per lookup.")
     return list(ids)
 
 
 @router.get("/api/v1/menu", response_model=MenuOut)
-async def get_menu(service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
-    async with service.database.connect() as conn:
-        items = await storage.all_items(conn)
-    return {"items": [item.public() for item in sorted_menu(items)]}
+async def get_menu(context: Context) -> dict[str, Any]:
+    return {"items": [item.public() for item in await commands.menu(context.unit_of_work())]}
 
 
 @router.post("/api/v1/admin/menu", status_code=201, response_model=MenuItemOut)
 async def add_menu_item(
-    body: NewMenuItem,
-    _: Annotated[Identity, Depends(admin_identity)],
-    service: Annotated[Service, Depends(service_of)],
+    body: NewMenuItem, _: Annotated[Identity, Depends(admin_identity)], context: Context
 ) -> JsonResponse:
     """Add an item; names are unique regardless of letter case, so a menu never lists one dish twice."""
+    command = commands.NewItem(body.name, body.price, [(i.name, i.quantity) for i in body.ingredients])
     try:
-        item = new_menu_item(
-            str(uuid.uuid4()), body.name, body.price, [(i.name, i.quantity) for i in body.ingredients]
-        )
+        item = await commands.add_item(command, context.unit_of_work())
     except InvalidMenuItem as exc:
         raise ApiError(422, "invalid_field", str(exc)) from exc
-    async with service.database.begin() as conn:
-        if not await storage.insert_item(conn, item):
-            raise ApiError(409, "menu_item_exists", f"A menu item named {item.name!r} already exists.")
+    except commands.MenuItemExists as exc:
+        raise ApiError(409, "menu_item_exists", f"A menu item named {exc.name!r} already exists.") from exc
     return JsonResponse(item.public(), status_code=201)
 
 
 @router.get("/internal/v1/menu/items", response_model=MenuOut, include_in_schema=False)
 async def lookup_items(
-    service: Annotated[Service, Depends(service_of)], ids: Annotated[str, Query(max_length=20_000)] = ""
+    context: Context, ids: Annotated[str, Query(max_length=20_000)] = ""
 ) -> dict[str, Any]:
     """Items by id for orders, which prices every order from here; unknown ids are simply absent."""
-    wanted = parse_ids(ids)
-    async with service.database.connect() as conn:
-        items = await storage.items_by_ids(conn, wanted)
+    try:
+        items = await commands.items_by_ids(parse_ids(ids), context.unit_of_work())
+    except commands.TooManyIds as exc:
+        raise ApiError(422, "too_many_ids", f"At most {MAX_LOOKUP_IDS} ids per lookup.") from exc
     return {"items": [item.public() for item in items]}

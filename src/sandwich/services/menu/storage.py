@@ -55,3 +55,19 @@ async def items_by_ids(conn: Connection, ids: list[uuid.UUID]) -> list[MenuItem]
         )
     ).all()
     return [_item(row) for row in rows]
+
+
+class PostgresMenuItems:
+    """The menu items repository on one connection (the statements above)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    async def add(self, item: MenuItem) -> bool:
+        return await insert_item(self.conn, item)
+
+    async def all(self) -> list[MenuItem]:
+        return await all_items(self.conn)
+
+    async def by_ids(self, ids: list[uuid.UUID]) -> list[MenuItem]:
+        return await items_by_ids(self.conn, ids)
