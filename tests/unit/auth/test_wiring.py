@@ -34,7 +34,7 @@ def test_auth_opens_the_billing_account_itself_only_without_a_broker(
 ) -> None:
     context = context_in(flow, monkeypatch)
     expected = AccountsOpenedOverHttp if flow is Flow.SYNC else AccountsOpenedFromEvents
-    assert type(context.billing_accounts) is expected
+    assert type(context.ports.billing_accounts) is expected
     assert context.signing_keys == []  # loaded by the startup hook, not at build time
 
 

@@ -1,4 +1,5 @@
-"""Wiring of auth: signing keys loaded at start, and the first admin from the environment."""
+"""Wiring of auth: its units of work and ports, the signing keys loaded at start, and the first
+admin from the environment."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ import structlog
 from fastapi import FastAPI
 
 from sandwich.platform.app import Service
-from sandwich.platform.errors import ApiError
 from sandwich.platform.sealing import Sealer, token_signing_sealing_key
-from sandwich.services.auth import storage
-from sandwich.services.auth.api import Registration, register_user, router
-from sandwich.services.auth.context import AuthContext
-from sandwich.services.auth.ports import AccountsOpenedFromEvents, AccountsOpenedOverHttp, BillingAccounts
+from sandwich.services.auth import commands
+from sandwich.services.auth.api import Registration, router
+from sandwich.services.auth.context import AuthContext, AuthPorts
+from sandwich.services.auth.ports import (
+    AccountsOpenedFromEvents,
+    AccountsOpenedOverHttp,
+    BillingAccounts,
+    HashedPasswords,
+    ProfilesOverHttp,
+)
+from sandwich.services.auth.unit_of_work import SqlAuthUnitOfWork
 
 log = structlog.get_logger("auth")
 
@@ -26,33 +33,31 @@ def create_app() -> FastAPI:
         description="Credentials, roles, token signing keys and the JWKS document.",
         migrations=Path(__file__).parent / "migrations",
     )
+    settings = service.settings
     # With a broker, billing opens the account from users' UserCreated; in `sync` auth asks it.
     billing_accounts: BillingAccounts = (
-        AccountsOpenedFromEvents() if service.settings.uses_broker else AccountsOpenedOverHttp(service.http)
+        AccountsOpenedFromEvents() if settings.uses_broker else AccountsOpenedOverHttp(service.http)
     )
-    context = AuthContext(billing_accounts)
+    database = service.database
+    # Nothing to announce: auth records no events, so its units need no announcer.
+    context = AuthContext(
+        unit_of_work=lambda: SqlAuthUnitOfWork(database, None),
+        ports=AuthPorts(HashedPasswords(), ProfilesOverHttp(service.http), billing_accounts),
+        token_ttl_seconds=settings.token_ttl_seconds,
+    )
     service.context = context
 
     async def load_keys() -> None:
         """The token signing keys, kept sealed in the database with a key that is not there."""
-        sealer = Sealer.load(token_signing_sealing_key(service.settings.secrets_dir))
-        async with service.database.begin() as conn:
-            context.signing_keys = await storage.ensure_signing_key(conn, sealer)
+        sealer = Sealer.load(token_signing_sealing_key(settings.secrets_dir))
+        context.signing_keys = await commands.signing_keys(context.unit_of_work(), sealer)
 
     async def bootstrap_admin() -> None:
         """Create SANDWICH_ADMIN_USERNAME once; retried in the background until users answers."""
-        settings = service.settings
         if not settings.admin_username or not settings.admin_password:
             return
         for attempt in range(120):
-            async with service.database.connect() as conn:
-                existing = await storage.credential_by_username(conn, settings.admin_username)
-            if existing is not None:
-                if "admin" not in existing.roles:
-                    async with service.database.begin() as conn:
-                        await storage.set_roles(
-                            conn, existing.username, sorted({*existing.roles, "admin"}), None
-                        )
+            if await commands.make_admin(settings.admin_username, context.unit_of_work()):
                 return
             registration = Registration(
                 username=settings.admin_username,
@@ -60,11 +65,13 @@ def create_app() -> FastAPI:
                 email=f"{settings.admin_username}@example.com",
             )
             try:
-                await register_user(service, context, registration, ["admin", "customer"])
+                await commands.register(
+                    registration.account(), commands.ADMIN_ROLES, context.unit_of_work(), context.ports
+                )
                 log.info("admin_created", username=settings.admin_username)
                 return
-            except ApiError as exc:
-                log.warning("admin_bootstrap_retry", attempt=attempt, error=exc.message)
+            except commands.RegistrationRefused as exc:
+                log.warning("admin_bootstrap_retry", attempt=attempt, error=str(exc))
                 await asyncio.sleep(0.5)
 
     async def start_bootstrap() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -12,21 +11,7 @@ from sqlalchemy import text
 from sandwich.platform.sealing import Sealer
 from sandwich.platform.sql import Connection
 from sandwich.platform.tokens import SigningKey
-
-
-class UsernameTaken(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class Credential:
-    user_id: str
-    username: str
-    password_hash: str
-    roles: list[str]
-    food_point_id: str | None
-    token_version: int = 0
-
+from sandwich.services.auth.domain import Credential
 
 _COLUMNS = "user_id::text AS user_id, username, password_hash, roles, food_point_id, token_version"
 
@@ -39,7 +24,9 @@ def _credential(row: Any) -> Credential:
 
 async def insert_credential(
     conn: Connection, user_id: str, username: str, password_hash: str, roles: list[str]
-) -> None:
+) -> bool:
+    """True when stored; False when the username, letter case aside, is taken (the failed insert is
+    undone to its savepoint, so the caller's transaction goes on)."""
     try:
         async with conn.begin_nested():
             await conn.execute(
@@ -49,8 +36,9 @@ async def insert_credential(
                 ),
                 {"user_id": uuid.UUID(user_id), "username": username, "hash": password_hash, "roles": roles},
             )
-    except asyncpg.UniqueViolationError as exc:
-        raise UsernameTaken(username) from exc
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
 
 
 async def delete_credential(conn: Connection, user_id: str) -> None:
@@ -165,3 +153,44 @@ async def ensure_signing_key(conn: Connection, sealer: Sealer) -> list[SigningKe
         )
         keys = [key]
     return keys
+
+
+class PostgresCredentials:
+    """The credentials repository on one connection (the statements above)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    async def add(self, credential: Credential) -> bool:
+        return await insert_credential(
+            self.conn, credential.user_id, credential.username, credential.password_hash, credential.roles
+        )
+
+    async def remove(self, user_id: str) -> None:
+        await delete_credential(self.conn, user_id)
+
+    async def by_username(self, username: str) -> Credential | None:
+        return await credential_by_username(self.conn, username)
+
+    async def set_roles(
+        self, username: str, roles: list[str], food_point_id: str | None
+    ) -> Credential | None:
+        return await set_roles(self.conn, username, roles, food_point_id)
+
+    async def page(
+        self, *, role: str | None, prefix: str | None, after: str | None, limit: int
+    ) -> list[Credential]:
+        return await credentials_page(self.conn, role=role, prefix=prefix, after=after, limit=limit)
+
+    async def token_version(self, user_id: str) -> int | None:
+        return await token_version(self.conn, user_id)
+
+
+class PostgresSigningKeys:
+    """The signing keys repository on one connection: kept sealed with `sealer`'s key."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    async def ensure(self, sealer: Sealer) -> list[SigningKey]:
+        return await ensure_signing_key(self.conn, sealer)
