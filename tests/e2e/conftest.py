@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandwich.supervisor import Platform
 from sandwich.platform.settings import Broker
+from sandwich.supervisor import Platform
 from tests.e2e.client import Api
 from tests.otlp_receiver import OtlpReceiver
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from sandwich.supervisor import Platform
 from sandwich.platform.db import plain_url
 from sandwich.platform.sealing import Sealer, token_signing_sealing_key
 from sandwich.platform.tokens import ISSUER, SigningKey, issue_token
+from sandwich.supervisor import Platform
 from tests.e2e.client import Api
 
 pytestmark = pytest.mark.e2e

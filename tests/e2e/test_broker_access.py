@@ -15,10 +15,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from nats.aio.client import Client
 
-from sandwich.supervisor import Platform
 from sandwich.platform.bus.nats import stream_name
 from sandwich.platform.embedded import kafka_access, nats_access
 from sandwich.platform.events import TOPIC_ORDER_EVENTS, TOPIC_ORDERS_CREATE
+from sandwich.supervisor import Platform
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from sandwich.supervisor import Platform
 from sandwich.platform.settings import Broker
+from sandwich.supervisor import Platform
 from tests.e2e.client import Api, eventually, order_status
 from tests.e2e.test_faults import letters_about
 from tests.e2e.world import World

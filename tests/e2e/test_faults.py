@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from sandwich.supervisor import Platform
 from sandwich.platform.embedded.mailsink import read_mails
 from sandwich.services.notifications.storage import LEASE_SECONDS
+from sandwich.supervisor import Platform
 from tests.e2e.client import Api, eventually
 
 pytestmark = pytest.mark.e2e

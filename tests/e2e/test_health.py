@@ -8,10 +8,10 @@ import time
 import httpx
 import pytest
 
-from sandwich.supervisor import Platform
 from sandwich.platform.service_auth import CALLER_HEADER, ServiceKeys
 from sandwich.platform.settings import SERVICES
 from sandwich.platform.trust import PUBLIC_FRONTS
+from sandwich.supervisor import Platform
 from tests.e2e.client import Api
 
 pytestmark = pytest.mark.e2e

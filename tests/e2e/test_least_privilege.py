@@ -11,10 +11,10 @@ import psutil
 import pytest
 from sqlalchemy.engine import make_url
 
-from sandwich.supervisor import Platform
 from sandwich.platform import db_roles
 from sandwich.platform.db import plain_url
 from sandwich.platform.embedded.postgres_access import read_passfile_password
+from sandwich.supervisor import Platform
 
 pytestmark = pytest.mark.e2e
 

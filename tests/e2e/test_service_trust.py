@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandwich.supervisor import Platform
 from sandwich.platform.identity import USER_HEADER, Identity
 from sandwich.platform.service_auth import CALLER_HEADER, ServiceKeys
 from sandwich.platform.settings import SERVICES
 from sandwich.platform.trust import INTERNAL_CALLS
+from sandwich.supervisor import Platform
 from tests.e2e.client import Api
 
 pytestmark = pytest.mark.e2e

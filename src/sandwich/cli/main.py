@@ -239,8 +239,8 @@ def _install_signal_handlers() -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from sandwich.cli import demo_world
-    from sandwich.supervisor import Platform, PlatformStartError
     from sandwich.cli.watchers import MissingTool, Watchers
+    from sandwich.supervisor import Platform, PlatformStartError
 
     logging.basicConfig(
         level=logging.INFO,

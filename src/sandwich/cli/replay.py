@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from sandwich.supervisor import CONNECTION_FILE
 from sandwich.platform.settings import Flow, Settings
+from sandwich.supervisor import CONNECTION_FILE
 
 if TYPE_CHECKING:
     from sandwich.services.order_info.replay import ReplayReport

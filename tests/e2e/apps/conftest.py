@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from sandwich.supervisor import Platform
 from sandwich.platform.settings import Broker
+from sandwich.supervisor import Platform
 
 BROWSER_FLOWS = {"hybrid", "async"}
 CHROMIUM_FLAGS = [

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sandwich.supervisor import Platform, PlatformStartError
 from sandwich.platform.settings import Broker
+from sandwich.supervisor import Platform, PlatformStartError
 
 pytestmark = pytest.mark.integration
 
