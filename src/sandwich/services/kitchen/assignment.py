@@ -4,12 +4,13 @@ assigner.py runs them.
 1. `assign_order`: for a waiting order, in ONE transaction, lock its pending row (SKIP LOCKED:
    another instance may be on it), reserve a slot and the ingredients at the nearest food point that
    can take it (`reserve_nearest`) and record the assignment as `reserved`;
-2. `confirm_assignment`: after the commit, tell orders (POST /internal/v1/orders/{id}/assign); 200 ->
-   `confirmed`; 409 or 404 -> the order cannot be assigned any more (e.g. cancelled): the reservation
-   is given back; orders unreachable -> stays `reserved` and is asked again later;
+2. `confirm_assignment`: after the commit, tell orders (the orders port's `assign`); agreed ->
+   `confirmed`; refused (not found, or an illegal step: e.g. cancelled) -> the order cannot be
+   assigned any more: the reservation is given back; orders away -> stays `reserved` and is asked
+   again later;
 3. an order that could not be placed and has waited longer than the assignment timeout is marked for
    cancellation (`assign_order`) and orders is asked to cancel it (`cancel_timed_out`, which refunds);
-   the pending row goes once orders answered 200 or 409 (or 404).
+   the pending row goes once orders agreed, or refused because the order is gone or past cancelling.
 """
 
 from __future__ import annotations
@@ -156,8 +157,9 @@ class Confirmation(StrEnum):
 async def confirm_assignment(
     order_id: str, food_point_id: str, uow: KitchenUnitOfWork, orders: OrdersPort, wake: Wake
 ) -> Confirmation:
-    """Tell orders the order is reserved at the food point (POST assign): 200 -> confirmed; 404 or
-    409 -> it cannot be assigned any more (e.g. cancelled), the reservation is given back."""
+    """Tell orders the order is reserved at the food point: agreed -> confirmed; refused (not found,
+    or an illegal step: e.g. cancelled) -> it cannot be assigned any more, the reservation is given
+    back; orders away -> asked again later."""
     try:
         await orders.assign(order_id, food_point_id)
     except OrdersAway as exc:
@@ -202,7 +204,8 @@ async def _note_confirm_attempt(order_id: str, uow: KitchenUnitOfWork) -> Confir
 
 async def cancel_timed_out(order_id: str, uow: KitchenUnitOfWork, orders: OrdersPort) -> bool:
     """Ask orders to cancel an order no food point took in time (which refunds); True once orders
-    answered 200, 404 or 409 and the waiting order is forgotten, False while it is to be asked again."""
+    agreed or refused (the order is gone or past cancelling) and the waiting order is forgotten, False
+    while it is to be asked again."""
     outcome = "cancelled"
     try:
         await orders.cancel(order_id, NO_FOOD_POINT_IN_TIME)
