@@ -33,6 +33,14 @@ _ATTACH = text("UPDATE idempotency_keys SET resource_id = :resource_id WHERE sco
 MAX_KEY_LENGTH = 200
 
 
+class IdempotencyKeyReused(Exception):
+    """The key came before with another request body: the contract's 409 `idempotency_key_reused`,
+    which each service's API answers (a use case lets it pass or turns it into its own refusal)."""
+
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was already used with another request."
+
+
 def request_hash(body: Any) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -61,8 +69,8 @@ async def claim_key(
     """None when this request owns the key now; otherwise the earlier attempt's answer (maybe unfinished).
 
     `resource_id`, when the caller knows already what it will create, is recorded with the claim
-    (one statement instead of a claim and an `attach_resource`). Raises 409 idempotency_key_reused
-    when the key was used with a different body.
+    (one statement instead of a claim and an `attach_resource`). Raises IdempotencyKeyReused when
+    the key was used with a different body.
     """
     inserted = await conn.execute(
         _INSERT, {"scope": scope, "key": key, "hash": body_hash, "resource_id": resource_id}
@@ -73,13 +81,11 @@ async def claim_key(
 
 
 async def existing_claim(conn: Connection, scope: str, key: str, body_hash: str) -> StoredAnswer:
-    """The earlier attempt's answer for a key that is taken (maybe unfinished); raises 409
-    idempotency_key_reused when the key was used with a different body."""
+    """The earlier attempt's answer for a key that is taken (maybe unfinished); raises
+    IdempotencyKeyReused when the key was used with a different body."""
     row = (await conn.execute(_SELECT, {"scope": scope, "key": key})).one()
     if row.request_hash != body_hash:
-        raise ApiError(
-            409, "idempotency_key_reused", "This Idempotency-Key was already used with another request."
-        )
+        raise IdempotencyKeyReused(key)
     body = orjson.loads(row.response) if row.response is not None else None
     return StoredAnswer(row.status_code, body, row.resource_id)
 

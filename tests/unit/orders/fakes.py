@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sandwich.platform.events import Envelope
-from sandwich.platform.idempotency import StoredAnswer
+from sandwich.platform.idempotency import IdempotencyKeyReused, StoredAnswer
 from sandwich.services.orders.context import OrdersPorts
 from sandwich.services.orders.domain import Order, OrderStatus
 from sandwich.services.orders.ports import (
@@ -21,10 +21,6 @@ from sandwich.services.orders.ports import (
 from sandwich.services.orders.storage import order_view
 from sandwich.services.orders.unit_of_work import FirstAnswer, KeyClaim
 from tests.unit.fakes import FakeUnitOfWork
-
-
-class KeyReused(Exception):
-    pass
 
 
 class FakeOrders:
@@ -105,7 +101,7 @@ class FakeRequestKeys:
 
     async def existing(self, scope: str, key: str, request_hash: str) -> StoredAnswer:
         if self.hashes[(scope, key)] != request_hash:
-            raise KeyReused(key)
+            raise IdempotencyKeyReused(key)
         return self.answers[(scope, key)]
 
     async def answer(self, scope: str, key: str) -> StoredAnswer | None:

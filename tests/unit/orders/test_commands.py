@@ -17,7 +17,7 @@ from sandwich.platform.events import (
     TOPIC_ORDERS_PENDING,
     utcnow,
 )
-from sandwich.platform.idempotency import StoredAnswer
+from sandwich.platform.idempotency import IdempotencyKeyReused, StoredAnswer
 from sandwich.services.orders.commands import (
     EmptyBasket,
     OrderNotFound,
@@ -48,7 +48,7 @@ from sandwich.services.orders.domain import (
     taken,
 )
 from sandwich.services.orders.ports import PricesUnavailable
-from tests.unit.orders.fakes import KeyReused, World, world
+from tests.unit.orders.fakes import World, world
 
 pytestmark = pytest.mark.unit
 
@@ -148,7 +148,7 @@ async def test_the_same_key_with_another_body_is_refused() -> None:
     w = world()
     w.payments.balances[ALICE] = 10_000
     await placed(w, order_of(key="k-1"))
-    with pytest.raises(KeyReused):
+    with pytest.raises(IdempotencyKeyReused):
         await place_order(order_of(key="k-1", lines=[("blt", 1)]), w.uow, w.ports)
     assert len(w.uow.orders.rows) == 1
 

@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy import text
 
-from sandwich.platform.errors import ApiError
 from sandwich.platform.events import rfc3339
-from sandwich.platform.idempotency import existing_claim
+from sandwich.platform.idempotency import IdempotencyKeyReused, existing_claim
 from sandwich.platform.sql import Connection, Row
 from sandwich.services.billing.answers import REFUSED_BODY, operation_body, outcome_of
 from sandwich.services.billing.domain import (
@@ -162,10 +161,8 @@ class PostgresLedger:
         finished); raises KeyReused when the key came with another request body."""
         try:
             stored = await existing_claim(self.conn, user_id, key, request_hash)
-        except ApiError as error:
-            if error.code == "idempotency_key_reused":
-                raise KeyReused(error.message) from error
-            raise
+        except IdempotencyKeyReused as reused:
+            raise KeyReused(reused.message) from reused
         if stored.status_code is None:
             return None
         return outcome_of(stored.status_code, stored.body, replay=True)

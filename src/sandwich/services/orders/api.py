@@ -12,7 +12,7 @@ from sandwich.platform.bus.base import BusUnavailable
 from sandwich.platform.contract import OrderIn, OrderOut
 from sandwich.platform.errors import ApiError
 from sandwich.platform.events import utcnow
-from sandwich.platform.idempotency import check_key, request_hash
+from sandwich.platform.idempotency import IdempotencyKeyReused, check_key, request_hash
 from sandwich.platform.identity import Identity, current_identity
 from sandwich.platform.responses import JsonResponse
 from sandwich.platform.validation import Text
@@ -84,6 +84,8 @@ async def create_order(
         raise ApiError(503, "service_unavailable", "The menu cannot be read right now, try again.") from exc
     except RequestInProgress as exc:
         raise ApiError(409, "request_in_progress", "The first request is still running.") from exc
+    except IdempotencyKeyReused as exc:
+        raise ApiError(409, exc.code, exc.message) from exc
     except BusUnavailable as exc:
         raise _downstream_unavailable(exc) from exc
     if isinstance(placed, Placed):

@@ -94,7 +94,8 @@ async def priced_lines(
 
 async def place_order(command: PlaceOrder, uow: OrdersUnitOfWork, ports: OrdersPorts) -> Placed | Repeated:
     """Create the order (priced from the menu) and pay for it. Idempotent by key: a repeat gets the
-    first answer, or the order as it stands once the first request has placed it."""
+    first answer, or the order as it stands once the first request has placed it; the same key with
+    another body raises IdempotencyKeyReused."""
     lines, total = await priced_lines(ports, command.user_id, command.lines)
     now = utcnow()
     order = Order(
