@@ -124,7 +124,7 @@ async def basket(db: Database, user_id: str) -> dict[str, int]:
 
 
 def consumer(db: Database) -> Any:
-    return idempotent_consumer(db, "basket", CONSUMER, PaidOrdersConsumer(db).on_order_event)
+    return idempotent_consumer(db, "basket", CONSUMER, PaidOrdersConsumer().on_order_event)
 
 
 def new_id() -> str:
@@ -255,7 +255,7 @@ async def api(settings: Settings, database: Database) -> AsyncIterator[tuple[htt
         unit_of_work=lambda: SqlBasketUnitOfWork(service.database, service.announce_committed), menu=menu
     )
     # as app.py: mounts the events route
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, PaidOrdersConsumer(service.database).on_order_event)
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, PaidOrdersConsumer().on_order_event)
     app = service.create_app(router)
     await service.start()
     try:

@@ -219,7 +219,7 @@ class NoKitchen:
 
 
 async def test_the_consumer_applies_an_event_once_through_the_inbox(clean: Database) -> None:
-    handler = OrderEventHandler(FoodPoints(NoKitchen()), clean)  # type: ignore[arg-type]
+    handler = OrderEventHandler(FoodPoints(NoKitchen()))  # type: ignore[arg-type]
     consume = idempotent_consumer(clean, "delivery", CONSUMER, handler)
     order_id = uuid.uuid4()
 

@@ -133,7 +133,7 @@ def envelope(status: str, pending: PendingOrder, food_point_id: str | None = Non
 
 async def deliver(db: Database, event: Envelope) -> bool:
     """What the platform's inbox consumer does with one message (False: a duplicate it dropped)."""
-    return await handle_once(db, CONSUMER, order_events_consumer(db), event)
+    return await handle_once(db, CONSUMER, order_events_consumer(), event)
 
 
 # --- choosing ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from sandwich.platform.settings import Settings
 from sandwich.services.kitchen.api import router
 from sandwich.services.kitchen.assigner import Assigner
 from sandwich.services.kitchen.context import KitchenContext
-from sandwich.services.kitchen.handlers import CONSUMER, order_event_handler
+from sandwich.services.kitchen.handlers import CONSUMER, handle_order_event
 from sandwich.services.kitchen.unit_of_work import SqlKitchenUnitOfWork
 from tests.credentials import SignedTransport, User
 from tests.integration.kitchen.conftest import FakeOrders
@@ -94,7 +94,7 @@ async def kitchen(db: Database, orders: FakeOrders) -> AsyncIterator[Kitchen]:
         unit_of_work=lambda: SqlKitchenUnitOfWork(db), orders=orders, wake_assigner=kitchen.wake
     )
     # as app.py: mounts the events route
-    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, order_event_handler(db))
+    service.consume(TOPIC_ORDER_EVENTS, CONSUMER, handle_order_event)
     app = service.create_app(router)
     async with httpx.AsyncClient(
         transport=SignedTransport(app, "kitchen"), base_url="http://kitchen"

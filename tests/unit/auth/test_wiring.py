@@ -8,22 +8,17 @@ from typing import Any
 import pytest
 
 from sandwich.platform.http import ServiceUnavailable
-from sandwich.platform.settings import Flow, get_settings
+from sandwich.platform.settings import Flow
 from sandwich.services.auth.app import create_app
 from sandwich.services.auth.context import AuthContext
 from sandwich.services.auth.ports import AccountsOpenedFromEvents, AccountsOpenedOverHttp
+from tests.unit.wiring import built_context
 
 pytestmark = pytest.mark.unit
 
 
 def context_in(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> AuthContext:
-    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")  # never connected
-    monkeypatch.setenv("SANDWICH_FLOW", flow.value)
-    get_settings.cache_clear()
-    try:
-        context = create_app().state.service.context
-    finally:
-        get_settings.cache_clear()
+    context = built_context(create_app, monkeypatch, flow)
     assert isinstance(context, AuthContext)
     return context
 

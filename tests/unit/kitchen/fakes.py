@@ -299,8 +299,9 @@ class FakeKitchenUnitOfWork(FakeUnitOfWork):
 
 
 class FakeOrders:
-    """orders as the kitchen sees it: answers `status` (200 unless told) and remembers the calls;
-    `order_status` is what GET answers the order's status is (None: 404)."""
+    """orders as the kitchen sees it (the unit and the integration tests both use it): answers
+    `status` (200 unless told) and remembers the calls; `order_status` is what GET answers the
+    order's status is (None: 404)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str]] = []
@@ -330,6 +331,9 @@ class FakeOrders:
 
     async def status_of(self, order_id: str) -> str | None:
         return self.order_status
+
+    def of(self, verb: str) -> list[tuple[str, str, str]]:
+        return [call for call in self.calls if call[0] == verb]
 
 
 class Wakes:

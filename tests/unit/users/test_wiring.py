@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from sandwich.platform.events import USER_CREATED
-from sandwich.platform.settings import Flow, get_settings
+from sandwich.platform.settings import Flow
 from sandwich.services.users.app import create_app
 from sandwich.services.users.context import UsersContext
 from sandwich.services.users.domain import Profile
+from tests.unit.wiring import built_context
 
 pytestmark = pytest.mark.unit
 USER_ID = "00000000-0000-0000-0000-0000000000a1"
@@ -19,13 +20,7 @@ USER_ID = "00000000-0000-0000-0000-0000000000a1"
 def test_new_users_are_announced_only_where_a_broker_carries_events(
     flow: Flow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")  # never connected
-    monkeypatch.setenv("SANDWICH_FLOW", flow.value)
-    get_settings.cache_clear()
-    try:
-        context = create_app().state.service.context
-    finally:
-        get_settings.cache_clear()
+    context = built_context(create_app, monkeypatch, flow)
     assert isinstance(context, UsersContext)
     events = context.announce_new_user(Profile(USER_ID, "alice", "alice@example.org", None, None))
     assert [event.envelope.type for event in events] == ([] if flow is Flow.SYNC else [USER_CREATED])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from sandwich.platform.sealing import Sealer
-from sandwich.platform.settings import get_settings
 from sandwich.services.web.app import create_app
 from sandwich.services.web.context import WebContext
 from sandwich.services.web.gateway_client import GatewayClient
+from tests.unit.wiring import built_context
 
 pytestmark = pytest.mark.unit
 
@@ -16,13 +16,7 @@ pytestmark = pytest.mark.unit
 def test_the_app_carries_a_web_context_without_its_sealer_before_startup(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")  # never connected
-    monkeypatch.setenv("SANDWICH_TRACES_URL", "http://traces.example/")
-    get_settings.cache_clear()
-    try:
-        context = create_app().state.service.context
-    finally:
-        get_settings.cache_clear()
+    context = built_context(create_app, monkeypatch, SANDWICH_TRACES_URL="http://traces.example/")
     assert isinstance(context, WebContext)
     assert isinstance(context.gateway, GatewayClient)
     assert context.traces_url == "http://traces.example/"

@@ -32,7 +32,7 @@ def create_app() -> FastAPI:
         unit_of_work=lambda: SqlBasketUnitOfWork(database, service.announce_committed),
         menu=MenuCatalog(service.http),
     )
-    consumer = PaidOrdersConsumer(database)
+    consumer = PaidOrdersConsumer()
     service.consume(
         TOPIC_ORDER_EVENTS, CONSUMER, consumer.on_order_event, wants=concerns_basket, kinds={"paid"}
     )

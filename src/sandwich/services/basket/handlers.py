@@ -11,7 +11,6 @@ import uuid
 
 import structlog
 
-from sandwich.platform.db import Database
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
 from sandwich.platform.sql import Connection
 from sandwich.services.basket import commands
@@ -56,15 +55,12 @@ def concerns_basket(envelope: Envelope) -> bool:
 class PaidOrdersConsumer:
     """The consumer registered with the platform for order events."""
 
-    def __init__(self, database: Database):
-        self.database = database
-
     async def apply(self, conn: Connection, envelope: Envelope) -> Outcome:
         """Apply one event in the caller's transaction on `conn`."""
         order = paid_order(envelope)
         if order is None:
             return "ignored"
-        outcome = await commands.take_out_paid_order(order, SqlBasketUnitOfWork.joining(conn, self.database))
+        outcome = await commands.take_out_paid_order(order, SqlBasketUnitOfWork.joining(conn))
         if outcome == "applied":
             log.info("basket_emptied_by_order", order_id=str(order.order_id), user_id=str(order.user_id))
         return outcome

@@ -13,7 +13,7 @@ from sandwich.platform.settings import Flow, get_settings
 from sandwich.services.billing.api import router
 from sandwich.services.billing.context import BillingContext
 from sandwich.services.billing.faults import InjectedDelay
-from sandwich.services.billing.handlers import AccountsConsumer, PaymentsConsumer
+from sandwich.services.billing.handlers import PaymentsConsumer, on_user_event
 from sandwich.services.billing.unit_of_work import sql_units_of_work
 
 
@@ -35,9 +35,9 @@ def create_app() -> FastAPI:
         injected_delay=InjectedDelay(service.name, service.settings.fault_delay_ms),
     )
     service.context = context
-    service.consume(TOPIC_USER_EVENTS, "billing", AccountsConsumer(service.database).on_user_event)
+    service.consume(TOPIC_USER_EVENTS, "billing", on_user_event)
     if service.settings.flow is Flow.ASYNC:
         # ADR 002: payments travel as events, orders.pending in, billing.payments out.
-        payments = PaymentsConsumer(context, service.database)
+        payments = PaymentsConsumer(context)
         service.consume(TOPIC_ORDERS_PENDING, "billing-payments", payments.on_order_pending)
     return service.create_app(router)

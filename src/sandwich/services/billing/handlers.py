@@ -4,7 +4,6 @@ claim, on the connection it is given, through a unit of work joining it."""
 
 from __future__ import annotations
 
-from sandwich.platform.db import Database
 from sandwich.platform.events import ORDER_PENDING, USER_CREATED, Envelope, OrderPending, UserCreated
 from sandwich.platform.sql import Connection
 from sandwich.services.billing import commands
@@ -12,32 +11,25 @@ from sandwich.services.billing.context import BillingContext
 from sandwich.services.billing.unit_of_work import SqlBillingUnitOfWork
 
 
-class AccountsConsumer:
+async def on_user_event(conn: Connection, envelope: Envelope) -> None:
     """UserCreated: open the new user's account (one statement with the inbox claim's transaction)."""
-
-    def __init__(self, database: Database):
-        self.database = database
-
-    async def on_user_event(self, conn: Connection, envelope: Envelope) -> None:
-        if envelope.type != USER_CREATED:
-            return
-        user = UserCreated.model_validate(envelope.payload)
-        uow = SqlBillingUnitOfWork.joining(conn, self.database)
-        await commands.open_account(user.user_id, user.username, uow)
+    if envelope.type != USER_CREATED:
+        return
+    user = UserCreated.model_validate(envelope.payload)
+    await commands.open_account(user.user_id, user.username, SqlBillingUnitOfWork.joining(conn))
 
 
 class PaymentsConsumer:
     """ADR 002: charge an OrderPending and announce the verdict as PaymentProcessed, in one transaction
     with the ledger row and the inbox claim (so a redelivered OrderPending charges nothing twice)."""
 
-    def __init__(self, context: BillingContext, database: Database):
+    def __init__(self, context: BillingContext):
         self.context = context
-        self.database = database
 
     async def on_order_pending(self, conn: Connection, envelope: Envelope) -> None:
         if envelope.type != ORDER_PENDING:
             return
         pending = OrderPending.model_validate(envelope.payload)
         await self.context.injected_delay()
-        uow = SqlBillingUnitOfWork.joining(conn, self.database)
+        uow = SqlBillingUnitOfWork.joining(conn)
         await commands.pay_for_order(pending, uow, self.context.envelopes)

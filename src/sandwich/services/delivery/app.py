@@ -43,7 +43,7 @@ def create_app() -> FastAPI:
     service.consume(
         TOPIC_ORDER_EVENTS,
         CONSUMER,
-        OrderEventHandler(food_points, database),
+        OrderEventHandler(food_points),
         wants=concerns_delivery,
         kinds=TRACKED_STATUSES,
     )

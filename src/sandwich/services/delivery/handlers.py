@@ -7,7 +7,6 @@ event id apply once; the version rule in storage makes a stale or duplicated eve
 
 from __future__ import annotations
 
-from sandwich.platform.db import Database
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
 from sandwich.platform.sql import Connection
 from sandwich.services.delivery.commands import apply_order_update
@@ -35,14 +34,13 @@ class OrderEventHandler:
     commits (so the use case's unit joins it). It asks kitchen for a ready order's pickup point
     there, briefly (ports.KITCHEN_TIMEOUT_SECONDS, cached)."""
 
-    def __init__(self, food_points: PickupPoints, database: Database):
+    def __init__(self, food_points: PickupPoints):
         self.food_points = food_points
-        self.database = database
 
     async def __call__(self, conn: Connection, envelope: Envelope) -> None:
         if envelope.type != ORDER_EVENT:
             return
         update = delivery_update(envelope)
         if update is not None:
-            uow = SqlDeliveryUnitOfWork.joining(conn, self.database)
+            uow = SqlDeliveryUnitOfWork.joining(conn)
             await apply_order_update(update, uow, self.food_points)

@@ -55,7 +55,7 @@ def create_app() -> FastAPI:
     service.consume(
         TOPIC_ORDER_EVENTS,
         CONSUMER,
-        order_events_consumer(database),
+        order_events_consumer(),
         wants=concerns_kitchen,
         kinds=STATUSES_OF_INTEREST,
     )

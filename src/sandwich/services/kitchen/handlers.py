@@ -18,9 +18,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sandwich.platform.db import Database
 from sandwich.platform.events import ORDER_EVENT, Envelope, OrderEvent, carries_order_status
-from sandwich.platform.inbox import IN_TRANSACTION, Effect, EnvelopeHandler, InTransaction, OneStatement
+from sandwich.platform.inbox import IN_TRANSACTION, Effect, InTransaction, OneStatement
 from sandwich.platform.sql import Connection
 from sandwich.services.kitchen import storage
 from sandwich.services.kitchen.commands import apply_order_event
@@ -78,18 +77,14 @@ def concerns_kitchen(envelope: Envelope) -> bool:
     return carries_order_status(envelope, STATUSES_OF_INTEREST)
 
 
-def order_event_handler(database: Database) -> EnvelopeHandler:
+async def handle_order_event(conn: Connection, envelope: Envelope) -> None:
     """The consumer of the rarer events (cancelled, ready...): the platform's inbox runs it once per
     event id, in one transaction with the claim, which the unit joins."""
-
-    async def handle_order_event(conn: Connection, envelope: Envelope) -> None:
-        if envelope.type != ORDER_EVENT:
-            return
-        event = order_event(envelope)
-        pending = pending_order(event) if event.status == "paid" else None
-        await apply_order_event(event, SqlKitchenUnitOfWork.joining(conn, database), pending)
-
-    return handle_order_event
+    if envelope.type != ORDER_EVENT:
+        return
+    event = order_event(envelope)
+    pending = pending_order(event) if event.status == "paid" else None
+    await apply_order_event(event, SqlKitchenUnitOfWork.joining(conn), pending)
 
 
 async def order_event_effect(envelope: Envelope) -> Effect | InTransaction | None:
@@ -107,6 +102,6 @@ async def order_event_effect(envelope: Envelope) -> Effect | InTransaction | Non
     return IN_TRANSACTION
 
 
-def order_events_consumer(database: Database) -> OneStatement:
+def order_events_consumer() -> OneStatement:
     """What kitchen consumes `order.events` with (app.py)."""
-    return OneStatement(order_event_effect, in_transaction=order_event_handler(database))
+    return OneStatement(order_event_effect, in_transaction=handle_order_event)

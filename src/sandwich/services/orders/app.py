@@ -60,7 +60,7 @@ def create_app() -> FastAPI:
         return SqlOrdersUnitOfWork(service.database, service.announce_committed)
 
     def unit_of_work_in(conn: Connection) -> SqlOrdersUnitOfWork:
-        return SqlOrdersUnitOfWork.joining(conn, service.database)
+        return SqlOrdersUnitOfWork.joining(conn)
 
     ctx = OrdersContext(unit_of_work=unit_of_work, unit_of_work_in=unit_of_work_in, ports=ports)
     service.context = ctx

@@ -59,6 +59,9 @@ def confirm_effect(order_id: str, food_point_id: str) -> Effect | None:
     return Effect(f"confirmed AS ({_CONFIRM}{condition} AND {CLAIMED})", params)
 
 
+_FREE_SLOT = text("UPDATE food_points SET active_orders = active_orders - 1 WHERE id = :id")
+
+
 class PostgresAssignments:
     """The assignments on one connection."""
 
@@ -156,10 +159,7 @@ class PostgresAssignments:
         ).one_or_none()
         if row is None:
             return None
-        await self.conn.execute(
-            text("UPDATE food_points SET active_orders = active_orders - 1 WHERE id = :id"),
-            {"id": row.food_point_id},
-        )
+        await self._free_slot(row.food_point_id)
         needs = {str(k): int(v) for k, v in dict(json_value(row.needs)).items()}
         for ingredient in sorted(needs):
             await self.conn.execute(
@@ -186,8 +186,9 @@ class PostgresAssignments:
         ).one_or_none()
         if row is None:
             return None
-        await self.conn.execute(
-            text("UPDATE food_points SET active_orders = active_orders - 1 WHERE id = :id"),
-            {"id": row.food_point_id},
-        )
+        await self._free_slot(row.food_point_id)
         return str(row.food_point_id)
+
+    async def _free_slot(self, food_point_id: uuid.UUID) -> None:
+        """One slot of the food point is free again (released or cooked)."""
+        await self.conn.execute(_FREE_SLOT, {"id": food_point_id})
